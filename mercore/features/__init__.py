@@ -1,0 +1,1 @@
+"""Feature extractors (frames, flow, strain, differences, sequences) and their on-disk cache."""

@@ -1,0 +1,157 @@
+"""The five interfaces of the product card, plus the ``Method`` a plugin hands to the core.
+
+A method is a composition: feature extractors turn clips into arrays, encoders and fusions
+(``torch.nn.Module``s) turn arrays into logits, trainer stages fit the model on one LOSO fold,
+and an evaluator runs the protocol. The core owns the loop over folds; plugins never do.
+"""
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from .sample import Sample
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .data.tensors import FoldData, TensorSet
+
+
+class FeatureExtractor(abc.ABC):
+    """Clip -> one array. Pure and deterministic, so results are cached on disk.
+
+    Subclasses set ``name`` (the registry key), bump ``version`` whenever the algorithm changes
+    (that invalidates cached results) and take their parameters as keyword arguments; the
+    parameters returned by :meth:`params` form the cache key together with the clip's content.
+    """
+
+    name: ClassVar[str]
+    version: ClassVar[str] = "1"
+
+    def __init__(self, **params: Any) -> None:
+        self._params = dict(params)
+
+    def params(self) -> dict[str, Any]:
+        """Parameters that change the output; part of the cache key."""
+        return dict(self._params)
+
+    @abc.abstractmethod
+    def extract(self, sample: Sample, features: "FeatureSource") -> np.ndarray:
+        """Compute the array for ``sample``; other features come from ``features`` (cached)."""
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in sorted(self._params.items()))
+        return f"{type(self).__name__}({args})"
+
+
+class FeatureSource(abc.ABC):
+    """What an extractor may ask for: other features of the same clip, through the cache."""
+
+    @abc.abstractmethod
+    def get(self, name: str, sample: Sample, **params: Any) -> np.ndarray:
+        """The (cached) output of extractor ``name`` with ``params`` on ``sample``."""
+
+
+class Encoder(nn.Module):
+    """Maps one input stream to features. ``out_features`` tells the next module its width."""
+
+    out_features: int
+
+
+class Fusion(nn.Module):
+    """Combines several streams (a mapping name -> tensor, or a sequence) into one."""
+
+
+@dataclass
+class StageContext:
+    """What a trainer stage may use besides the model and the data of its fold.
+
+    ``log_metric`` goes to the tracker (one nested run per fold); ``extract`` computes features
+    for samples of the *training* fold (e.g. of magnified clips) through the shared cache.
+    """
+
+    device: torch.device
+    seed: int
+    num_classes: int
+    class_names: tuple[str, ...]
+    fold: str
+    work_dir: Path
+    amp_dtype: torch.dtype | None = None
+    log_metric: Callable[[str, float, int], None] = lambda key, value, step: None
+    progress: bool = True
+    extract: Callable[..., torch.Tensor] | None = None
+    stage: str = ""
+
+    def generator(self, offset: int = 0) -> torch.Generator:
+        """A seeded CPU generator, so shuffling and sampling repeat exactly."""
+        return torch.Generator().manual_seed(self.seed + offset)
+
+
+class Trainer(abc.ABC):
+    """How a model is fitted on one training fold. A method chains several as stages."""
+
+    name: ClassVar[str] = "trainer"
+
+    @abc.abstractmethod
+    def fit(self, model: nn.Module, data: "FoldData", ctx: StageContext) -> nn.Module:
+        """Train ``model`` on ``data.train`` (``data.val`` holds training subjects only) and return it."""
+
+
+class Evaluator(abc.ABC):
+    """Runs a protocol over a dataset and computes the metrics of the pooled predictions."""
+
+    @abc.abstractmethod
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        """Run the protocol; return a result with per-sample predictions and metrics."""
+
+
+@dataclass(frozen=True)
+class FeatureRequest:
+    """One model input stream: which extractor, with which parameters."""
+
+    extractor: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Method(abc.ABC):
+    """A published method as a plugin hands it over.
+
+    ``default_config`` is the paper's setup (usually read from the plugin's YAML); ``profiles``
+    hold named overrides (``quick`` for CPU runs). The core merges config layers, then asks
+    the method for its input streams, its model and its trainer stages.
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str] = ""
+    variants: ClassVar[Mapping[str, str]] = {}
+    default_variant: ClassVar[str | None] = None
+    #: input kinds the method can run on: "clips" (raw frames) and/or "flow-release"
+    inputs: ClassVar[tuple[str, ...]] = ("clips",)
+
+    @abc.abstractmethod
+    def default_config(self) -> dict[str, Any]:
+        """The paper's hyperparameters, as a nested dict; ``variant`` overrides live under ``variants``."""
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        """Named config overrides, e.g. ``{"quick": {...}}`` for a CPU-sized run."""
+        return {}
+
+    @abc.abstractmethod
+    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """Input streams by the names the model's ``forward`` reads from its batch dict."""
+
+    @abc.abstractmethod
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        """A fresh model; ``forward(batch: dict[str, Tensor]) -> logits (B, num_classes)``."""
+
+    @abc.abstractmethod
+    def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
+        """Trainer stages run in order on every fold."""
+
+    def augment(self, config: Mapping[str, Any]) -> Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None:
+        """Optional training-time augmentation of a batch (applied by trainers that accept it)."""
+        return None

@@ -1,0 +1,210 @@
+"""Plugin discovery and the registry of what plugins contribute.
+
+Entry points of the group ``mer`` are loaded one by one inside ``try``: a plugin that fails to
+import or whose hook raises is recorded with its error and the others still load (pluggy's own
+``load_setuptools_entrypoints`` would stop at the first failure). Two plugins registering one
+name is an error naming both. Environment switches, in the style of llm and tox:
+
+* ``MER_PLUGINS=a,b``: load only these entry points (the core's builtins always load);
+* ``MER_DISABLE_PLUGINS=a,b``: skip these;
+* ``MER_STRICT_PLUGINS=1``: re-raise a plugin's error instead of recording it.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib
+import importlib.metadata as md
+import inspect
+import os
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import pluggy
+
+from . import hookspecs
+
+ENTRY_POINT_GROUP = "mer"
+BUILTIN = "mercore-builtin"
+
+
+class PluginError(RuntimeError):
+    """A plugin could not be loaded or registered something invalid."""
+
+
+class UnknownNameError(KeyError):
+    """A name not in the registry; the message lists the valid ones."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; we want it plain
+        return str(self.args[0])
+
+
+@dataclass
+class Entry:
+    name: str
+    obj: Any
+    plugin: str
+
+
+@dataclass
+class PluginInfo:
+    name: str
+    distribution: str | None
+    version: str | None
+    module: str
+    error: str | None = None
+    traceback: str | None = None
+
+
+@dataclass
+class Registry:
+    """Methods, datasets and feature extractors by name, each with the plugin it came from."""
+
+    methods: dict[str, Entry] = field(default_factory=dict)
+    datasets: dict[str, Entry] = field(default_factory=dict)
+    extractors: dict[str, Entry] = field(default_factory=dict)
+    plugins: dict[str, PluginInfo] = field(default_factory=dict)
+    manager: pluggy.PluginManager | None = None
+
+    # lookups ---------------------------------------------------------------------------------
+    def _get(self, table: dict[str, Entry], kind: str, name: str) -> Any:
+        if name not in table:
+            broken = [p.name for p in self.plugins.values() if p.error]
+            hint = f" (plugins that failed to load: {', '.join(broken)}; see `mer plugins`)" if broken else ""
+            raise UnknownNameError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(table)) or '(none)'}{hint}")
+        return table[name].obj
+
+    def method(self, name: str) -> Any:
+        obj = self._get(self.methods, "method", name)
+        return obj() if inspect.isclass(obj) else obj
+
+    def dataset(self, name: str) -> Any:
+        obj = self._get(self.datasets, "dataset", name)
+        return obj() if inspect.isclass(obj) else obj
+
+    def extractor(self, name: str) -> type:
+        return self._get(self.extractors, "feature extractor", name)
+
+    def list(self, kind: str, pattern: str = "*") -> list[str]:
+        table = {"methods": self.methods, "datasets": self.datasets, "extractors": self.extractors}[kind]
+        return sorted(n for n in table if fnmatch.fnmatch(n, pattern))
+
+    # registration ----------------------------------------------------------------------------
+    def _add(self, table: dict[str, Entry], kind: str, obj: Any, plugin: str) -> None:
+        name = getattr(obj, "name", None)
+        if not isinstance(name, str) or not name:
+            raise PluginError(f"plugin {plugin!r} registered a {kind} without a string `name`: {obj!r}")
+        if name in table and table[name].plugin != plugin:
+            raise PluginError(f"{kind} {name!r} is registered by both plugin {table[name].plugin!r} and plugin {plugin!r}")
+        table[name] = Entry(name, obj, plugin)
+
+
+def _call_hooks(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, plugin: Any, strict: bool) -> None:
+    """Run one plugin's registration hooks into ``registry``; on error roll back its entries."""
+    tables = (("mer_register_methods", registry.methods, "method"),
+              ("mer_register_datasets", registry.datasets, "dataset"),
+              ("mer_register_feature_extractors", registry.extractors, "feature extractor"))
+    snapshot = [dict(t) for _, t, _ in tables]
+    try:
+        for hook_name, table, kind in tables:
+            impl = getattr(plugin, hook_name, None)
+            if impl is None:
+                continue
+            impl(register=lambda obj, _t=table, _k=kind: registry._add(_t, _k, obj, plugin_name))
+    except Exception as exc:  # a broken plugin must not break the others
+        for (_, table, _), saved in zip(tables, snapshot):
+            table.clear()
+            table.update(saved)
+        if strict:
+            raise
+        info = registry.plugins[plugin_name]
+        info.error = f"{type(exc).__name__}: {exc}"
+        info.traceback = traceback.format_exc()
+        pm.unregister(plugin)
+
+
+def _wanted(name: str, only: Iterable[str] | None) -> bool:
+    env_only = [p for p in os.environ.get("MER_PLUGINS", "").split(",") if p]
+    disabled = {p for p in os.environ.get("MER_DISABLE_PLUGINS", "").split(",") if p}
+    if name == BUILTIN:
+        return True
+    if name in disabled:
+        return False
+    if env_only and name not in env_only:
+        return False
+    return only is None or name in set(only)
+
+
+def entry_points() -> list[md.EntryPoint]:
+    return sorted(md.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != BUILTIN, ep.name))
+
+
+def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[tuple[str, Any]] = (),
+                  strict: bool | None = None) -> Registry:
+    """Discover plugins through entry points (and ``extra_plugins``) and collect what they register.
+
+    Args:
+        only: entry-point names to load besides the builtins (``None`` loads all).
+        extra_plugins: ``(name, module_or_object)`` pairs registered directly (tests, scripts).
+        strict: re-raise plugin errors; defaults to ``MER_STRICT_PLUGINS``.
+    """
+    strict = os.environ.get("MER_STRICT_PLUGINS", "") not in ("", "0") if strict is None else strict
+    pm = pluggy.PluginManager("mer")
+    pm.add_hookspecs(hookspecs)
+    registry = Registry(manager=pm)
+    seen: dict[str, str] = {}
+
+    candidates: list[tuple[str, Any, md.EntryPoint | None]] = []
+    for ep in entry_points():
+        if not _wanted(ep.name, only):
+            continue
+        dist = getattr(ep, "dist", None)
+        dist_name = dist.metadata["Name"] if dist is not None else None
+        if ep.name in seen:
+            registry.plugins[f"{ep.name} ({dist_name})"] = PluginInfo(
+                ep.name, dist_name, dist.version if dist else None, ep.value,
+                error=f"duplicate entry point: {ep.name!r} is also provided by {seen[ep.name]!r}; this one is ignored")
+            continue
+        seen[ep.name] = dist_name or ep.value
+        registry.plugins[ep.name] = PluginInfo(ep.name, dist_name, dist.version if dist else None, ep.value)
+        try:
+            obj = ep.load()
+        except Exception as exc:
+            if strict:
+                raise
+            registry.plugins[ep.name].error = f"{type(exc).__name__}: {exc}"
+            registry.plugins[ep.name].traceback = traceback.format_exc()
+            continue
+        candidates.append((ep.name, obj, ep))
+    for name, obj in extra_plugins:
+        registry.plugins[name] = PluginInfo(name, None, None, getattr(obj, "__name__", repr(obj)))
+        candidates.append((name, obj, None))
+
+    for name, obj, _ in candidates:
+        try:
+            pm.register(obj, name=name)
+        except Exception as exc:  # e.g. a hook implementation that matches no spec signature
+            if strict:
+                raise
+            registry.plugins[name].error = f"{type(exc).__name__}: {exc}"
+            continue
+        _call_hooks(registry, pm, name, obj, strict)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        bad = getattr(exc, "plugin", None)
+        bad_name = pm.get_name(bad) if bad is not None else None
+        if strict:
+            raise
+        if bad_name in registry.plugins:
+            registry.plugins[bad_name].error = f"unknown hook: {exc}"
+    return registry
+
+
+def import_object(spec: str) -> Any:
+    """``package.module:attr`` -> the object (used for extension points named in config)."""
+    module, _, attr = spec.partition(":")
+    obj = importlib.import_module(module)
+    for part in filter(None, attr.split(".")):
+        obj = getattr(obj, part)
+    return obj

@@ -1,0 +1,1 @@
+"""Trainers (supervised, pre-training stages, perturbation) and device handling."""
