@@ -70,8 +70,10 @@ class Fusion(nn.Module):
 class StageContext:
     """What a trainer stage may use besides the model and the data of its fold.
 
-    ``log_metric`` goes to the tracker (one nested run per fold); ``extract`` computes features
-    for samples of the *training* fold (e.g. of magnified clips) through the shared cache.
+    ``log_metric`` goes to the tracker (one nested run per fold); ``extract(request, samples)``
+    computes features for samples of the *training* fold (e.g. of magnified clips) through the
+    shared cache, and ``normalize(stream, tensor)`` applies the fold's training-set statistics of
+    input stream ``stream`` (identity when normalisation is off).
     """
 
     device: torch.device
@@ -84,7 +86,7 @@ class StageContext:
     log_metric: Callable[[str, float, int], None] = lambda key, value, step: None
     progress: bool = True
     extract: Callable[..., torch.Tensor] | None = None
-    stage: str = ""
+    normalize: Callable[[str, torch.Tensor], torch.Tensor] = lambda stream, tensor: tensor
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""

@@ -1,0 +1,44 @@
+"""``registry.yaml``: the catalogue of known method plugins, beside what is installed."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+def catalogue_path() -> Path | None:
+    """``$MER_REGISTRY``, else the ``registry.yaml`` of the source tree ``mercore`` runs from."""
+    if os.environ.get("MER_REGISTRY"):
+        return Path(os.environ["MER_REGISTRY"])
+    candidate = Path(__file__).resolve().parents[1] / "registry.yaml"
+    return candidate if candidate.exists() else None
+
+
+def read_catalogue(path: Path | None = None) -> dict[str, dict[str, Any]]:
+    path = path or catalogue_path()
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text()) or {}
+    plugins = data.get("plugins", {})
+    if not isinstance(plugins, dict):
+        raise ValueError(f"{path}: `plugins` must be a mapping of name -> entry")
+    return plugins
+
+
+def installed_status() -> dict[str, dict[str, Any]]:
+    """Installed plugins by method name (and broken ones by entry-point name) with version and error."""
+    from .plugins import BUILTIN, load_registry
+
+    registry = load_registry()
+    out: dict[str, dict[str, Any]] = {}
+    for method_name, entry in registry.methods.items():
+        info = registry.plugins.get(entry.plugin)
+        out[method_name] = {"entry_point": entry.plugin, "distribution": info.distribution if info else None,
+                            "version": info.version if info else None, "error": None}
+    for name, info in registry.plugins.items():
+        if info.error and name != BUILTIN:
+            out[info.name] = {"entry_point": info.name, "distribution": info.distribution, "version": info.version,
+                              "error": info.error}
+    return out

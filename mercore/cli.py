@@ -1,0 +1,186 @@
+"""The ``mer`` command line. Heavy imports (torch, mlflow) happen inside commands, so
+``mer --help`` and ``mer plugins`` stay fast."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+EXIT_USAGE = 2
+
+
+def _fail(exc: BaseException) -> None:
+    raise click.ClickException(str(exc)) from exc
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="mercore")
+def cli() -> None:
+    """mer: leave-one-subject-out evaluation of micro-expression recognition methods."""
+
+
+@cli.command()
+@click.option("--plugin", "-p", "plugin", required=True, help="Method to run (see `mer plugins`).")
+@click.option("--variant", "-v", default=None, help="Method variant (e.g. c or p for mpfnet).")
+@click.option("--dataset", "-d", default="synthetic", show_default=True, help="Dataset (see `mer datasets`).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="Folder holding the corpus as distributed (not needed for synthetic).")
+@click.option("--task", default=None, help="Label task, e.g. megc3 or sde5 (dataset default otherwise).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML overrides.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
+@click.option("--profile", default=None,
+              help="Config profile: `paper` (the paper's setup) or a method's named profile such as `quick`. "
+                   "Default: quick on the synthetic corpus, paper otherwise.")
+@click.option("--subjects", multiple=True, help="Restrict LOSO to these subjects (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
+@click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
+              help="Adapter option, e.g. -D subjects=8 for the synthetic generator.")
+@click.option("--skip-invalid", is_flag=True, help="Skip malformed annotation rows and report them.")
+@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
+@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+              help="Feature cache, synthetic corpus and run folders.")
+@click.option("--fresh", is_flag=True, help="Recompute folds finished by an earlier identical run.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
+        config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
+        device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
+        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, quiet: bool) -> None:
+    """Run a leave-one-subject-out evaluation of a method."""
+    from .config import ConfigError, parse_set
+    from .data.dataset import DatasetError
+    from .features.store import FeatureError
+    from .plugins import PluginError, UnknownNameError
+    from .reporting import metrics_table
+    from .runner import QUICK, default_profile, load_method, run as run_loso
+
+    try:
+        registry, method = load_method(None, plugin)
+        chosen = default_profile(method, dataset, profile)
+        if chosen == QUICK and profile is None:
+            click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
+                        f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
+        result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
+                          config_file=config_file, overrides=list(sets), profile=chosen,
+                          subjects=list(subjects) or None, device=device, tracking=tracking,
+                          tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
+                          skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
+                          progress=not quiet, registry=registry)
+    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError) as exc:
+        _fail(exc)
+    meta = result.config["meta"]
+    click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
+               f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
+               f"{meta['samples']} samples (predictions pooled over folds)")
+    if result.reused_folds:
+        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes)")
+    click.echo(metrics_table(result))
+    click.echo(f"\nRun folder: {result.run_dir}")
+    if result.mlflow_run_id:
+        click.echo(f"MLflow run: {result.mlflow_run_id} (open with: mlflow ui --backend-store-uri "
+                   f"{tracking_uri or 'sqlite:///mlflow.db'})")
+
+
+@cli.group(invoke_without_command=True)
+@click.pass_context
+def plugins(ctx: click.Context) -> None:
+    """Method plugins: the registry and what is installed."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from .catalogue import installed_status, read_catalogue
+
+    catalogue = read_catalogue()
+    status = installed_status()
+    click.echo(f"{'name':<10} {'status':<14} {'version':<9} {'distribution':<14} paper")
+    for name, entry in catalogue.items():
+        st = status.get(name)
+        state = "installed" if st and not st.get("error") else ("BROKEN" if st else "not installed")
+        paper = entry.get("paper", {})
+        click.echo(f"{name:<10} {state:<14} {(st or {}).get('version') or '-':<9} {entry.get('distribution', '-'):<14} "
+                   f"{paper.get('title', '')[:60]} ({paper.get('venue', '')} {paper.get('year', '')})")
+    for name, st in status.items():
+        if name not in catalogue:
+            state = "BROKEN" if st.get("error") else "installed"
+            click.echo(f"{name:<10} {state:<14} {st.get('version') or '-':<9} {st.get('distribution') or '-':<14} "
+                       "(not in registry.yaml)")
+    for name, st in status.items():
+        if st.get("error"):
+            click.secho(f"plugin {name!r} failed to load: {st['error']}", fg="red", err=True)
+
+
+@plugins.command("info")
+@click.argument("name")
+def plugins_info(name: str) -> None:
+    """Everything the registry and the installed plugin say about NAME."""
+    import yaml
+
+    from .catalogue import installed_status, read_catalogue
+
+    catalogue = read_catalogue()
+    status = installed_status()
+    if name not in catalogue and name not in status:
+        _fail(ValueError(f"unknown plugin {name!r}; choose one of: {', '.join(sorted(set(catalogue) | set(status)))}"))
+    click.echo(yaml.safe_dump({name: {**catalogue.get(name, {}), "installed": status.get(name)}}, sort_keys=False))
+
+
+@cli.command()
+def datasets() -> None:
+    """Datasets and their tasks."""
+    from .plugins import load_registry
+
+    registry = load_registry()
+    for name in registry.list("datasets"):
+        ds = registry.dataset(name)
+        tasks = ", ".join(f"{t} ({', '.join(ls.classes)})" for t, ls in ds.tasks.items())
+        root = "built in" if not ds.requires_root else "needs --data-root"
+        click.echo(f"{name:<12} [{registry.datasets[name].plugin}; {ds.kind}; {root}] {ds.description}\n    tasks: {tasks}")
+
+
+@cli.command()
+@click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the corpus into.")
+@click.option("--subjects", default=16, show_default=True)
+@click.option("--clips-per-subject", default=8, show_default=True)
+@click.option("--size", default=128, show_default=True)
+@click.option("--seed", default=0, show_default=True)
+def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int) -> None:
+    """Write the synthetic micro-expression corpus in the CASME II layout."""
+    from .data.synthetic import generate
+
+    path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed)
+    click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
+
+
+@cli.command()
+@click.option("--plugin", "-p", "plugin", required=True)
+@click.option("--variant", "-v", default=None)
+@click.option("--profile", default="paper", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--runs", default=30, show_default=True, help="Timed single-sample forward passes.")
+@click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
+def profile(plugin: str, variant: str | None, profile: str, sets: tuple[str, ...], runs: int, threads: int | None) -> None:
+    """Parameters, FLOPs and median single-sample CPU latency of a method's model."""
+    from .config import ConfigError
+    from .plugins import UnknownNameError
+    from .profiling import profile_method
+    from .runner import load_method
+
+    try:
+        _, method = load_method(None, plugin)
+        report = profile_method(method, variant=variant, profile=profile, sets=list(sets), runs=runs, threads=threads)
+    except (ConfigError, UnknownNameError) as exc:
+        _fail(exc)
+    for key, value in report.items():
+        click.echo(f"{key:<22} {value}")
+
+
+def main() -> None:
+    """Console-script entry point; plugins may add commands through ``mer_register_commands``."""
+    from .plugins import load_registry
+
+    if len(sys.argv) > 1 and sys.argv[1] not in {c for c in cli.commands} and not sys.argv[1].startswith("-"):
+        registry = load_registry()
+        if registry.manager is not None:
+            registry.manager.hook.mer_register_commands(cli=cli)
+    cli()

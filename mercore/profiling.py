@@ -1,0 +1,67 @@
+"""Model size and speed: parameters, FLOPs and median single-sample latency on real inputs."""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from .config import resolve_config
+from .data.dataset import LoadOptions
+from .features.store import FeatureStore, build_inputs
+from .interfaces import Method
+from .plugins import load_registry
+
+
+def count_parameters(model: torch.nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def count_flops(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> int:
+    """FLOPs of one forward pass as counted by torch (a multiply-add counts as 2)."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(batch)
+    return int(counter.get_total_flops())
+
+
+def median_latency_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], runs: int = 30, warmup: int = 5) -> float:
+    times = []
+    with torch.no_grad():
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            model(batch)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000)
+    return statistics.median(times)
+
+
+def example_batch(method: Method, config: dict[str, Any], cache_dir: Path = Path(".mer")) -> dict[str, torch.Tensor]:
+    """One real sample's inputs, from the first clip of the built-in synthetic corpus."""
+    registry = load_registry()
+    data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=cache_dir))
+    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
+    return build_inputs(store, method.features(config), data.samples[:1], progress=False)
+
+
+def profile_method(method: Method, *, variant: str | None = None, profile: str = "paper", sets: Sequence[str] = (),
+                   runs: int = 30, threads: int | None = None, num_classes: int = 3) -> dict[str, Any]:
+    """The figures `mer profile` prints (and the benchmarks record)."""
+    if threads:
+        torch.set_num_threads(threads)
+    config = resolve_config(method, variant=variant, profile=profile, sets=sets)
+    model = method.build_model(config, num_classes).eval()
+    batch = example_batch(method, config)
+    return {
+        "method": method.name,
+        "variant": config["meta"]["variant"],
+        "profile": config["meta"]["profile"],
+        "inputs": {k: tuple(v.shape[1:]) for k, v in batch.items()},
+        "parameters": count_parameters(model),
+        "gflops": round(count_flops(model, batch) / 1e9, 4),
+        "latency_ms_median": round(median_latency_ms(model, batch, runs=runs), 2),
+        "threads": torch.get_num_threads(),
+        "device": "cpu",
+    }

@@ -1,0 +1,112 @@
+"""``mer run`` as a function: plugin -> dataset -> config -> LOSO -> metrics -> MLflow."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from .config import ConfigError, resolve_config
+from .data.dataset import LoadedDataset, LoadOptions
+from .evaluation.loso import LOSOEvaluator
+from .evaluation.results import RunResult
+from .features.store import FeatureStore
+from .interfaces import Method
+from .plugins import Registry, UnknownNameError, load_registry
+from .reporting import write_artifacts
+from .tracking import make_tracker
+
+QUICK = "quick"
+
+
+def load_method(registry: Registry | None, name: str) -> tuple[Registry, Method]:
+    """Import only the plugin named ``name`` (plus builtins); fall back to all plugins when the
+    method lives in a plugin whose entry point has another name."""
+    registry = registry or load_registry(only=[name])
+    if name not in registry.methods:
+        registry = load_registry()
+    return registry, registry.method(name)
+
+
+def select_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> LoadedDataset:
+    """Keep the samples of the named subjects (``sub01`` or ``casme2/sub01``)."""
+    if not subjects:
+        return data
+    wanted = set(subjects)
+    kept = [s for s in data.samples if s.subject in wanted or s.group in wanted]
+    found = {s.subject for s in kept} | {s.group for s in kept}
+    missing = sorted(w for w in wanted if w not in found)
+    if missing:
+        raise ConfigError(f"--subjects: no samples for {', '.join(missing)}; subjects are: {', '.join(data.subjects)}")
+    return LoadedDataset(data.name, data.task, data.labels, kept, data.skipped)
+
+
+def default_profile(method: Method, dataset: str, profile: str | None) -> str:
+    """The quick profile is the default on the built-in synthetic corpus, the paper's setup elsewhere."""
+    if profile:
+        return profile
+    return QUICK if dataset == "synthetic" and QUICK in method.profiles() else "paper"
+
+
+def run_key(parts: Mapping[str, Any]) -> str:
+    """Runs with the same method, data and config share a folder, so a rerun resumes."""
+    relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
+    relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
+    return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
+        data_root: Path | str | None = None, config_file: Path | str | None = None,
+        overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
+        subjects: Sequence[str] | None = None, device: str | None = None, tracking: bool = True,
+        tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
+        skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
+        progress: bool = True, registry: Registry | None = None, run_name: str | None = None) -> RunResult:
+    """Run a LOSO evaluation of ``method`` and return the pooled result.
+
+    ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
+    """
+    if isinstance(method, str):
+        registry, method_obj = load_method(registry, method)
+    else:
+        registry, method_obj = registry or load_registry(), method
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    if device:
+        sets.append(f"run.device={device}")
+    profile = default_profile(method_obj, dataset, profile)
+    config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets)
+    variant = config["meta"]["variant"]
+    ds = registry.dataset(dataset)
+    if ds.requires_root and data_root is None:
+        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
+    cache_dir = Path(cache_dir)
+    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
+    data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
+    if ds.kind not in method_obj.inputs and not _inputs_overridden(config):
+        raise ConfigError(f"method {method_obj.name} reads {', '.join(method_obj.inputs)} but dataset {dataset!r} "
+                          f"provides {ds.kind}")
+    config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
+                           "subjects": len(data.subjects)})
+    key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
+                   "samples": [s.key for s in data.samples], "config": config, "options": options.extra})
+    run_dir = cache_dir / "runs" / f"{method_obj.name}-{dataset}-{key}"
+    if fresh and run_dir.exists():
+        shutil.rmtree(run_dir)
+    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
+    evaluator = LOSOEvaluator(store, run_dir, progress=progress)
+    tracker = make_tracker(tracking, tracking_uri, experiment)
+    tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
+            "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}
+    name = run_name or f"{method_obj.name}{'-' + variant if variant else ''} {dataset} {data.task}"
+    with tracker.parent(name, config, tags):
+        result = evaluator.evaluate(method_obj, data, config, variant=variant, on_fold=tracker.log_fold)
+        result.mlflow_run_id = tracker.run_id
+        artifacts = write_artifacts(result, run_dir / "artifacts")
+        tracker.log_result(result, artifacts)
+    return result
+
+
+def _inputs_overridden(config: Mapping[str, Any]) -> bool:
+    """A config whose feature section names release extractors can run on flow releases."""
+    return "release_" in json.dumps(config.get("features", {}))

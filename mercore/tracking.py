@@ -1,0 +1,91 @@
+"""MLflow tracking: one parent run per ``mer run``, one nested run per fold.
+
+MLflow is imported lazily (it costs seconds), and all logging happens in the main process from
+finished fold results, so parallel or resumed folds produce the same record.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import platform
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .config import flatten
+from .evaluation.results import FoldResult, RunResult
+
+DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+
+
+class Tracker:
+    """No-op tracker (``--no-tracking``); the MLflow one overrides every method."""
+
+    run_id: str | None = None
+
+    @contextlib.contextmanager
+    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+        yield self
+
+    def log_fold(self, fold: FoldResult, reused: bool) -> None:
+        pass
+
+    def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
+        pass
+
+
+class MlflowTracker(Tracker):
+    def __init__(self, uri: str | None = None, experiment: str = "mer") -> None:
+        import mlflow
+
+        self.mlflow = mlflow
+        self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
+        mlflow.set_tracking_uri(self.uri)
+        mlflow.set_experiment(experiment)
+        self.run_id = None
+
+    @contextlib.contextmanager
+    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+        import torch
+
+        env_tags = {"mer.torch": torch.__version__, "mer.python": platform.python_version(),
+                    "mer.host": platform.node()}
+        if torch.cuda.is_available():
+            env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
+        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}) as run:
+            self.run_id = run.info.run_id
+            params = {k: str(v)[:6000] for k, v in flatten(config).items()}
+            items = list(params.items())
+            for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+                self.mlflow.log_params(dict(items[i:i + 100]))
+            yield self
+
+    def log_fold(self, fold: FoldResult, reused: bool) -> None:
+        from mlflow.entities import Metric
+
+        from .metrics import scores
+
+        with self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
+                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run:
+            self.mlflow.log_params({"test_subject": fold.fold, "n_train": fold.n_train, "n_val": fold.n_val,
+                                    "n_test": len(fold.keys)})
+            client = self.mlflow.tracking.MlflowClient()
+            history = [Metric(k.replace("/", "."), v, 0, s) for k, v, s in fold.history]
+            for i in range(0, len(history), 1000):
+                client.log_batch(run.info.run_id, metrics=history[i:i + 1000])
+            n_classes = max([*fold.y_true, *fold.y_pred, 0]) + 1
+            fold_scores = scores(fold.y_true, fold.y_pred, n_classes)
+            self.mlflow.log_metrics({"test_acc": fold_scores.acc, "seconds": fold.seconds})
+
+    def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
+        metrics = result.scores().as_dict()
+        metrics.update(result.baseline_scores().as_dict("baseline_"))
+        for d, s in result.per_dataset().items():
+            if len(result.datasets) > 1:
+                metrics.update(s.as_dict(f"{d}_"))
+        self.mlflow.log_metrics(metrics)
+        for path in artifacts:
+            self.mlflow.log_artifact(str(path))
+
+
+def make_tracker(enabled: bool = True, uri: str | None = None, experiment: str = "mer") -> Tracker:
+    return MlflowTracker(uri, experiment) if enabled else Tracker()

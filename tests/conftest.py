@@ -1,0 +1,128 @@
+"""Shared fixtures: a toy corpus and method that need no frames, and an isolated MLflow store."""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import mercore
+from mercore import FeatureRequest, LoadedDataset, Method, Sample, SupervisedTrainer, hookimpl
+
+torch.set_num_threads(1)
+
+
+class ToyDataset(mercore.Dataset):
+    """6 subjects x 9 clips; the class is in the toy feature, plus per-subject offsets and noise."""
+
+    name = "toy"
+    tasks = {"megc3": mercore.MEGC3}
+    requires_root = False
+
+    def load(self, root, options):
+        samples = []
+        for s in range(6):
+            for c in range(9):
+                label = [0, 0, 0, 0, 1, 1, 2, 2, 0][c]
+                samples.append(Sample("toy", f"s{s}", f"c{c}", emotion=str(label), labels={"megc3": label}))
+        return LoadedDataset(self.name, "megc3", mercore.MEGC3, samples)
+
+
+class ToySignal(mercore.FeatureExtractor):
+    name = "toy_signal"
+
+    def __init__(self, noise: float = 0.5):
+        super().__init__(noise=noise)
+
+    def extract(self, sample, features):
+        seed = int(hashlib.sha256(sample.key.encode()).hexdigest()[:8], 16)
+        rng = np.random.default_rng(seed)
+        x = rng.normal(0, self._params["noise"], 8).astype(np.float32)
+        x[sample.labels["megc3"]] += 2.0
+        x[3:] += int(sample.subject[1:])  # a subject offset: normalisation must cope with it
+        return x
+
+
+class ToyMethod(Method):
+    name = "toy"
+    variants = {"a": "plain", "b": "plain, other width"}
+    default_variant = "a"
+
+    def default_config(self):
+        return {"features": {"noise": 0.5}, "model": {"hidden": 16},
+                "train": {"optimizer": "adam", "lr": 0.05, "epochs": 30, "batch_size": 16},
+                "data": {"normalize": True}, "variants": {"b": {"model": {"hidden": 8}}}}
+
+    def profiles(self):
+        return {"quick": {"train": {"epochs": 10}}}
+
+    def features(self, config):
+        return {"x": FeatureRequest("toy_signal", {"noise": config["features"]["noise"]})}
+
+    def build_model(self, config, num_classes):
+        net = nn.Sequential(nn.Linear(8, config["model"]["hidden"]), nn.ReLU(), nn.Linear(config["model"]["hidden"], num_classes))
+        return _Wrap(net)
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+class _Wrap(nn.Module):
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, batch):
+        return self.net(batch["x"])
+
+
+def make_toy_plugin():
+    module = types.ModuleType("toy_plugin")
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(ToyMethod)
+
+    @hookimpl
+    def mer_register_datasets(register):
+        register(ToyDataset)
+
+    @hookimpl
+    def mer_register_feature_extractors(register):
+        register(ToySignal)
+
+    module.mer_register_methods = mer_register_methods
+    module.mer_register_datasets = mer_register_datasets
+    module.mer_register_feature_extractors = mer_register_feature_extractors
+    return module
+
+
+@pytest.fixture
+def toy_registry():
+    from mercore.plugins import load_registry
+
+    return load_registry(only=[], extra_plugins=[("toy", make_toy_plugin())])
+
+
+@pytest.fixture(scope="session")
+def _migrated_store(tmp_path_factory) -> Path:
+    """Create and migrate one SQLite MLflow store per session (migrations cost seconds)."""
+    import mlflow
+
+    path = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    mlflow.set_tracking_uri(f"sqlite:///{path}")
+    mlflow.tracking.MlflowClient().search_experiments()
+    return path
+
+
+@pytest.fixture
+def mlflow_uri(_migrated_store, tmp_path) -> str:
+    """A fresh copy of the migrated store for one test."""
+    dest = tmp_path / "mlflow.db"
+    shutil.copy(_migrated_store, dest)
+    return f"sqlite:///{dest}"

@@ -1,0 +1,81 @@
+"""The LOSO loop end to end on the toy method: leak-free, pooled, resumable, tracked."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mercore.config import ConfigError
+from mercore.runner import run
+
+
+def test_loso_run_beats_majority_and_pools(toy_registry, tmp_path):
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    assert len(result.folds) == 6
+    assert sum(len(f.keys) for f in result.folds) == 54
+    for fold in result.folds:  # every test sample belongs to the held-out subject only
+        assert set(fold.subjects) == {fold.fold}
+    assert result.metrics["uf1"] > result.baseline["uf1"] + 0.3
+    # pooled, not averaged per fold: recompute from the stored predictions
+    y_true = [t for f in result.folds for t in f.y_true]
+    y_pred = [p for f in result.folds for p in f.y_pred]
+    from sklearn.metrics import f1_score
+    assert result.metrics["uf1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
+    summary = json.loads((result.run_dir / "artifacts" / "summary.json").read_text())
+    assert summary["overall"]["uf1"] == pytest.approx(result.metrics["uf1"])
+
+
+def test_rerun_resumes_finished_folds_and_redoes_corrupt_ones(toy_registry, tmp_path):
+    first = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    (first.run_dir / "folds" / "002.json").write_text('{"index": 2, "fold": ')  # half-written
+    (first.run_dir / "folds" / "004.json").unlink()
+    second = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    assert second.reused_folds == 4
+    assert second.metrics == first.metrics
+    fresh = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False, fresh=True)
+    assert fresh.reused_folds == 0
+    assert fresh.metrics == first.metrics  # seeded: identical on CPU
+
+
+def test_validation_split_never_contains_test_subject(toy_registry, tmp_path):
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                 overrides={"validation.subjects": 0.25})
+    assert all(f.n_val > 0 for f in result.folds)
+    assert all(f.n_train + f.n_val + len(f.keys) == 54 for f in result.folds)
+
+
+def test_unknown_config_key_variant_and_subjects_are_clear_errors(toy_registry, tmp_path):
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match=r"unknown config key 'train.lrr'.*valid keys under 'train'"):
+        run("toy", overrides=["train.lrr=1"], **kwargs)
+    with pytest.raises(ConfigError, match="unknown variant 'z' of toy; choose one of: a, b"):
+        run("toy", variant="z", **kwargs)
+    with pytest.raises(ConfigError, match="no samples for nobody"):
+        run("toy", subjects=["nobody"], **kwargs)
+
+
+def test_subjects_variant_and_profile(toy_registry, tmp_path):
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                 subjects=["s0", "toy/s1", "s2"], variant="b", profile="quick")
+    assert len(result.folds) == 3
+    assert result.config["model"]["hidden"] == 8
+    assert result.config["train"]["epochs"] == 10
+    assert result.config["meta"]["profile"] == "quick"
+
+
+def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_path, mlflow_uri):
+    import mlflow
+
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri,
+                 experiment="test", cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"])
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    parent = client.get_run(result.mlflow_run_id)
+    assert parent.data.metrics["uf1"] == pytest.approx(result.metrics["uf1"])
+    assert parent.data.params["train.lr"] == "0.05"
+    exp = client.get_experiment_by_name("test")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
+    assert len(children) == 3
+    history = client.get_metric_history(children[0].info.run_id, "train.loss")
+    assert len(history) == 30
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
