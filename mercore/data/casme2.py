@@ -135,7 +135,7 @@ def find_coding_file(root: Path, extra: Mapping[str, Any] | None = None) -> Path
             raise DatasetError(f"coding file {p} (option 'coding') not found")
         return p
     folders = [root]
-    if not any(root.glob(pat) for pat in CODING_PATTERNS) and _has_subject_folders(root):
+    if not any(any(root.glob(pat)) for pat in CODING_PATTERNS) and _has_subject_folders(root):
         folders.append(root.parent)
     for folder in folders:
         found = sorted({p for pat in CODING_PATTERNS for p in folder.glob(pat) if p.is_file()}, key=_date_key)

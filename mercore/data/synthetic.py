@@ -408,7 +408,8 @@ def render_clip(face: Face, spec: ClipSpec, jpeg_quality: int = 95) -> list[byte
     out = []
     params = [int(cv2.IMWRITE_JPEG_QUALITY), int(jpeg_quality)]
     for t in range(n):
-        base = face.neutral if blink[t] <= 0 else face.neutral + blink[t] * (face.closed - face.neutral)
+        base = face.neutral if blink[t] <= 0 else \
+            face.neutral + np.float32(blink[t]) * (face.closed - face.neutral)  # float32: cv2 remap of float64 drops borders
         c, s = np.cos(rot[t]), np.sin(rot[t])
         qx, qy = xs - cx - tx[t], ys - cy - ty[t]
         mx = (c * qx + s * qy + cx) - amp[t] * fld[..., 0]

@@ -1,0 +1,40 @@
+"""The command line: listing, clear one-line errors with non-zero exit codes."""
+from __future__ import annotations
+
+from click.testing import CliRunner
+
+from mercore.cli import cli
+
+
+def test_help_lists_commands():
+    out = CliRunner().invoke(cli, ["--help"])
+    assert out.exit_code == 0
+    for command in ("run", "plugins", "datasets", "synth", "profile"):
+        assert command in out.output
+
+
+def test_plugins_lists_registry_entries():
+    out = CliRunner().invoke(cli, ["plugins"])
+    assert out.exit_code == 0, out.output
+    for name in ("mpfnet", "moext", "dfrnet", "ahmsanet", "rrmfnet"):
+        assert name in out.output
+
+
+def test_plugins_info_and_unknown_name():
+    out = CliRunner().invoke(cli, ["plugins", "info", "mpfnet"])
+    assert out.exit_code == 0 and "reported" in out.output
+    out = CliRunner().invoke(cli, ["plugins", "info", "nope"])
+    assert out.exit_code == 1 and "unknown plugin 'nope'; choose one of:" in out.output
+
+
+def test_unknown_plugin_is_a_one_line_error(tmp_path):
+    out = CliRunner().invoke(cli, ["run", "--plugin", "nope", "--no-tracking", "--cache-dir", str(tmp_path)])
+    assert out.exit_code == 1
+    assert "Error: unknown method 'nope'; choose one of:" in out.output
+    assert "Traceback" not in out.output
+
+
+def test_datasets_lists_builtin_adapters():
+    out = CliRunner().invoke(cli, ["datasets"])
+    assert out.exit_code == 0, out.output
+    assert "synthetic" in out.output and "casme2" in out.output

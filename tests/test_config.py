@@ -1,0 +1,40 @@
+"""Config layering and strict keys."""
+from __future__ import annotations
+
+import pytest
+
+from mercore.config import ConfigError, deep_merge, parse_set, resolve_config
+
+
+def test_parse_set_types():
+    assert parse_set(["a.b=0.01", "a.c=[1, 2]", "d=true", "e=hello"]) == {"a": {"b": 0.01, "c": [1, 2]}, "d": True, "e": "hello"}
+    with pytest.raises(ConfigError, match="expected key=value"):
+        parse_set(["novalue"])
+
+
+def test_values_are_never_evaluated():
+    assert parse_set(["a=__import__('os').system('echo hi')"]) == {"a": "__import__('os').system('echo hi')"}
+
+
+
+def test_layering_and_strictness(tmp_path, toy_registry):
+    method = toy_registry.method("toy")
+    cfg_file = tmp_path / "c.yaml"
+    cfg_file.write_text("train:\n  lr: 0.2\n  epochs: 3\n")
+    cfg = resolve_config(method, variant="b", profile="quick", config_file=cfg_file, sets=["train.epochs=4"])
+    assert cfg["model"]["hidden"] == 8           # variant
+    assert cfg["train"]["lr"] == 0.2              # file over default
+    assert cfg["train"]["epochs"] == 4            # --set over file over profile
+    assert cfg["run"]["seed"] == 0                # core default
+    assert cfg["meta"] == {"method": "toy", "variant": "b", "profile": "quick"}
+    cfg_file.write_text("trian:\n  lr: 0.2\n")
+    with pytest.raises(ConfigError, match=r"unknown config key 'trian' \(in .*c.yaml\)"):
+        resolve_config(method, config_file=cfg_file)
+    with pytest.raises(ConfigError, match="unknown profile 'fast' of toy; choose one of: paper, quick"):
+        resolve_config(method, profile="fast")
+
+
+def test_deep_merge_keeps_base_untouched():
+    base = {"a": {"b": 1}}
+    out = deep_merge(base, {"a": {"b": 2}})
+    assert base == {"a": {"b": 1}} and out == {"a": {"b": 2}}

@@ -1,0 +1,121 @@
+"""Plugin discovery: entry points, broken plugins, name clashes, environment switches."""
+from __future__ import annotations
+
+import sys
+import textwrap
+import types
+from pathlib import Path
+
+import pytest
+
+from mercore import hookimpl
+from mercore.plugins import PluginError, UnknownNameError, load_registry
+
+
+def _write_dist(site: Path, dist: str, module: str, code: str, ep_name: str) -> None:
+    """A pip-less installed distribution: a module plus ``*.dist-info`` with an entry point."""
+    (site / f"{module}.py").write_text(textwrap.dedent(code))
+    info = site / f"{dist.replace('-', '_')}-0.3.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.3.1\n")
+    (info / "entry_points.txt").write_text(f"[mer]\n{ep_name} = {module}\n")
+
+
+GOOD = """
+    from torch import nn
+    import mercore
+    from mercore import hookimpl, FeatureRequest, SupervisedTrainer
+
+    class MyNet(mercore.Method):
+        name = "mynet"
+        def default_config(self): return {"train": {"epochs": 1}}
+        def features(self, config): return {}
+        def build_model(self, config, num_classes): return nn.Identity()
+        def stages(self, config): return [SupervisedTrainer.from_config(config["train"])]
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(MyNet)
+"""
+
+
+@pytest.fixture
+def site(tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    yield site
+    for name in [m for m in sys.modules if m.startswith("mer_test_")]:
+        del sys.modules[name]
+
+
+def test_entry_point_plugin_is_discovered_with_version(site):
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    registry = load_registry()
+    assert "mynet" in registry.methods
+    assert registry.methods["mynet"].plugin == "mynet"
+    assert registry.plugins["mynet"].version == "0.3.1"
+    assert registry.method("mynet").name == "mynet"
+    assert "synthetic" not in registry.methods  # datasets live in their own table
+
+
+def test_broken_plugin_is_reported_and_others_still_load(site):
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    _write_dist(site, "mer-broken", "mer_test_broken", "import not_a_module_anywhere\n", "broken")
+    registry = load_registry()
+    assert "mynet" in registry.methods
+    assert "ModuleNotFoundError" in registry.plugins["broken"].error
+    with pytest.raises(UnknownNameError, match="plugins that failed to load: broken"):
+        registry.method("broken")
+
+
+def test_plugin_whose_hook_raises_is_rolled_back(site):
+    code = """
+        from mercore import hookimpl
+        @hookimpl
+        def mer_register_methods(register):
+            raise RuntimeError("boom in hook")
+    """
+    _write_dist(site, "mer-raises", "mer_test_raises", code, "raises")
+    registry = load_registry()
+    assert "boom in hook" in registry.plugins["raises"].error
+    with pytest.raises(RuntimeError, match="boom in hook"):
+        load_registry(strict=True)
+
+
+def test_two_plugins_claiming_one_method_name_is_an_error_naming_both(site):
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    _write_dist(site, "mer-mynet2", "mer_test_good2", GOOD, "mynet2")
+    registry = load_registry()
+    errors = {n: p.error for n, p in registry.plugins.items() if p.error}
+    assert len(errors) == 1
+    (message,) = errors.values()
+    assert "'mynet' is registered by both plugin 'mynet' and plugin 'mynet2'" in message
+
+
+def test_unknown_method_lists_valid_choices(toy_registry):
+    with pytest.raises(UnknownNameError, match=r"unknown method 'nope'; choose one of: .*toy"):
+        toy_registry.method("nope")
+
+
+def test_env_switches_select_and_disable_plugins(site, monkeypatch):
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    monkeypatch.setenv("MER_DISABLE_PLUGINS", "mynet")
+    assert "mynet" not in load_registry().methods
+    monkeypatch.delenv("MER_DISABLE_PLUGINS")
+    monkeypatch.setenv("MER_PLUGINS", "other")
+    assert "mynet" not in load_registry().methods
+
+
+def test_registration_without_name_is_rejected():
+    module = types.ModuleType("nameless")
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(object())
+
+    module.mer_register_methods = mer_register_methods
+    registry = load_registry(only=[], extra_plugins=[("nameless", module)])
+    assert "without a string `name`" in registry.plugins["nameless"].error
+    with pytest.raises(PluginError):
+        load_registry(only=[], extra_plugins=[("nameless", module)], strict=True)
