@@ -43,11 +43,12 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
               help="Feature cache, synthetic corpus and run folders.")
 @click.option("--fresh", is_flag=True, help="Recompute folds finished by an earlier identical run.")
+@click.option("--workers", default=0, show_default=True, help="Run folds in N processes (results equal sequential).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
         config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
         device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
-        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, quiet: bool) -> None:
+        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int, quiet: bool) -> None:
     """Run a leave-one-subject-out evaluation of a method."""
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
@@ -67,7 +68,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                           subjects=list(subjects) or None, device=device, tracking=tracking,
                           tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
                           skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                          progress=not quiet, registry=registry)
+                          progress=not quiet, registry=registry, workers=workers)
     except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError) as exc:
         _fail(exc)
     meta = result.config["meta"]
@@ -144,11 +145,17 @@ def datasets() -> None:
 @click.option("--clips-per-subject", default=8, show_default=True)
 @click.option("--size", default=128, show_default=True)
 @click.option("--seed", default=0, show_default=True)
-def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int) -> None:
+@click.option("--macro", is_flag=True, help="Also write macro-expression clips (for MoExt pre-training).")
+@click.option("--overwrite", is_flag=True, help="Replace a non-empty output folder.")
+def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int, macro: bool, overwrite: bool) -> None:
     """Write the synthetic micro-expression corpus in the CASME II layout."""
     from .data.synthetic import generate
 
-    path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed)
+    try:
+        path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
+                        macro=macro, overwrite=overwrite)
+    except FileExistsError as exc:
+        _fail(exc)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 

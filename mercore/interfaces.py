@@ -87,6 +87,9 @@ class StageContext:
     progress: bool = True
     extract: Callable[..., torch.Tensor] | None = None
     normalize: Callable[[str, torch.Tensor], torch.Tensor] = lambda stream, tensor: tensor
+    #: leakage audit only: records the test subject's predictions after an epoch. Nothing may
+    #: read them back during training; they exist to show how inflated test-selected epochs are.
+    audit: Callable[[nn.Module, int], None] | None = None
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""

@@ -29,6 +29,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "overall": block(result.scores()),
         "per_dataset": {d: block(s) for d, s in result.per_dataset().items()} if len(result.datasets) > 1 else {},
         "majority_baseline": result.baseline_scores().as_dict(),
+        "leaky_test_selected_epoch": (result.leaky_scores().as_dict() if result.leaky_scores() else None),
         "per_subject_accuracy": result.per_subject_accuracy(),
         "pooling": "predictions of all folds pooled before computing UF1/UAR (MEGC2019)",
     }
@@ -40,6 +41,9 @@ def metrics_table(result: RunResult) -> str:
     if len(result.datasets) > 1:
         rows += list(result.per_dataset().items())
     rows.append(("majority baseline", result.baseline_scores()))
+    leaky = result.leaky_scores()
+    if leaky is not None:
+        rows.append(("LEAKY: best epoch on test subject", leaky))
     lines = ["| data | n | UF1 | UAR | Acc | weighted F1 |", "|---|---:|---:|---:|---:|---:|"]
     for name, s in rows:
         lines.append(f"| {name} | {s.n} | {s.uf1:.4f} | {s.uar:.4f} | {s.acc:.4f} | {s.weighted_f1:.4f} |")

@@ -62,10 +62,12 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         subjects: Sequence[str] | None = None, device: str | None = None, tracking: bool = True,
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
-        progress: bool = True, registry: Registry | None = None, run_name: str | None = None) -> RunResult:
+        progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
+        workers: int = 0) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
+    ``workers`` > 1 runs folds in that many processes (same results as sequential).
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -94,7 +96,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
-    evaluator = LOSOEvaluator(store, run_dir, progress=progress)
+    evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers)
     tracker = make_tracker(tracking, tracking_uri, experiment)
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
             "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}

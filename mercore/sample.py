@@ -27,7 +27,7 @@ class Sample:
     dataset: str
     subject: str
     clip: str
-    frames: tuple[Path, ...] = ()
+    frames: tuple[Path, ...] = field(default=(), repr=False)
     onset: int = -1
     apex: int = -1
     offset: int = -1
@@ -35,7 +35,7 @@ class Sample:
     labels: Mapping[str, int] = field(default_factory=dict)
     fps: float = 0.0
     extras: Mapping[str, Path] = field(default_factory=dict)
-    frame_numbers: tuple[int, ...] = ()
+    frame_numbers: tuple[int, ...] = field(default=(), repr=False)
 
     @property
     def key(self) -> str:

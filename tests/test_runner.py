@@ -79,3 +79,22 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     assert len(history) == 30
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
+
+
+def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
+    seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
+    par = run("toy", cache_dir=tmp_path / "b", workers=2, **kwargs)
+    assert [f.y_pred for f in par.folds] == [f.y_pred for f in seq.folds]
+    assert par.metrics == seq.metrics
+
+
+def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_registry, tmp_path):
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
+    on = run("toy", cache_dir=tmp_path / "a", **kwargs)
+    off = run("toy", cache_dir=tmp_path / "b", overrides={"evaluation.leakage_audit": False}, **kwargs)
+    assert on.metrics == off.metrics                       # auditing never feeds back into training
+    assert off.leaky_scores() is None
+    leaky = on.leaky_scores()
+    assert len(on.folds[0].audit) == 30                   # one entry per epoch
+    assert leaky.acc >= on.scores().acc                   # selecting on the test subject can only flatter

@@ -6,7 +6,10 @@ Finished folds are stored atomically, so an interrupted run resumes where it sto
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -28,10 +31,11 @@ from .results import FoldResult, RunResult
 class LOSOEvaluator(Evaluator):
     """Runs a method over every LOSO fold of a dataset (SDE) or composite (CDE)."""
 
-    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True) -> None:
+    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int = 0) -> None:
         self.store = store
         self.run_dir = Path(run_dir)
         self.progress = progress
+        self.workers = workers
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
                  variant: str | None = None,
@@ -43,25 +47,61 @@ class LOSOEvaluator(Evaluator):
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
         folds = loso_folds([s.group for s in samples])
-        results, reused = [], 0
-        bar = tqdm(folds, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
-        for fold in bar:
-            path = self.run_dir / "folds" / f"{fold.index:03d}.json"
-            result = FoldResult.load(path)
-            was_reused = result is not None and result.keys == [samples[i].key for i in fold.test]
-            if not was_reused:
-                result = self._run_fold(method, full, fold, requests, config, data)
-                result.save(path)
-            else:
-                reused += 1
-            results.append(result)
+        done: dict[int, FoldResult] = {}
+        for fold in folds:  # finished folds of an earlier identical run are reused, never recomputed
+            stored = FoldResult.load(self._fold_path(fold))
+            if stored is not None and stored.keys == [samples[i].key for i in fold.test]:
+                done[fold.index] = stored
+        reused = len(done)
+        for index in sorted(done):
             if on_fold is not None:
-                on_fold(result, was_reused)
-            correct = sum(int(t == p) for r in results for t, p in zip(r.y_true, r.y_pred))
-            total = sum(len(r.y_true) for r in results)
-            bar.set_postfix(acc=f"{correct / max(total, 1):.3f}")
+                on_fold(done[index], True)
+        todo = [f for f in folds if f.index not in done]
+        bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
+
+        def finish(result: FoldResult) -> None:
+            result.save(self._fold_path(folds[result.index]))
+            done[result.index] = result
+            if on_fold is not None:
+                on_fold(result, False)
+            correct = sum(int(t == p) for r in done.values() for t, p in zip(r.y_true, r.y_pred))
+            bar.set_postfix(acc=f"{correct / max(sum(len(r.y_true) for r in done.values()), 1):.3f}")
+            bar.update()
+
+        if self.workers > 1 and len(todo) > 1:
+            self._run_parallel(method, full, todo, requests, config, data, finish)
+        else:
+            for fold in todo:
+                finish(self._run_fold(method, full, fold, requests, config, data))
+        bar.close()
+        results = [done[f.index] for f in folds]
         return RunResult(method.name, variant, data.name, data.task, data.labels.classes, dict(config), results,
                          self.run_dir, reused_folds=reused)
+
+    def _fold_path(self, fold: Fold) -> Path:
+        return self.run_dir / "folds" / f"{fold.index:03d}.json"
+
+    def _run_parallel(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
+                      config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None]) -> None:
+        """Folds in worker processes (forked, so the preloaded tensors are shared, not copied).
+
+        Each fold is seeded by its index, so results equal the sequential run's. Results come
+        back to this process, which stores and logs them: one writer for the run folder and MLflow.
+        """
+        global _WORKER_STATE
+        _WORKER_STATE = (self, method, full, requests, config, data)
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        ctx = multiprocessing.get_context("fork")
+        try:
+            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=torch.set_num_threads,
+                                     initargs=(threads,)) as pool:
+                pending = {pool.submit(_fold_in_worker, fold) for fold in todo}
+                while pending:
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for future in finished:
+                        finish(future.result())
+        finally:
+            _WORKER_STATE = None
 
     def _run_fold(self, method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
                   config: Mapping[str, Any], data: LoadedDataset) -> FoldResult:
@@ -87,11 +127,19 @@ class LOSOEvaluator(Evaluator):
         def extract(request: FeatureRequest, samples: Sequence) -> torch.Tensor:
             return self.store.stack(request, samples)
 
+        audit: dict[str, list[int]] = {}
+
+        def record_test_predictions(model: torch.nn.Module, epoch: int) -> None:
+            logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]))
+            audit[f"{ctx.stage}:{epoch}"] = logits.argmax(1).tolist()
+            model.train()
+
         ctx = StageContext(device=device, seed=seed, num_classes=data.labels.num_classes,
                            class_names=data.labels.classes, fold=fold.name, work_dir=fold_dir,
                            amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
                            log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
-                           progress=self.progress, extract=extract, normalize=norm)
+                           progress=self.progress, extract=extract, normalize=norm,
+                           audit=record_test_predictions if config["evaluation"].get("leakage_audit") else None)
         seed_everything(seed)
         model = method.build_model(config, data.labels.num_classes)
         for stage in method.stages(config):
@@ -110,4 +158,13 @@ class LOSOEvaluator(Evaluator):
             subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
             y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
             history=history, seconds=time.perf_counter() - start, checkpoint=checkpoint,
-            n_train=len(train), n_val=len(val) if val is not None else 0)
+            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit)
+
+
+_WORKER_STATE: tuple | None = None
+
+
+def _fold_in_worker(fold: Fold) -> FoldResult:
+    evaluator, method, full, requests, config, data = _WORKER_STATE
+    evaluator = LOSOEvaluator(evaluator.store, evaluator.run_dir, progress=False)
+    return evaluator._run_fold(method, full, fold, requests, config, data)

@@ -30,6 +30,8 @@ class FoldResult:
     checkpoint: str | None = None
     n_train: int = 0
     n_val: int = 0
+    #: leakage audit: "stage:epoch" -> test predictions after that epoch (empty unless enabled)
+    audit: dict[str, list[int]] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         atomic_write_bytes(path, json.dumps(asdict(self)).encode())
@@ -87,6 +89,18 @@ class RunResult:
     @property
     def datasets(self) -> list[str]:
         return sorted({d for f in self.folds for d in f.datasets})
+
+    def leaky_scores(self) -> Scores | None:
+        """What a test-subject epoch selection would report: per fold, the audited epoch with the
+        most correct test predictions. Shown only to expose that inflation, never as the result."""
+        if not all(f.audit for f in self.folds):
+            return None
+        y_true, y_pred = [], []
+        for f in self.folds:
+            best = max(f.audit.values(), key=lambda pred: sum(int(t == p) for t, p in zip(f.y_true, pred)))
+            y_true += f.y_true
+            y_pred += best
+        return scores(y_true, y_pred, len(self.class_names))
 
     def per_dataset(self) -> dict[str, Scores]:
         return {d: self.scores(d) for d in self.datasets}

@@ -97,6 +97,8 @@ class SupervisedTrainer(Trainer):
         early_stopping: patience and monitored quantity on the validation split.
         label_smoothing, grad_clip: regularisation.
         augment: batch augmentation, applied to training batches only.
+        perturbation: perturbation-training (PT) schedule, see ``mercore.training.perturbation``;
+            ``{"enabled": true, "every": 20, ...}``. Any method gets it through its ``train`` config.
         stage_name: prefix of the logged metrics (``train/loss`` ...).
     """
 
@@ -112,6 +114,7 @@ class SupervisedTrainer(Trainer):
     label_smoothing: float = 0.0
     grad_clip: float | None = None
     augment: Augment | None = None
+    perturbation: Mapping[str, Any] | None = None
     stage_name: str = "train"
     parameters: Callable[[nn.Module], Any] | None = None
 
@@ -144,13 +147,23 @@ class SupervisedTrainer(Trainer):
         use_val = data.val is not None and len(data.val) > 0 and stopper.patience is not None
         best_score, best_state, best_epoch, stale = -math.inf, None, -1, 0
         train = data.train.to(device)
+        pt = None
+        if self.perturbation and self.perturbation.get("enabled", False):
+            from .perturbation import PerturbationTraining
+
+            pt = PerturbationTraining.from_config(self.perturbation)
         bar = tqdm(range(self.epochs), desc=f"{ctx.fold} {self.stage_name}", leave=False, disable=not ctx.progress)
         for epoch in bar:
             model.train()
             total, count = 0.0, 0
+            perturbing = pt is not None and pt.active(epoch)
+            if pt is not None:
+                ctx.log_metric(f"{self.stage_name}/perturbation_phase", float(perturbing), epoch)
             for inputs, labels in train.batches(self.batch_size, shuffle=True, generator=gen):
                 if self.augment is not None:
                     inputs = self.augment(inputs, gen)
+                if perturbing:
+                    inputs = pt(inputs, gen)
                 with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
                     loss = loss_fn(model(inputs).float(), labels)
                 opt.zero_grad(set_to_none=True)
@@ -166,6 +179,8 @@ class SupervisedTrainer(Trainer):
                 sched.step()
             train_loss = total / max(count, 1)
             ctx.log_metric(f"{self.stage_name}/loss", train_loss, epoch)
+            if ctx.audit is not None:
+                ctx.audit(model, epoch)
             postfix = {"loss": f"{train_loss:.3f}"}
             if use_val:
                 logits = predict_logits(model, data.val, device, amp=ctx.amp_dtype)
