@@ -142,7 +142,7 @@ def datasets() -> None:
 @cli.command()
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Folder to write the corpus into.")
 @click.option("--subjects", default=16, show_default=True)
-@click.option("--clips-per-subject", default=8, show_default=True)
+@click.option("--clips-per-subject", default=16, show_default=True)
 @click.option("--size", default=128, show_default=True)
 @click.option("--seed", default=0, show_default=True)
 @click.option("--macro", is_flag=True, help="Also write macro-expression clips (for MoExt pre-training).")

@@ -43,7 +43,7 @@ FPS = 200.0
 #: SDE5 class -> share of the corpus (CASME II's 5-class proportions, rounded).
 CLASS_PROPORTIONS = {"happiness": 0.13, "surprise": 0.10, "disgust": 0.26, "repression": 0.11, "others": 0.40}
 DEFAULTS: dict[str, Any] = {
-    "subjects": 16, "clips_per_subject": 8, "size": 128, "seed": 0,
+    "subjects": 16, "clips_per_subject": 16, "size": 128, "seed": 0,
     "min_frames": 20, "max_frames": 60, "peak_px": (0.5, 3.0), "jpeg_quality": 95,
     "macro": False, "macro_clips_per_subject": 4,
 }
@@ -286,7 +286,7 @@ def _pick_actions(rng: np.random.Generator, emotion: str) -> list[tuple[str, flo
     return actions
 
 
-def plan_corpus(subjects: int = 16, clips_per_subject: int = 8, size: int = 128, seed: int = 0, *,
+def plan_corpus(subjects: int = 16, clips_per_subject: int = 16, size: int = 128, seed: int = 0, *,
                 min_frames: int = 20, max_frames: int = 60, peak_px: Sequence[float] = (0.5, 3.0),
                 kind: str = "micro", **_: Any) -> list[ClipSpec]:
     """The clips of a corpus (no pixels): class, timing, actions and peak displacement of each.
@@ -494,7 +494,7 @@ def params_hash(params: dict[str, Any]) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
-def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int = 8, size: int = 128,
+def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int = 16, size: int = 128,
              seed: int = 0, macro: bool = False, overwrite: bool = False, **more: Any) -> Path:
     """Write the synthetic corpus in the CASME II layout into ``out_dir`` and return it.
 
