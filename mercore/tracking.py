@@ -51,7 +51,8 @@ class MlflowTracker(Tracker):
                     "mer.host": platform.node()}
         if torch.cuda.is_available():
             env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
-        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}) as run:
+        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags},
+                                   log_system_metrics=_system_metrics(config)) as run:
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
             items = list(params.items())
@@ -75,6 +76,8 @@ class MlflowTracker(Tracker):
             n_classes = max([*fold.y_true, *fold.y_pred, 0]) + 1
             fold_scores = scores(fold.y_true, fold.y_pred, n_classes)
             self.mlflow.log_metrics({"test_acc": fold_scores.acc, "seconds": fold.seconds})
+            if fold.peak_gpu_memory_mb is not None:
+                self.mlflow.log_metric("peak_gpu_memory_mb", fold.peak_gpu_memory_mb)
 
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
         metrics = result.scores().as_dict()
@@ -85,6 +88,20 @@ class MlflowTracker(Tracker):
         self.mlflow.log_metrics(metrics)
         for path in artifacts:
             self.mlflow.log_artifact(str(path))
+
+
+def _system_metrics(config: Mapping[str, Any]) -> bool:
+    """MLflow's system metrics need psutil (and pynvml for GPUs): the `system-metrics` extra."""
+    wanted = config.get("run", {}).get("system_metrics", "auto")
+    if wanted in (False, "false", "off"):
+        return False
+    try:
+        import psutil  # noqa: F401
+    except ImportError:
+        if wanted in (True, "true", "on"):
+            raise RuntimeError("run.system_metrics needs psutil: pip install 'mercore[system-metrics]'") from None
+        return False
+    return True
 
 
 def make_tracker(enabled: bool = True, uri: str | None = None, experiment: str = "mer") -> Tracker:

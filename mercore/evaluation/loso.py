@@ -141,7 +141,13 @@ class LOSOEvaluator(Evaluator):
                            progress=self.progress, extract=extract, normalize=norm,
                            audit=record_test_predictions if config["evaluation"].get("leakage_audit") else None)
         seed_everything(seed)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         model = method.build_model(config, data.labels.num_classes)
+        if run_cfg.get("channels_last") and device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        if run_cfg.get("compile"):
+            model = torch.compile(model)
         for stage in method.stages(config):
             ctx.stage = getattr(stage, "stage_name", stage.name)
             model = stage.fit(model, fold_data, ctx)
@@ -150,7 +156,8 @@ class LOSOEvaluator(Evaluator):
         checkpoint = None
         if run_cfg.get("checkpoints"):
             checkpoint = str(fold_dir / "model.pt")
-            atomic_torch_save(checkpoint, {k: v.detach().cpu() for k, v in model.state_dict().items()})
+            plain = getattr(model, "_orig_mod", model)  # unwrap torch.compile
+            atomic_torch_save(checkpoint, {k: v.detach().cpu() for k, v in plain.state_dict().items()})
         majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
         tests = fold_data.test.samples
         return FoldResult(
@@ -158,7 +165,8 @@ class LOSOEvaluator(Evaluator):
             subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
             y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
             history=history, seconds=time.perf_counter() - start, checkpoint=checkpoint,
-            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit)
+            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit,
+            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
 
 
 _WORKER_STATE: tuple | None = None

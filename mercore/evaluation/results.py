@@ -30,6 +30,7 @@ class FoldResult:
     checkpoint: str | None = None
     n_train: int = 0
     n_val: int = 0
+    peak_gpu_memory_mb: float | None = None
     #: leakage audit: "stage:epoch" -> test predictions after that epoch (empty unless enabled)
     audit: dict[str, list[int]] = field(default_factory=dict)
 

@@ -1,0 +1,120 @@
+"""Speed and size benchmarks: one command writes ``results.json`` and ``results.md`` here.
+
+    python benchmarks/run.py                 # CI-sized: 4 synthetic subjects, quick profiles
+    python benchmarks/run.py --subjects 16   # the full default synthetic corpus
+
+Figures: optical-flow throughput per backend and size; per installed method its parameters,
+FLOPs and median single-sample latency (paper config) beside the paper's figures, and the wall
+time of a quick-profile LOSO sequentially and with ``--workers 2``. Every number is measured on
+the machine that runs this; the device is recorded with it.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from mercore.catalogue import read_catalogue
+from mercore.data.dataset import LoadOptions
+from mercore.data.frames import read_image, resize, to_gray
+from mercore.features.flow import FLOW_BACKENDS, compute_flow
+from mercore.io import atomic_write_text
+from mercore.plugins import load_registry
+from mercore.profiling import profile_method
+from mercore.runner import run
+
+HERE = Path(__file__).resolve().parent
+
+
+def device_info() -> dict:
+    info = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
+            "python": platform.python_version()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def flow_throughput(cache: Path, pairs: int = 8) -> list[dict]:
+    data = load_registry().dataset("synthetic").load(None, LoadOptions(cache_dir=cache))
+    rows = []
+    for size in (128, 224):
+        frames = [(to_gray(resize(read_image(s.frames[s.onset]), size)), to_gray(resize(read_image(s.frames[s.apex]), size)))
+                  for s in data.samples[:pairs]]
+        for backend in FLOW_BACKENDS:
+            compute_flow(*frames[0], backend=backend)  # warm-up
+            start = time.perf_counter()
+            for a, b in frames:
+                compute_flow(a, b, backend=backend)
+            seconds = (time.perf_counter() - start) / len(frames)
+            rows.append({"backend": backend, "size": size, "ms_per_pair": round(seconds * 1000, 2),
+                         "pairs_per_s": round(1 / seconds, 1)})
+    return rows
+
+
+def model_figures(methods: list[str]) -> list[dict]:
+    catalogue = read_catalogue()
+    rows = []
+    for name in methods:
+        method = load_registry().method(name)
+        for variant in (method.variants or {None: ""}):
+            report = profile_method(method, variant=variant, profile="paper", threads=1, runs=20)
+            paper = (catalogue.get(name, {}).get("paper_size") or {})
+            rows.append({"method": name, "variant": variant, "parameters": report["parameters"],
+                         "gflops": report["gflops"], "latency_ms_1thread": report["latency_ms_median"],
+                         "paper_parameters": paper.get("parameters"), "paper_gflops": paper.get("gflops"),
+                         "paper_latency_ms": paper.get("latency_ms")})
+    return rows
+
+
+def loso_wall_time(methods: list[str], cache: Path, subjects: int) -> list[dict]:
+    names = [f"sub{i:02d}" for i in range(1, subjects + 1)]
+    rows = []
+    for name in methods:
+        row = {"method": name, "subjects": subjects, "profile": "quick"}
+        for workers in (0, 2):
+            start = time.perf_counter()
+            result = run(name, subjects=names, tracking=False, cache_dir=cache, progress=False, fresh=True,
+                         workers=workers)
+            row[f"seconds_workers_{workers}"] = round(time.perf_counter() - start, 1)
+            row[f"uf1_workers_{workers}"] = round(result.metrics["uf1"], 4)
+        row["baseline_uf1"] = round(result.baseline["uf1"], 4)
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)\n"
+    keys = list(rows[0])
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join("" if r.get(k) is None else str(r[k]) for k in keys) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--subjects", type=int, default=4, help="synthetic subjects in the LOSO timing")
+    parser.add_argument("--methods", nargs="*", default=None, help="default: every installed method")
+    parser.add_argument("--cache-dir", type=Path, default=Path(".mer"))
+    parser.add_argument("--out", type=Path, default=HERE)
+    parser.add_argument("--skip-loso", action="store_true")
+    args = parser.parse_args()
+    methods = args.methods or load_registry().list("methods")
+    results = {"device": device_info(), "flow": flow_throughput(args.cache_dir), "models": model_figures(methods),
+               "loso": [] if args.skip_loso else loso_wall_time(methods, args.cache_dir, args.subjects)}
+    atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
+    md = [f"# Benchmarks\n\nMeasured by `python benchmarks/run.py` on {results['device']}.\n",
+          "## Optical flow (onset->apex pair, one process)\n", table(results["flow"]),
+          "## Models (paper configuration, batch 1, one CPU thread)\n", table(results["models"]),
+          f"## LOSO wall time (quick profile, {args.subjects} synthetic subjects)\n", table(results["loso"])]
+    atomic_write_text(args.out / "results.md", "\n".join(md))
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,214 @@
+"""Contract tests for method plugins: one line in a plugin's test module checks that the method
+registers, that its config layers resolve, that its model runs on real features and that a
+tiny LOSO run completes and repeats exactly.
+
+Either subclass the base class (pytest collects the subclass)::
+
+    from mercore.testing import MethodContract
+
+    class TestContract(MethodContract):
+        plugin = "mer_mynet.plugin"         # module (or dotted name) holding the hook implementations
+        method = "mynet"
+        tiny_overrides = {"train.epochs": 2}  # optional; see below
+
+or let the kit build that class into the module::
+
+    from mercore.testing import method_contract_tests
+    globals().update(method_contract_tests("mer_mynet.plugin", "mynet"))
+
+The tiny run uses ``tiny_overrides`` from the class, else a ``tiny_overrides`` (or
+``TINY_OVERRIDES``) attribute of the plugin module or of the method class, else every
+``*.epochs`` key of the config set to 1. All checks run on CPU on a synthetic corpus of
+3 subjects x 4 clips at 64 px, generated once per pytest session into a temporary cache that
+every plugin's kit shares (so features of the same clips are computed once).
+"""
+from __future__ import annotations
+
+import importlib
+import json
+import math
+from pathlib import Path
+from types import ModuleType
+from typing import Any, ClassVar, Mapping
+
+import pytest
+import torch
+import yaml
+
+from .config import flatten, resolve_config
+from .interfaces import Method
+
+#: The tiny corpus every contract run shares (``dataset_options`` of the synthetic dataset).
+CORPUS_OPTIONS: dict[str, Any] = {"subjects": 3, "clips_per_subject": 4, "size": 64}
+SUBJECTS = ["sub01", "sub02", "sub03"]
+VALID_INPUTS = {"clips", "flow-release"}
+
+
+def _module(plugin: str | ModuleType | Any) -> Any:
+    return importlib.import_module(plugin) if isinstance(plugin, str) else plugin
+
+
+def default_tiny_overrides(config: Mapping[str, Any]) -> dict[str, Any]:
+    """Every integer ``...epochs`` setting set to 1: the smallest run most trainers accept."""
+    return {k: 1 for k, v in flatten(config).items()
+            if k.split(".")[-1] == "epochs" and isinstance(v, int) and not isinstance(v, bool)}
+
+
+class MethodContract:
+    """Base class of a plugin's contract tests; set ``plugin`` and ``method`` in a ``Test*`` subclass."""
+
+    plugin: ClassVar[Any] = None
+    method: ClassVar[str] = ""
+    variant: ClassVar[str | None] = None
+    profile: ClassVar[str | None] = "quick"  # used when the method has it; else the paper setup
+    tiny_overrides: ClassVar[Mapping[str, Any] | None] = None
+    subjects: ClassVar[list[str]] = SUBJECTS
+
+    # helpers -----------------------------------------------------------------------------------
+    @classmethod
+    def _plugin_module(cls) -> Any:
+        if cls.plugin is None or not cls.method:
+            raise TypeError(f"{cls.__name__}: set the class attributes `plugin` and `method`")
+        return _module(cls.plugin)
+
+    @classmethod
+    def registry(cls) -> Any:
+        from .plugins import load_registry
+
+        return load_registry(only=[], extra_plugins=[(f"contract-{cls.method}", cls._plugin_module())], strict=True)
+
+    @classmethod
+    def method_obj(cls) -> Method:
+        return cls.registry().method(cls.method)
+
+    @classmethod
+    def chosen_profile(cls, method: Method) -> str | None:
+        return cls.profile if cls.profile and cls.profile in method.profiles() else None
+
+    @classmethod
+    def overrides(cls, method: Method) -> dict[str, Any]:
+        """Tiny-run overrides (see the module docstring), always on CPU."""
+        tiny = cls.tiny_overrides
+        if tiny is None:
+            module = cls._plugin_module()
+            for owner in (module, type(method)):
+                tiny = getattr(owner, "tiny_overrides", None) or getattr(owner, "TINY_OVERRIDES", None)
+                if tiny is not None:
+                    break
+        if tiny is None:
+            tiny = default_tiny_overrides(resolve_config(method, variant=cls.variant,
+                                                         profile=cls.chosen_profile(method)))
+        return {**dict(tiny), "run.device": "cpu"}
+
+    @classmethod
+    def tiny_run(cls, cache: Path, fresh: bool = True) -> Any:
+        """The tiny LOSO run on the contract corpus (a RunResult)."""
+        from .runner import run
+
+        torch.set_num_threads(1)
+        registry = cls.registry()
+        method = registry.method(cls.method)
+        return run(method, dataset="synthetic", variant=cls.variant, profile=cls.chosen_profile(method),
+                   overrides=cls.overrides(method), subjects=list(cls.subjects), tracking=False,
+                   cache_dir=cache, progress=False, dataset_options=dict(CORPUS_OPTIONS), fresh=fresh,
+                   registry=registry)
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def mer_contract_cache(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        """One cache folder per session (corpus + features), shared by every plugin's contract
+        tests: the corpus is generated by the first class that asks, later ones find it."""
+        from .data.dataset import LoadOptions
+        from .plugins import load_registry
+
+        cache = tmp_path_factory.getbasetemp() / "mer-contract-cache"
+        load_registry(only=[]).dataset("synthetic").ensure(LoadOptions(cache_dir=cache, extra=dict(CORPUS_OPTIONS)))
+        return cache
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def contract_runs(cls, mer_contract_cache: Path) -> tuple[Any, Any]:
+        """The same tiny LOSO run twice from scratch (``fresh``): for completeness and determinism."""
+        return cls.tiny_run(mer_contract_cache), cls.tiny_run(mer_contract_cache)
+
+    # the contract ------------------------------------------------------------------------------
+    def test_registers_through_hooks(self) -> None:
+        registry = self.registry()
+        assert self.method in registry.methods, f"plugin registered no method {self.method!r}"
+        assert registry.methods[self.method].plugin == f"contract-{self.method}"
+        method = registry.method(self.method)
+        assert isinstance(method, Method)
+        assert method.name == self.method
+        assert set(method.inputs) <= VALID_INPUTS and method.inputs, f"inputs must be some of {VALID_INPUTS}"
+        if method.variants:
+            assert method.default_variant in method.variants
+        else:
+            assert method.default_variant is None
+
+    def test_config_round_trips_and_every_variant_and_profile_resolves(self) -> None:
+        method = self.method_obj()
+        default = method.default_config()
+        assert yaml.safe_load(yaml.safe_dump(default, sort_keys=False)) == default, "config is not plain YAML data"
+        profiles = method.profiles()
+        assert yaml.safe_load(yaml.safe_dump(profiles)) == profiles
+        for variant in list(method.variants) or [None]:
+            for profile in ["paper", *profiles]:
+                config = resolve_config(method, variant=variant, profile=profile)
+                assert config["meta"]["variant"] == (variant or method.default_variant)
+                assert yaml.safe_load(yaml.safe_dump(config)) == config
+                assert method.features(config), "a method needs at least one input stream"
+        # the tiny overrides name existing keys (a typo would fail here, not in the run)
+        resolve_config(method, variant=self.variant, profile=self.chosen_profile(method),
+                       sets=[f"{k}={json.dumps(v)}" for k, v in self.overrides(method).items()])
+
+    def test_forward_on_real_features(self, mer_contract_cache: Path) -> None:
+        from .data.dataset import LoadOptions
+        from .features.store import FeatureStore, build_inputs
+
+        torch.set_num_threads(1)
+        registry = self.registry()
+        method = registry.method(self.method)
+        config = resolve_config(method, variant=self.variant, profile=self.chosen_profile(method))
+        data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=mer_contract_cache,
+                                                                    extra=dict(CORPUS_OPTIONS)))
+        store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, mer_contract_cache)
+        batch = build_inputs(store, method.features(config), data.samples[:2], progress=False)
+        for name, x in batch.items():
+            assert x.shape[0] == 2 and x.dtype == torch.float32 and torch.isfinite(x).all(), name
+        torch.manual_seed(0)
+        model = method.build_model(config, data.labels.num_classes)
+        for train_mode in (True, False):  # batch norm and dropout behave differently in the two modes
+            model.train(train_mode)
+            with torch.no_grad():
+                logits = model(batch)
+            assert logits.shape == (2, data.labels.num_classes), f"logits {tuple(logits.shape)}, train={train_mode}"
+            assert torch.isfinite(logits).all(), f"non-finite logits, train={train_mode}"
+
+    def test_tiny_loso_run_predicts_every_test_sample(self, contract_runs: tuple[Any, Any]) -> None:
+        result = contract_runs[0]
+        assert len(result.folds) == len(self.subjects)
+        n_classes = len(result.class_names)
+        for fold in result.folds:
+            assert set(fold.subjects) == {fold.fold}
+            assert len(fold.y_pred) == len(fold.keys) == len(fold.probabilities) > 0
+            for probs in fold.probabilities:
+                assert len(probs) == n_classes and all(math.isfinite(p) for p in probs)
+                assert abs(sum(probs) - 1) < 1e-4
+        assert set(result.metrics) >= {"uf1", "uar", "acc"}
+
+    def test_same_seed_gives_identical_predictions_on_cpu(self, contract_runs: tuple[Any, Any]) -> None:
+        first, second = contract_runs
+        assert [f.y_pred for f in first.folds] == [f.y_pred for f in second.folds]
+        for a, b in zip(first.folds, second.folds):
+            torch.testing.assert_close(torch.tensor(a.probabilities), torch.tensor(b.probabilities),
+                                       rtol=0, atol=1e-6)
+
+
+def method_contract_tests(plugin: str | ModuleType | Any, method: str, **attributes: Any) -> dict[str, Any]:
+    """``{"TestMethodContract": <MethodContract subclass>}`` for ``globals().update(...)``;
+    ``attributes`` set ``variant``, ``profile``, ``tiny_overrides`` and ``subjects``."""
+    unknown = set(attributes) - {"variant", "profile", "tiny_overrides", "subjects"}
+    if unknown:
+        raise TypeError(f"unknown contract attributes: {', '.join(sorted(unknown))}")
+    cls = type("TestMethodContract", (MethodContract,), {"plugin": plugin, "method": method, **attributes})
+    return {"TestMethodContract": cls}

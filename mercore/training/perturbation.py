@@ -1,0 +1,246 @@
+"""Perturbation training (PT; Zhao et al., RRMFNet + PT, Cognitive Computation): every ``every``
+epochs a perturbation phase of ``length`` epochs, during which every training batch is perturbed
+by colour jitter, Gaussian noise, horizontal flipping and random masking (each switchable,
+Fig. 13 of the paper ablates them one by one).
+
+Any method gets PT through its ``train.perturbation`` config; ``SupervisedTrainer`` asks
+:meth:`PerturbationTraining.active` at each epoch and passes the batches of an active epoch
+through :meth:`PerturbationTraining.__call__`.
+
+Streams are typed by name: ``image_streams`` (photometric and geometric ops) and
+``flow_streams`` (geometric ops; a flipped flow map has its horizontal component u negated).
+Streams named in neither list pass unchanged. All draws come from the trainer's generator, per
+sample, so a run repeats exactly; geometric draws are shared by all streams of a sample.
+
+The ops work in the units the batches have: images in [0, 1] and flow in pixels when the method
+does not normalise its inputs (``data.normalize: false``). With z-scored batches, u -> -u and the
+zero used by masking are only exact for zero-mean channels.
+
+Schedule (0-based epochs): active iff ``epoch >= every`` and ``epoch % every < length``; with
+``every: 20, length: 1`` these are epochs 20, 40, 60, ... (the 21st, 41st, ... epoch): Delta_t
+clean epochs, one perturbed epoch, and so on.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping, Sequence
+
+import torch
+
+def _options(cls: type, cfg: Mapping[str, Any] | None, where: str) -> Any:
+    cfg = dict(cfg or {})
+    known = {f.name for f in fields(cls)}
+    unknown = set(cfg) - known
+    if unknown:
+        raise ValueError(f"unknown option(s) {sorted(unknown)} in train.perturbation.{where}; valid: {sorted(known)}")
+    return cls(**cfg)
+
+
+def _check_p(p: float, where: str) -> float:
+    if not 0.0 <= float(p) <= 1.0:
+        raise ValueError(f"train.perturbation.{where}.p must be in [0, 1], got {p}")
+    return float(p)
+
+
+@dataclass
+class ColorJitter:
+    """Random brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` (torchvision's
+    ColorJitter, fixed order), on image streams only; saturation needs 3 channels."""
+
+    enabled: bool = True
+    p: float = 1.0
+    brightness: float = 0.2
+    contrast: float = 0.2
+    saturation: float = 0.2
+    clamp: bool = True  # images in [0, 1]; false for normalised image streams
+
+    def __post_init__(self) -> None:
+        self.p = _check_p(self.p, "color_jitter")
+        if min(self.brightness, self.contrast, self.saturation) < 0 or max(self.brightness, self.contrast) > 1:
+            raise ValueError("train.perturbation.color_jitter strengths must be >= 0 (brightness, contrast <= 1)")
+
+
+@dataclass
+class GaussianNoise:
+    """Additive zero-mean Gaussian noise of standard deviation ``sigma`` (input units).
+    ``streams``: ``all`` (image and flow streams) or ``image``."""
+
+    enabled: bool = True
+    p: float = 1.0
+    sigma: float = 0.03
+    streams: str = "all"
+
+    def __post_init__(self) -> None:
+        self.p = _check_p(self.p, "gaussian_noise")
+        if self.sigma < 0 or self.streams not in ("all", "image"):
+            raise ValueError("train.perturbation.gaussian_noise: sigma must be >= 0 and streams all or image")
+
+
+@dataclass
+class HorizontalFlip:
+    """Mirror left-right with probability ``p``, all streams of a sample together; u -> -u."""
+
+    enabled: bool = True
+    p: float = 0.5
+    u_channel: int = 0  # the channel of a flow stream holding u
+
+    def __post_init__(self) -> None:
+        self.p = _check_p(self.p, "hflip")
+
+
+@dataclass
+class RandomMask:
+    """Zero ``boxes`` rectangles (each ``area / boxes`` of the map, the map's aspect ratio, at
+    uniform positions; boxes may overlap) at the same place in all streams of a sample."""
+
+    enabled: bool = True
+    p: float = 1.0
+    area: float = 0.1
+    boxes: int = 1
+
+    def __post_init__(self) -> None:
+        self.p = _check_p(self.p, "random_mask")
+        if not 0.0 <= self.area <= 1.0 or int(self.boxes) < 1:
+            raise ValueError("train.perturbation.random_mask: area must be in [0, 1] and boxes >= 1")
+        self.boxes = int(self.boxes)
+
+
+#: the switchable ops by their config key
+OPS: dict[str, type] = {"color_jitter": ColorJitter, "gaussian_noise": GaussianNoise, "hflip": HorizontalFlip,
+                        "random_mask": RandomMask}
+
+
+@dataclass
+class PerturbationTraining:
+    """The PT schedule and its four ops; build with :meth:`from_config`.
+
+    Args:
+        every: Delta_t, epochs between the starts of two perturbation phases (paper: 20).
+        length: epochs per phase (1: the paper speaks of perturbations at an interval).
+        image_streams, flow_streams: stream names by kind (see the module docstring).
+        color_jitter, gaussian_noise, hflip, random_mask: the ops, each with ``enabled``.
+    """
+
+    every: int = 20
+    length: int = 1
+    image_streams: Sequence[str] = ("apex",)
+    flow_streams: Sequence[str] = ("flow",)
+    color_jitter: ColorJitter = field(default_factory=ColorJitter)
+    gaussian_noise: GaussianNoise = field(default_factory=GaussianNoise)
+    hflip: HorizontalFlip = field(default_factory=HorizontalFlip)
+    random_mask: RandomMask = field(default_factory=RandomMask)
+
+    def __post_init__(self) -> None:
+        self.every, self.length = int(self.every), int(self.length)
+        if self.every < 1 or not 1 <= self.length <= self.every:
+            raise ValueError(f"train.perturbation needs every >= 1 and 1 <= length <= every, got every={self.every}, "
+                             f"length={self.length}")
+        self.image_streams, self.flow_streams = tuple(self.image_streams), tuple(self.flow_streams)
+
+    @classmethod
+    def from_config(cls, cfg: Mapping[str, Any]) -> "PerturbationTraining":
+        """From ``train.perturbation``; unknown keys are errors naming them."""
+        cfg = dict(cfg)
+        cfg.pop("enabled", None)
+        known = {f.name for f in fields(cls)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f"unknown train.perturbation option(s) {sorted(unknown)}; valid: {sorted(known | {'enabled'})}")
+        for name, kind in OPS.items():
+            cfg[name] = _options(kind, cfg.get(name), name)
+        return cls(**cfg)
+
+    def active(self, epoch: int) -> bool:
+        """Whether 0-based ``epoch`` belongs to a perturbation phase."""
+        return epoch >= self.every and epoch % self.every < self.length
+
+    # --- the ops ------------------------------------------------------------------------------
+
+    def __call__(self, inputs: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
+        """Perturb one training batch ``{stream: (B, C, H, W)}``; returns new tensors."""
+        kinds = {s: ("image" if s in self.image_streams else "flow") for s in inputs
+                 if s in self.image_streams or s in self.flow_streams}
+        if not kinds:
+            raise ValueError(f"train.perturbation names none of the batch's streams {sorted(inputs)} "
+                             f"(image_streams={list(self.image_streams)}, flow_streams={list(self.flow_streams)})")
+        out = dict(inputs)
+        first = inputs[next(iter(kinds))]
+        b, (h, w) = first.shape[0], first.shape[-2:]
+        for s in kinds:
+            if inputs[s].dim() != 4 or inputs[s].shape[0] != b or inputs[s].shape[-2:] != (h, w):
+                raise ValueError(f"perturbation expects (B, C, H, W) streams of one size; {s!r} is "
+                                 f"{tuple(inputs[s].shape)}, {next(iter(kinds))!r} is {tuple(first.shape)}")
+        # draws in a fixed order, independent of which ops are on, so switching one op off
+        # leaves the others' draws unchanged
+        jitter = self._draw_jitter(b, generator)
+        noise_on = torch.rand(b, generator=generator) < self.gaussian_noise.p  # (B,)
+        noise_seed = int(torch.randint(0, 2**31 - 1, (1,), generator=generator))
+        flips = torch.rand(b, generator=generator) < self.hflip.p  # (B,)
+        mask = self._draw_mask(b, h, w, generator)  # (B, 1, H, W) bool, True = masked
+        noise_gen = torch.Generator().manual_seed(noise_seed)
+        for s, kind in kinds.items():
+            x = inputs[s]
+            if kind == "image" and self.color_jitter.enabled:
+                x = self._jitter(x, *(t.to(x.device) for t in jitter))
+            if self.gaussian_noise.enabled and (kind == "image" or self.gaussian_noise.streams == "all"):
+                noise = torch.randn(x.shape, generator=noise_gen) * self.gaussian_noise.sigma  # (B, C, H, W)
+                x = x + noise.to(x.device, x.dtype) * noise_on.to(x.device).view(b, 1, 1, 1)
+            if self.hflip.enabled:
+                x = self._flip(x, flips.to(x.device), is_flow=s in self.flow_streams)
+            if self.random_mask.enabled:
+                x = x.masked_fill(mask.to(x.device), 0.0)
+            out[s] = x
+        return out
+
+    def _draw_jitter(self, b: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        cj = self.color_jitter
+        on = (torch.rand(b, generator=generator) < cj.p).float()  # (B,)
+
+        def factor(strength: float) -> torch.Tensor:  # (B,) in [1 - s, 1 + s]; 1 where off
+            u = torch.rand(b, generator=generator) * 2 - 1
+            return 1 + on * strength * u
+
+        return factor(cj.brightness), factor(cj.contrast), factor(cj.saturation)
+
+    def _jitter(self, x: torch.Tensor, bright: torch.Tensor, contrast: torch.Tensor, sat: torch.Tensor) -> torch.Tensor:
+        view = (-1, 1, 1, 1)
+        x = x * bright.view(view).to(x.dtype)  # brightness: scale towards black
+        gray = self._gray(x)  # (B, 1, H, W)
+        x = (x - gray.mean(dim=(1, 2, 3), keepdim=True)) * contrast.view(view).to(x.dtype) \
+            + gray.mean(dim=(1, 2, 3), keepdim=True)  # contrast: scale about the mean grey level
+        if x.shape[1] == 3:  # saturation: blend with the grey image
+            gray = self._gray(x)
+            x = (x - gray) * sat.view(view).to(x.dtype) + gray
+        return x.clamp(0.0, 1.0) if self.color_jitter.clamp else x
+
+    @staticmethod
+    def _gray(x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] != 3:
+            return x.mean(dim=1, keepdim=True)
+        r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
+        return 0.299 * r + 0.587 * g + 0.114 * b  # ITU-R 601 luma, as torchvision
+
+    def _flip(self, x: torch.Tensor, flips: torch.Tensor, is_flow: bool) -> torch.Tensor:
+        m = flips.view(-1, 1, 1, 1)
+        y = torch.where(m, x.flip(-1), x)
+        if is_flow:  # mirrored motion points the other way horizontally
+            c = self.hflip.u_channel
+            y = y.clone()
+            y[:, c] = torch.where(m[:, 0], -y[:, c], y[:, c])
+        return y
+
+    def _draw_mask(self, b: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:
+        rm = self.random_mask
+        on = torch.rand(b, generator=generator) < rm.p  # (B,)
+        side = math.sqrt(rm.area / rm.boxes)
+        bh, bw = min(h, round(h * side)), min(w, round(w * side))
+        ys = torch.randint(0, h - bh + 1, (b, rm.boxes), generator=generator)  # (B, boxes)
+        xs = torch.randint(0, w - bw + 1, (b, rm.boxes), generator=generator)
+        rows, cols = torch.arange(h).view(1, 1, h, 1), torch.arange(w).view(1, 1, 1, w)
+        y0, x0 = ys.view(b, rm.boxes, 1, 1), xs.view(b, rm.boxes, 1, 1)
+        inside = (rows >= y0) & (rows < y0 + bh) & (cols >= x0) & (cols < x0 + bw)  # (B, boxes, H, W)
+        return (inside.any(dim=1, keepdim=True) & on.view(b, 1, 1, 1))  # (B, 1, H, W)
+
+
+__all__ = ["OPS", "ColorJitter", "GaussianNoise", "HorizontalFlip", "PerturbationTraining", "RandomMask"]
