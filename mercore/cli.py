@@ -191,3 +191,84 @@ def main() -> None:
         if registry.manager is not None:
             registry.manager.hook.mer_register_commands(cli=cli)
     cli()
+
+
+@plugins.command("install")
+@click.argument("name")
+@click.option("--dry-run", is_flag=True, help="Print the pip command instead of running it.")
+def plugins_install(name: str, dry_run: bool) -> None:
+    """Install plugin NAME from registry.yaml (editable from this repository when its source is here)."""
+    import shlex
+    import subprocess
+
+    from .install import InstallError, install
+
+    try:
+        command = install(name, dry_run=dry_run)
+    except InstallError as exc:
+        _fail(exc)
+    except subprocess.CalledProcessError as exc:
+        _fail(RuntimeError(f"pip failed (exit {exc.returncode}): {shlex.join(exc.cmd)}"))
+    click.echo(shlex.join(command) if dry_run else f"installed {name}; check with: mer plugins")
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("."), show_default=True,
+              help="Folder to create the plugin folder mer-NAME in.")
+def new_plugin(name: str, out: Path) -> None:
+    """Create a working plugin package mer-NAME (a shallow 3-stream CNN on flow maps) to start from."""
+    from .scaffold import ScaffoldError, scaffold
+
+    try:
+        folder = scaffold(name, out)
+    except ScaffoldError as exc:
+        _fail(exc)
+    click.echo(f"created {folder}\nnext: pip install -e {folder} && mer run --plugin {name} --no-tracking")
+
+
+@cli.command()
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", type=click.Path(path_type=Path), default=Path("mer-report"), show_default=True,
+              help="Folder for report.html, report.md and their images.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI to look run ids up in.")
+def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None) -> None:
+    """Report on RUNS (run folders or MLflow run ids): metrics beside the paper's, figures, leakage audit."""
+    from .report import ReportError, load_run, resolve_run, write_report
+
+    try:
+        results = [load_run(resolve_run(r, tracking_uri)) for r in runs]
+        paths = write_report(results, out)
+    except ReportError as exc:
+        _fail(exc)
+    click.echo(f"wrote {paths[0]} and {paths[1]}")
+
+
+@cli.command()
+@click.option("--plugin", "-p", "plugin", required=True, help="Method the checkpoint belongs to.")
+@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+              help="A fold model: <run>/folds/NNN/model.pt.")
+@click.argument("clip", type=click.Path(path_type=Path, exists=True))
+@click.option("--onset", type=int, default=None, help="Onset frame position (default: the first frame).")
+@click.option("--apex", type=int, default=None, help="Apex frame position (default: spotted).")
+@click.option("--variant", "-v", default=None, help="Checked against the run's variant.")
+@click.option("--run", "run_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Run folder with config and class names (default: the one holding the checkpoint).")
+@click.option("--align", type=click.Choice(["none", "dlib"]), default="none", show_default=True,
+              help="Face alignment before the features (dlib needs mercore[dlib]).")
+def predict(plugin: str, checkpoint: Path, clip: Path, onset: int | None, apex: int | None, variant: str | None,
+            run_dir: Path | None, align: str) -> None:
+    """Classify CLIP (a folder of frames or a video file) with a trained fold model."""
+    from .features.store import FeatureError
+    from .plugins import UnknownNameError
+    from .predict import PredictError, predict_clip
+
+    try:
+        result = predict_clip(plugin, checkpoint, clip, run_dir=run_dir, onset=onset, apex=apex, variant=variant,
+                              align=align)
+    except (PredictError, FeatureError, UnknownNameError) as exc:
+        _fail(exc)
+    click.echo(f"{clip}: {result.frames} frames, onset {result.onset}, apex {result.apex} ({result.apex_source})")
+    for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
+        click.echo(f"{name:<12} {p:.4f}")
+    click.echo(f"prediction: {result.label}")

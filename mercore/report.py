@@ -156,6 +156,9 @@ def curves_png(result: RunResult) -> bytes | None:
     fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     for key, (epochs, mean, _) in curves.items():
         ax.plot(epochs, mean, marker="o" if len(epochs) < 15 else None, markersize=3, label=key)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean over folds)")
     ax.set_title(f"{_run_title(result)}: training curves")
@@ -167,14 +170,14 @@ def curves_png(result: RunResult) -> bytes | None:
 def subject_png(result: RunResult) -> bytes:
     per_subject = result.per_subject_accuracy()
     plt = _figure()
-    fig, ax = plt.subplots(figsize=(max(4.0, 0.35 * len(per_subject) + 1.5), 3.2), dpi=100)
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.35 * len(per_subject) + 1.5), 3.2), dpi=100)
     names = [n.split("/")[-1] if len({s.split('/')[0] for s in per_subject}) == 1 else n for n in per_subject]
     ax.bar(range(len(names)), list(per_subject.values()), color="#4878a8")
     ax.axhline(result.scores().acc, color="black", linestyle="--", linewidth=1, label="pooled accuracy")
     ax.set_xticks(range(len(names)), names, rotation=60, ha="right", fontsize=8)
     ax.set_ylim(0, 1)
     ax.set_ylabel("accuracy")
-    ax.set_title(f"{_run_title(result)}: accuracy per test subject")
+    ax.set_title("accuracy per test subject", fontsize=10)
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -211,9 +214,9 @@ class Section:
         self.md.append(f"![{alt}]({name})")
         self.html.append(self.figure(name))
 
-    def figure(self, name: str) -> str:
+    def figure(self, name: str, label: str = "") -> str:
         """An <img> with the PNG inlined as base64, so the page needs no other file."""
-        alt = html.escape(self.alts[name])
+        alt = html.escape(label + self.alts[name])
         return (f'<figure><img alt="{alt}" src="data:image/png;base64,{base64.b64encode(self.images[name]).decode()}">'
                 f"<figcaption>{alt}</figcaption></figure>")
 
@@ -325,7 +328,8 @@ def comparison_rows(results: Sequence[RunResult]) -> list[list[Any]]:
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
 table{border-collapse:collapse;margin:1em 0}th,td{border:1px solid #bbb;padding:3px 8px;text-align:right}
 th:first-child,td:first-child{text-align:left}caption{font-weight:bold;text-align:left;padding:4px 0}
-thead{background:#eef}figure{display:inline-block;margin:0.5em}img{max-width:100%}
+caption{white-space:nowrap}thead{background:#eef}figure{margin:0.5em}img{max-width:100%}
+.row{display:flex;flex-wrap:wrap;gap:1em}.row figure{flex:1 1 320px;max-width:48%}
 .warn{background:#fff3cd;border:1px solid #e0c060;padding:0.5em 1em}
 section{border-top:2px solid #ccc;margin-top:2em}"""
 
@@ -350,7 +354,8 @@ def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None
                     "baseline UF1", "LEAKY UF1"], comparison_rows(results), "Runs side by side")
         md += side.md
         body += side.html
-        body.append("<div>" + "".join(s.figure(s.headline) for s in sections) + "</div>")
+        body.append('<div class="row">' + "".join(s.figure(s.headline, f"run {i}: ")
+                                                   for i, s in enumerate(sections, 1)) + "</div>")
     images: dict[str, bytes] = {}
     for s in sections:
         md += [f"## {s.title}", *s.md]

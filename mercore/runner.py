@@ -14,6 +14,7 @@ from .evaluation.results import RunResult
 from .features.store import FeatureStore
 from .interfaces import Method
 from .plugins import Registry, UnknownNameError, load_registry
+from .report import write_report
 from .reporting import write_artifacts
 from .tracking import make_tracker
 
@@ -105,6 +106,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         result = evaluator.evaluate(method_obj, data, config, variant=variant, on_fold=tracker.log_fold)
         result.mlflow_run_id = tracker.run_id
         artifacts = write_artifacts(result, run_dir / "artifacts")
+        artifacts += write_report(result, run_dir / "artifacts")
         tracker.log_result(result, artifacts)
     return result
 

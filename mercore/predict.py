@@ -1,0 +1,191 @@
+"""Classify one new clip with a fold model of a finished run (``mer predict``).
+
+The run folder supplies the config (so the features and the model are built exactly as in
+training) and the class names; the checkpoint is one fold's ``folds/NNN/model.pt``, loaded with
+``weights_only=True``. Prototype models (MPFNet) keep their centroids as buffers in the state
+dict, so they load the same way.
+
+Normalisation: a run with ``data.normalize: true`` standardised its inputs with the training
+statistics of each fold. When the fold folder holds them as ``norm.pt`` (``{stream: {"mean",
+"std"}}``) they are applied; otherwise prediction refuses, since unnormalised inputs would give
+meaningless probabilities. Runs with ``data.normalize: false`` need nothing.
+"""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+import yaml
+
+from .data.frames import read_image, write_image
+from .io import load_checkpoint
+from .sample import Sample
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+ALIGN_CHOICES = ("none", "dlib")
+
+
+class PredictError(ValueError):
+    """A clip, run folder or checkpoint that cannot be used; the message says why."""
+
+
+@dataclass
+class Prediction:
+    """Class probabilities for one clip and the key frames they were computed from."""
+
+    probabilities: dict[str, float]
+    onset: int
+    apex: int
+    frames: int
+    apex_source: str  # "given", "spotted (D&C-RoIs)" or "largest difference to the onset"
+
+    @property
+    def label(self) -> str:
+        return max(self.probabilities, key=self.probabilities.get)
+
+
+def _natural_key(path: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", path.name)]
+
+
+def clip_frames(clip: Path, work_dir: Path) -> list[Path]:
+    """Frame files of ``clip``: the images of a folder in natural order (img2 before img10), or
+    the frames of a video file written as PNGs into ``work_dir``."""
+    clip = Path(clip)
+    if clip.is_dir():
+        frames = sorted((p for p in clip.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES), key=_natural_key)
+        if not frames:
+            raise PredictError(f"{clip} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        return frames
+    if not clip.is_file():
+        raise PredictError(f"clip not found: {clip}")
+    import cv2
+
+    capture = cv2.VideoCapture(str(clip))
+    frames = []
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            path = work_dir / f"frame{len(frames):05d}.png"
+            cv2.imwrite(str(path), bgr)
+            frames.append(path)
+    finally:
+        capture.release()
+    if not frames:
+        raise PredictError(f"cannot read frames from {clip} (not a video OpenCV can decode?)")
+    return frames
+
+
+def align_frames(frames: Sequence[Path], work_dir: Path, size: int = 256) -> list[Path]:
+    """Every frame warped with the dlib alignment of the first (onset) frame, written as PNGs."""
+    from .face import align_clip
+
+    images = [read_image(p) for p in frames]
+    aligned = align_clip(images, size, backend="dlib", reference=0)
+    out = []
+    for i, image in enumerate(aligned):
+        path = work_dir / f"aligned{i:05d}.png"
+        write_image(path, image)
+        out.append(path)
+    return out
+
+
+def largest_difference_apex(frames: Sequence[Path], onset: int) -> int:
+    """The frame after ``onset`` whose mean absolute difference to the onset is largest."""
+    reference = read_image(frames[onset])
+    diffs = [float(np.abs(read_image(p) - reference).mean()) if i > onset else -1.0 for i, p in enumerate(frames)]
+    return int(np.argmax(diffs)) if len(frames) > onset + 1 else onset
+
+
+def spot(frames: Sequence[Path], onset: int, align: str) -> tuple[int, str]:
+    """Apex position by D&C-RoIs (:mod:`mercore.spotting`), or the largest-difference frame when
+    spotting fails (e.g. no landmarks)."""
+    try:
+        from .spotting import spot_apex
+
+        return onset + spot_apex(list(frames[onset:]), landmark_backend="dlib" if align == "dlib" else "canonical"), \
+            "spotted (D&C-RoIs)"
+    except Exception:  # spotting is best effort here; the fallback below always works
+        return largest_difference_apex(frames, onset), "largest difference to the onset"
+
+
+def run_dir_of(checkpoint: Path) -> Path:
+    """``<run_dir>/folds/NNN/model.pt`` -> ``<run_dir>``."""
+    checkpoint = Path(checkpoint)
+    if checkpoint.parent.parent.name != "folds":
+        raise PredictError(f"cannot tell the run folder of {checkpoint} (expected <run>/folds/NNN/model.pt); "
+                           "pass --run RUN_DIR")
+    return checkpoint.parent.parent.parent
+
+
+def _normalizer(checkpoint: Path, config: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    if not (config.get("data") or {}).get("normalize"):
+        return {}
+    path = checkpoint.with_name("norm.pt")
+    if not path.is_file():
+        raise PredictError(f"the run used data.normalize: true but {path} (the fold's training statistics) is "
+                           "missing; predict needs it to feed the model what it was trained on")
+    stats = load_checkpoint(path)
+    return {name: (s["mean"], s["std"]) for name, s in stats.items()}
+
+
+def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_dir: Path | str | None = None,
+                 onset: int | None = None, apex: int | None = None, variant: str | None = None,
+                 align: str = "none", registry: Any = None) -> Prediction:
+    """Class probabilities of ``clip`` under the fold model ``checkpoint`` of method ``plugin``."""
+    from .features.store import FeatureStore, build_inputs
+    from .runner import load_method
+
+    if align not in ALIGN_CHOICES:
+        raise PredictError(f"unknown --align {align!r}; choose one of: {', '.join(ALIGN_CHOICES)}")
+    checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise PredictError(f"checkpoint not found: {checkpoint}")
+    run_dir = Path(run_dir) if run_dir else run_dir_of(checkpoint)
+    config_path, summary_path = run_dir / "artifacts" / "config.yaml", run_dir / "artifacts" / "summary.json"
+    if not config_path.is_file() or not summary_path.is_file():
+        raise PredictError(f"{run_dir} is not a finished run folder (artifacts/config.yaml, summary.json)")
+    config = yaml.safe_load(config_path.read_text())
+    classes = json.loads(summary_path.read_text())["classes"]
+    trained_method, trained_variant = config["meta"]["method"], config["meta"].get("variant")
+    if trained_method != plugin:
+        raise PredictError(f"the run in {run_dir} trained {trained_method!r}, not {plugin!r}")
+    if variant is not None and variant != trained_variant:
+        raise PredictError(f"the checkpoint is variant {trained_variant!r} of {plugin}, not {variant!r}")
+    registry, method = load_method(registry, plugin)
+    norm = _normalizer(checkpoint, config)
+
+    with tempfile.TemporaryDirectory(prefix="mer-predict-") as tmp:
+        work = Path(tmp)
+        frames = clip_frames(Path(clip), work)
+        if align == "dlib":
+            frames = align_frames(frames, work)
+        first = 0 if onset is None else onset
+        if not 0 <= first < len(frames):
+            raise PredictError(f"--onset {first} is outside the clip's {len(frames)} frames")
+        if apex is None:
+            peak, source = spot(frames, first, align)
+        else:
+            peak, source = apex, "given"
+        if not first <= peak < len(frames):
+            raise PredictError(f"apex {peak} must lie between the onset {first} and the last frame {len(frames) - 1}")
+        sample = Sample("predict", "clip", Path(clip).stem, frames=tuple(frames), onset=first, apex=peak,
+                        offset=len(frames) - 1)
+        store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, None)
+        inputs = build_inputs(store, method.features(config), [sample], progress=False)
+    inputs = {k: (v - norm[k][0]) / norm[k][1] if k in norm else v for k, v in inputs.items()}
+    model = method.build_model(config, len(classes))
+    model.load_state_dict(load_checkpoint(checkpoint))
+    model.eval()
+    with torch.no_grad():
+        probs = torch.softmax(model(inputs).float(), dim=1)[0]  # (num_classes,)
+    return Prediction(dict(zip(classes, probs.tolist())), first, peak, len(frames), source)

@@ -1,0 +1,153 @@
+"""`mer predict`: a fold model of a tiny run classifies clips of its held-out subject."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+import mercore.runner
+from mercore import FeatureRequest, LoadOptions, Method, SupervisedTrainer, hookimpl
+from mercore.cli import cli
+from mercore.plugins import load_registry
+from mercore.predict import PredictError, clip_frames, largest_difference_apex, predict_clip
+from mercore.runner import run
+
+torch.set_num_threads(1)
+OPTIONS = {"subjects": 3, "clips_per_subject": 4, "size": 64}
+
+
+class DiffNet(Method):
+    """Linear model on the 16 px gray |apex - onset|; data.normalize is configurable."""
+
+    name = "diffnet"
+
+    def default_config(self):
+        return {"model": {"size": 16}, "train": {"optimizer": "adam", "lr": 0.01, "epochs": 3, "batch_size": 4}}
+
+    def features(self, config):
+        return {"diff": FeatureRequest("frame_diff", {"size": config["model"]["size"], "gray": True})}
+
+    def build_model(self, config, num_classes):
+        return _Net(config["model"]["size"] ** 2, num_classes)
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+class _Net(nn.Module):
+    def __init__(self, n_in: int, num_classes: int) -> None:
+        super().__init__()
+        self.fc = nn.Linear(n_in, num_classes)
+
+    def forward(self, batch):
+        return self.fc(batch["diff"].flatten(1))  # (B, 1, 16, 16) -> (B, num_classes)
+
+
+@hookimpl
+def mer_register_methods(register):
+    register(DiffNet)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny LOSO run on 3 synthetic subjects and its corpus."""
+    import sys
+
+    registry = load_registry(only=[], extra_plugins=[("diffnet", sys.modules[__name__])])
+    cache = tmp_path_factory.getbasetemp() / "mer-contract-cache"  # shared with the contract kit's corpus
+    result = run(DiffNet(), dataset="synthetic", registry=registry, tracking=False, cache_dir=cache, progress=False,
+                 dataset_options=OPTIONS, subjects=["sub01", "sub02", "sub03"], overrides={"run.device": "cpu"})
+    data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=cache, extra=OPTIONS))
+    return registry, result, {s.key: s for s in data.samples}
+
+
+def test_predict_reproduces_the_fold_prediction_of_a_held_out_clip(trained):
+    registry, result, samples = trained
+    fold = result.folds[0]
+    sample = samples[fold.keys[0]]
+    clip = Path(sample.frames[0]).parent
+    pred = predict_clip("diffnet", fold.checkpoint, clip, onset=sample.onset, apex=sample.apex, registry=registry)
+    assert list(pred.probabilities) == list(result.class_names)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    np.testing.assert_allclose(list(pred.probabilities.values()), fold.probabilities[0], atol=1e-5)
+    assert pred.apex_source == "given" and pred.frames == len(sample.frames)
+
+
+def test_predict_spots_the_apex_and_reads_videos(trained, tmp_path):
+    registry, result, samples = trained
+    fold = result.folds[1]
+    sample = samples[fold.keys[0]]
+    video = tmp_path / "clip.avi"
+    first = cv2.imread(str(sample.frames[0]))
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 25, (first.shape[1], first.shape[0]))
+    for path in sample.frames:
+        writer.write(cv2.imread(str(path)))
+    writer.release()
+    pred = predict_clip("diffnet", fold.checkpoint, video, registry=registry)
+    assert pred.frames == len(sample.frames) and pred.onset == 0 and 0 < pred.apex < pred.frames
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_cli_prints_probabilities(trained, monkeypatch):
+    registry, result, samples = trained
+    monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (registry, registry.method(name)))
+    fold = result.folds[2]
+    sample = samples[fold.keys[0]]
+    out = CliRunner().invoke(cli, ["predict", "--plugin", "diffnet", "--checkpoint", fold.checkpoint,
+                                   str(Path(sample.frames[0]).parent), "--apex", str(sample.apex)])
+    assert out.exit_code == 0, out.output
+    probs = {line.split()[0]: float(line.split()[1]) for line in out.output.splitlines()[1:-1]}
+    assert set(probs) == set(result.class_names) and sum(probs.values()) == pytest.approx(1.0, abs=1e-3)
+    assert "prediction: " in out.output
+
+
+def test_clear_errors(trained, tmp_path):
+    registry, result, samples = trained
+    checkpoint = Path(result.folds[0].checkpoint)
+    clip = Path(samples[result.folds[0].keys[0]].frames[0]).parent
+    with pytest.raises(PredictError, match="trained 'diffnet', not 'dfrnet'"):
+        predict_clip("dfrnet", checkpoint, clip, registry=registry)
+    with pytest.raises(PredictError, match="has no variants|not 'x'"):
+        predict_clip("diffnet", checkpoint, clip, variant="x", registry=registry)
+    with pytest.raises(PredictError, match="holds no image files"):
+        predict_clip("diffnet", checkpoint, tmp_path, registry=registry)
+    stray = tmp_path / "model.pt"
+    stray.write_bytes(checkpoint.read_bytes())
+    with pytest.raises(PredictError, match="pass --run"):
+        predict_clip("diffnet", stray, clip, registry=registry)
+
+
+def test_normalised_runs_need_the_fold_statistics(trained, tmp_path):
+    registry, result, samples = trained
+    run_dir = tmp_path / "run"
+    (run_dir / "artifacts").mkdir(parents=True)
+    (run_dir / "folds" / "000").mkdir(parents=True)
+    for name in ("config.yaml", "summary.json"):
+        text = (result.run_dir / "artifacts" / name).read_text()
+        (run_dir / "artifacts" / name).write_text(text.replace("normalize: false", "normalize: true"))
+    checkpoint = run_dir / "folds" / "000" / "model.pt"
+    checkpoint.write_bytes(Path(result.folds[0].checkpoint).read_bytes())
+    clip = Path(samples[result.folds[0].keys[0]].frames[0]).parent
+    with pytest.raises(PredictError, match="norm.pt"):
+        predict_clip("diffnet", checkpoint, clip, registry=registry)
+    from mercore.io import atomic_torch_save
+
+    atomic_torch_save(checkpoint.with_name("norm.pt"), {"diff": {"mean": torch.zeros(1, 1, 1), "std": torch.ones(1, 1, 1)}})
+    plain = predict_clip("diffnet", result.folds[0].checkpoint, clip, registry=registry, apex=5)
+    normed = predict_clip("diffnet", checkpoint, clip, registry=registry, apex=5)  # identity statistics
+    assert normed.probabilities == pytest.approx(plain.probabilities)
+
+
+def test_frames_in_natural_order_and_fallback_apex(tmp_path):
+    from mercore import write_image
+
+    for i in (1, 2, 10):
+        write_image(tmp_path / f"img{i}.jpg", np.full((8, 8, 3), 0.1 * i))
+    frames = clip_frames(tmp_path, tmp_path)
+    assert [p.name for p in frames] == ["img1.jpg", "img2.jpg", "img10.jpg"]
+    assert largest_difference_apex(frames, 0) == 2

@@ -1,0 +1,152 @@
+"""The plugin contract kit: it passes a well-behaved method and fails broken ones."""
+from __future__ import annotations
+
+import time
+import types
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+from mercore.testing import MethodContract, default_tiny_overrides, method_contract_tests
+
+torch.set_num_threads(1)
+
+
+class KitNet(Method):
+    """A linear model on the 16 px gray frame difference: cheap, but real features."""
+
+    name = "kitnet"
+    variants = {"a": "plain", "b": "wider"}
+    default_variant = "a"
+
+    def default_config(self):
+        return {"features": {"size": 16}, "model": {"hidden": 8},
+                "train": {"optimizer": "adam", "lr": 0.01, "epochs": 20, "batch_size": 4},
+                "variants": {"b": {"model": {"hidden": 16}}}}
+
+    def profiles(self):
+        return {"quick": {"train": {"epochs": 5}}}
+
+    def features(self, config):
+        return {"diff": FeatureRequest("frame_diff", {"size": config["features"]["size"], "gray": True})}
+
+    def build_model(self, config, num_classes):
+        size = config["features"]["size"]
+        return _Net(nn.Sequential(nn.Flatten(), nn.Linear(size * size, config["model"]["hidden"]), nn.ReLU(),
+                                  nn.Linear(config["model"]["hidden"], num_classes)))
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+class _Net(nn.Module):
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, batch):
+        return self.net(batch["diff"])  # (B, 1, S, S) -> (B, num_classes)
+
+
+class WrongShape(KitNet):
+    name = "wrongshape"
+
+    def build_model(self, config, num_classes):
+        return super().build_model(config, num_classes + 1)
+
+
+class Unseeded(KitNet):
+    """Initialises its head from the wall clock: runs with one seed still differ."""
+
+    name = "unseeded"
+
+    def build_model(self, config, num_classes):
+        model = super().build_model(config, num_classes)
+        g = torch.Generator().manual_seed(time.perf_counter_ns())
+        with torch.no_grad():
+            model.net[-1].bias.copy_(torch.randn(num_classes, generator=g) * 5)
+        return model
+
+
+def plugin_of(*methods: type[Method]) -> types.ModuleType:
+    module = types.ModuleType("kit_plugin")
+
+    @hookimpl
+    def mer_register_methods(register):
+        for m in methods:
+            register(m)
+
+    module.mer_register_methods = mer_register_methods
+    module.tiny_overrides = {"train.epochs": 2}
+    return module
+
+
+class TestKitNetContract(MethodContract):
+    """The kit as a plugin uses it, collected by pytest."""
+
+    plugin = plugin_of(KitNet)
+    method = "kitnet"
+
+
+def test_one_line_form_builds_a_collectable_class():
+    tests = method_contract_tests(plugin_of(KitNet), "kitnet", variant="b")
+    cls = tests["TestMethodContract"]
+    assert issubclass(cls, MethodContract) and cls.method == "kitnet" and cls.variant == "b"
+    assert cls.overrides(KitNet()) == {"train.epochs": 2, "run.device": "cpu"}  # from the plugin module
+    with pytest.raises(TypeError, match="unknown contract attributes: epochs"):
+        method_contract_tests("x", "y", epochs=1)
+
+
+def test_default_tiny_overrides_set_every_epochs_key_to_one():
+    config = {"train": {"epochs": 30, "lr": 0.1}, "pretrain": {"epochs": 5, "flag": True}, "x": {"epochs": True}}
+    assert default_tiny_overrides(config) == {"train.epochs": 1, "pretrain.epochs": 1}
+
+
+def _ensure(tmp_path_factory) -> Path:
+    """The session's shared contract corpus (what the kit's fixture returns)."""
+    from mercore.data.dataset import LoadOptions
+    from mercore.plugins import load_registry
+    from mercore.testing import CORPUS_OPTIONS
+
+    cache = tmp_path_factory.getbasetemp() / "mer-contract-cache"
+    load_registry(only=[]).dataset("synthetic").ensure(LoadOptions(cache_dir=cache, extra=dict(CORPUS_OPTIONS)))
+    return cache
+
+
+def contract(method_cls: type[Method]) -> MethodContract:
+    cls = type("C", (MethodContract,), {"plugin": plugin_of(method_cls), "method": method_cls.name})
+    return cls()
+
+
+def test_kit_catches_wrong_logit_shape(tmp_path_factory):
+    with pytest.raises(AssertionError):
+        contract(WrongShape).test_forward_on_real_features(_ensure(tmp_path_factory))
+
+
+def test_kit_catches_nondeterminism(tmp_path_factory):
+    c = contract(Unseeded)
+    cache = _ensure(tmp_path_factory)
+    runs = (c.tiny_run(cache), c.tiny_run(cache))
+    with pytest.raises(AssertionError):
+        c.test_same_seed_gives_identical_predictions_on_cpu(runs)
+
+
+def test_kit_catches_missing_registration():
+    c = contract(KitNet)
+    type(c).method = "nosuchnet"
+    with pytest.raises(Exception, match="nosuchnet"):
+        c.test_registers_through_hooks()
+
+
+def test_kit_catches_config_that_is_not_plain_yaml():
+    class PathConfig(KitNet):
+        name = "pathconfig"
+
+        def default_config(self):
+            return {**super().default_config(), "data": {"root": Path("/tmp")}}
+
+    with pytest.raises(Exception):
+        contract(PathConfig).test_config_round_trips_and_every_variant_and_profile_resolves()
