@@ -71,9 +71,9 @@ def test_class_counts_and_imbalance():
     assert class_counts(128) == {"happiness": 17, "surprise": 13, "disgust": 33, "repression": 14, "others": 51}
     specs = plan_corpus()
     counts = Counter(s.emotion for s in specs)
-    assert len(specs) == 128 and len({s.subject for s in specs}) == 16
+    assert len(specs) == 256 and len({s.subject for s in specs}) == 16
     for emotion, share in CLASS_PROPORTIONS.items():
-        assert abs(counts[emotion] / 128 - share) < 0.01
+        assert abs(counts[emotion] / 256 - share) < 0.01
     three = [{"disgust": 0, "repression": 0, "happiness": 1, "surprise": 2}[s.emotion]
              for s in specs if s.emotion != "others"]
     n = np.bincount(three)

@@ -7,8 +7,9 @@ request without ``size`` and one with the default). Derived features ask the
 reuses ``optical_flow``), so the expensive flow is computed once per clip and parameters.
 
 Frames are read with :func:`mercore.data.frames.read_image` and resized (square, area filter when
-shrinking) to ``size``; flow is computed on the grayscale of the resized frames. Face alignment
-is not available yet: ``align`` must be ``"none"``.
+shrinking) to ``size``; flow is computed on the grayscale of the resized frames. ``align="dlib"``
+warps every frame with the onset's dlib alignment (:mod:`mercore.face.align`, extra
+``mercore[dlib]``) instead of resizing it.
 
 Magnification (``magnification = phi > 0``, MPFNet's AFE): the "magnified apex" is the onset
 warped along the onset -> apex flow scaled by ``1 + phi`` (:func:`mercore.features.magnify.magnify`);
@@ -38,7 +39,7 @@ from .flow import check_backend, compute_flow, minmax_normalise, optical_strain
 from .interpolate import get_interpolator, interpolate_sequence
 from .magnify import magnify
 
-ALIGN_CHOICES: tuple[str, ...] = ("none",)
+ALIGN_CHOICES: tuple[str, ...] = ("none", "dlib")
 NORMALIZE_CHOICES: tuple[str, ...] = ("none", "minmax")
 
 
@@ -70,9 +71,8 @@ def _magnification(phi: Any) -> float:
 def _align(align: str) -> str:
     if align not in ALIGN_CHOICES:
         raise ValueError(
-            f"align={align!r} is not available: face alignment (dlib landmarks) is provided by the "
-            f"face-alignment add-on (extra 'mercore[dlib]'), which is not yet installed/implemented; "
-            f"use align='none' (choices: {', '.join(ALIGN_CHOICES)})")
+            f"unknown align={align!r}; choose one of: {', '.join(ALIGN_CHOICES)} "
+            f"('dlib' needs the extra: pip install 'mercore[dlib]')")
     return align
 
 
@@ -96,6 +96,11 @@ def _frame_index(sample: Sample, which: str) -> int:
 def load_key_frame(sample: Sample, which: str, size: int, align: str = "none") -> np.ndarray:
     """The clip's ``onset`` / ``apex`` / ``offset`` frame, RGB float32 (size, size, 3) in [0, 1]."""
     _align(align)
+    if align == "dlib":
+        from ..face.align import aligned_key_frame
+
+        _frame_index(sample, which)
+        return aligned_key_frame(sample, which, size, backend="dlib")
     path = sample.frames[_frame_index(sample, which)]
     return resize(read_image(path), size).astype(np.float32)
 

