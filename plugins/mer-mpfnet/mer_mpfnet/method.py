@@ -1,0 +1,171 @@
+"""MPFNet as a mer ``Method``: input streams, model, and the progressive training stages
+(GFE triplet pre-training -> AFE pre-training on a magnified, class-balanced set ->
+prototypical meta-learning with the final centroids from the training subjects)."""
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Mapping
+
+import torch
+import yaml
+from torch import nn
+
+from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, TensorSet, Trainer
+from mercore.training.episodic import EpisodicTrainer
+from mercore.training.triplet import TripletTrainer
+
+from .model import AFEClassifier, MPFNetModel
+
+FEATURE_STREAMS = {"flow": "sequence_flow", "diff": "sequence_diff"}
+
+
+def _load_yaml() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("mer_mpfnet").joinpath("config.yaml").read_text())
+
+
+def feature_params(config: Mapping[str, Any], magnification: float = 0.0) -> dict[str, Any]:
+    f = config["features"]
+    params = {"size": int(f["size"]), "length": int(f["length"]), "backend": str(f["backend"])}
+    if magnification:
+        params["magnification"] = float(magnification)
+    return params
+
+
+# ----------------------------------------------------------------------------- magnification plan
+def magnification_plan(labels: torch.Tensor, num_classes: int, cfg: Mapping[str, Any],
+                       class_names: tuple[str, ...] = ()) -> dict[int, list[float]]:
+    """Magnification factors phi per class, for the class-balanced AFE training set.
+
+    Following Table I of the paper, each clip of class c appears once raw and once per integer
+    phi in 1..m_c, so class c grows to (1 + m_c) n_c clips. The largest class gets
+    ``m = majority_max`` (CASME II negative: 1~4); every other class the m_c that brings it
+    closest to the same size, ``round(n_max (1 + majority_max) / n_c) - 1``, capped at
+    ``max_phi`` (the paper: distortions beyond ~15). ``per_class: {name: m}`` sets m_c
+    explicitly. ``max_copies`` keeps at most that many phi values per class, spread evenly over
+    1..m_c (integers, so the feature cache is shared by all folds).
+    """
+    counts = torch.bincount(labels.cpu().long(), minlength=num_classes)
+    n_max = int(counts.max()) if len(counts) else 0
+    mm = int(cfg.get("majority_max", 4))
+    cap = int(cfg.get("max_phi", 14))
+    per_class = dict(cfg.get("per_class") or {})
+    max_copies = cfg.get("max_copies")
+    plan: dict[int, list[float]] = {}
+    for c in range(num_classes):
+        n = int(counts[c])
+        if n == 0:
+            continue
+        name = class_names[c] if c < len(class_names) else str(c)
+        if name in per_class:
+            m = int(per_class[name])
+        else:
+            m = int(round(n_max * (1 + mm) / n)) - 1
+        m = max(0, min(m, cap))
+        phis = list(range(1, m + 1))
+        if max_copies is not None and len(phis) > int(max_copies):
+            k = int(max_copies)
+            phis = sorted({int(round(1 + i * (m - 1) / max(k - 1, 1))) for i in range(k)}) if k > 0 else []
+        plan[c] = [float(p) for p in phis]
+    return plan
+
+
+def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageContext,
+                        streams: Mapping[str, str] = FEATURE_STREAMS) -> tuple[TensorSet, dict[int, list[float]]]:
+    """Raw training clips plus their magnified copies (training subjects only), normalised like
+    the raw inputs. Without ``ctx.extract`` only the raw clips are returned."""
+    cfg = config["afe"]["magnification"]
+    plan = magnification_plan(data.labels, ctx.num_classes, cfg, ctx.class_names)
+    parts_inputs: list[dict[str, torch.Tensor]] = []
+    parts_labels: list[torch.Tensor] = []
+    samples: list = []
+    if cfg.get("include_raw", True):
+        parts_inputs.append({k: v.cpu() for k, v in data.inputs.items()})
+        parts_labels.append(data.labels.cpu())
+        samples += list(data.samples)
+    if ctx.extract is not None:
+        labels = data.labels.cpu()
+        phis = sorted({p for ps in plan.values() for p in ps})
+        for phi in phis:
+            idx = [i for i in range(len(data)) if phi in plan.get(int(labels[i]), [])]
+            if not idx:
+                continue
+            subset = [data.samples[i] for i in idx]
+            inputs = {}
+            for name in data.inputs:
+                request = FeatureRequest(streams[name], feature_params(config, phi))
+                inputs[name] = ctx.normalize(name, ctx.extract(request, subset).float())
+            parts_inputs.append(inputs)
+            parts_labels.append(labels[idx])
+            samples += subset
+    if not parts_inputs:
+        raise ValueError("afe.magnification: include_raw is false and no magnified clips could be built")
+    inputs = {k: torch.cat([p[k] for p in parts_inputs]) for k in data.inputs}
+    return TensorSet(inputs, torch.cat(parts_labels), samples), plan
+
+
+@dataclass
+class AFEPretrainer(Trainer):
+    """Supervised pre-training of the AFE (+ a linear head) on the magnified, balanced set."""
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    stage_name: str = "afe"
+    name = "afe-pretrain"
+
+    def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
+        mag, plan = build_magnified_set(data.train, self.config, ctx)
+        counts = torch.bincount(mag.labels, minlength=ctx.num_classes).tolist()
+        for c, n in enumerate(counts):
+            ctx.log_metric(f"{self.stage_name}/samples_{ctx.class_names[c] if c < len(ctx.class_names) else c}",
+                           float(n), 0)
+        ctx.log_metric(f"{self.stage_name}/magnified_clips", float(len(mag) - len(data.train)), 0)
+        wrapper = AFEClassifier(model)
+        trainer = SupervisedTrainer.from_config(self.config["afe"]["train"], stage_name=self.stage_name,
+                                                parameters=lambda m: m.trainable())
+        empty = mag.subset([])
+        trainer.fit(wrapper, FoldData(train=mag, val=data.val, test=empty, test_groups=data.test_groups), ctx)
+        return model
+
+
+# ----------------------------------------------------------------------------- the method
+class MPFNet(Method):
+    """MPFNet (Ma et al., 2025): multi-prior fusion network, progressive training."""
+
+    name = "mpfnet"
+    description = ("Multi-Prior Fusion Network: CA-I3D GFE (triplet) + AFE (magnified, balanced) fused in "
+                   "prototypical meta-learning; parallel (p) or cascade (c)")
+    variants = {"c": "cascade", "p": "parallel"}
+    default_variant = "c"
+    inputs = ("clips",)
+
+    def default_config(self) -> dict[str, Any]:
+        cfg = _load_yaml()
+        cfg.pop("profiles", None)
+        return cfg
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+
+    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        return {name: FeatureRequest(extractor, feature_params(config)) for name, extractor in FEATURE_STREAMS.items()}
+
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        model_cfg = dict(config["model"])
+        model_cfg.setdefault("size", int(config["features"]["size"]))
+        model_cfg.setdefault("length", int(config["features"]["length"]) - 1)
+        variant = model_cfg.pop("variant", None) or self.default_variant
+        return MPFNetModel(variant, model_cfg, num_classes)
+
+    def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
+        stages: list[Trainer] = []
+        gfe = dict(config["gfe"])
+        if gfe.pop("enabled", True):
+            stages.append(TripletTrainer.from_config(gfe, stage_name="gfe", embed=lambda m, x: m.gfe_embed(x),
+                                                     parameters=lambda m: m.gfe.parameters()))
+        if config["afe"].get("enabled", True):
+            stages.append(AFEPretrainer(config=config))
+        meta = dict(config["meta_learning"])
+        meta.pop("enabled", None)  # the centroids are always needed: epochs 0 only sets them
+        stages.append(EpisodicTrainer.from_config(meta, stage_name="meta"))
+        return stages

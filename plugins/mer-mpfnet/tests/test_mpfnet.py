@@ -1,0 +1,190 @@
+"""MPFNet plugin: shapes, config, stages on tiny data, registration, and (slow) a short LOSO."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+import mer_mpfnet.plugin
+from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
+from mercore.config import resolve_config
+from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, magnification_plan
+from mer_mpfnet.model import CAI3D, AFEClassifier, EncoderConfig, MPFNetModel, count_parameters
+
+TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2,
+        "size": 16, "length": 4}
+
+
+def batch(n=3, t=4, s=16):
+    g = torch.Generator().manual_seed(0)
+    return {"flow": torch.randn(n, 2, t, s, s, generator=g), "diff": torch.randn(n, 3, t, s, s, generator=g)}
+
+
+def test_ca_i3d_shapes():
+    enc = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125, embedding_dim=12))
+    x = torch.randn(2, 5, 4, 16, 16)
+    fmap = enc.features(x)
+    assert fmap.shape == (2, enc.feature_channels, 4, 4, 4)   # pools only H, W: T kept, H/4, W/4
+    assert enc(x).shape == (2, 12)
+    flat = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125, embedding_dim=12,
+                               head_grid=None))   # the paper's "no final average pool": flatten everything
+    assert flat.fc.in_features == flat.feature_channels * 4 * 4 * 4 and flat(x).shape == (2, 12)
+    full = CAI3D(EncoderConfig())                 # I3D widths: Mixed_3b 256, Mixed_3c 480
+    assert full.mixed_a.out_channels == 256 and full.feature_channels == 480
+    with pytest.raises(ValueError):
+        enc(torch.randn(2, 4, 4, 16, 16))
+
+
+@pytest.mark.parametrize("variant", ["c", "p"])
+def test_model_shapes(variant):
+    model = MPFNetModel(variant, TINY, num_classes=5)
+    b = batch()
+    z = model.embed(b)
+    assert len(z) == (2 if variant == "p" else 1) and all(t.shape == (3, 16) for t in z)
+    assert model(b).shape == (3, 5)
+    assert torch.equal(model(b), torch.zeros(3, 5))           # no centroids yet
+    assert AFEClassifier(model)(b).shape == (3, 5)
+    if variant == "c":
+        assert model.afe_input(model.stack(b)).shape == (3, 5 + 2, 4, 16, 16)
+        assert model.afe.cfg.in_channels == 7
+    else:
+        assert model.prototypes.weights == [1.0, 0.7]
+
+
+def test_config_profiles_and_features():
+    m = MPFNet()
+    cfg = m.default_config()
+    assert {"features", "model", "gfe", "afe", "meta_learning", "data", "validation", "variants"} <= set(cfg)
+    assert "profiles" not in cfg and "quick" in m.profiles()
+    paper = resolve_config(m, variant="p")
+    assert paper["gfe"]["lr"] == 0.01 and paper["gfe"]["epochs"] == 60 and paper["gfe"]["batch_size"] == 128
+    assert paper["afe"]["train"]["epochs"] == 80 and paper["meta_learning"]["k_shot"] == 5
+    assert paper["meta_learning"]["episodes_per_batch"] == 4 and paper["meta_learning"]["lr"] == 0.05
+    assert m.build_model(paper, 3).variant == "p"
+    feats = m.features(paper)
+    assert feats["flow"] == FeatureRequest("sequence_flow", {"size": 128, "length": 11, "backend": "tvl1"})
+    assert feats["diff"].extractor == "sequence_diff"
+    quick = resolve_config(m, profile="quick")
+    model = m.build_model(quick, 3)
+    assert model.variant == "c" and count_parameters(model) < 1_000_000
+    assert [s.name for s in m.stages(quick)] == ["triplet", "afe-pretrain", "episodic"]
+
+
+def test_magnification_plan_balances_like_table_1():
+    # CASME II 3-class counts (Table I): negative 88, positive 32, surprise 25
+    labels = torch.tensor([0] * 88 + [1] * 32 + [2] * 25)
+    plan = magnification_plan(labels, 3, {"majority_max": 4, "max_phi": 14})
+    assert plan[0] == [1.0, 2.0, 3.0, 4.0]                    # paper: 1~4
+    assert max(plan[1]) == 13 and max(plan[2]) == 14          # paper: 1~12, 1~14
+    sizes = [(1 + len(plan[c])) * n for c, n in enumerate((88, 32, 25))]
+    assert max(sizes) / min(sizes) < 1.2                       # balanced
+    few = magnification_plan(labels, 3, {"majority_max": 1, "max_phi": 6, "max_copies": 3})
+    assert few[0] == [1.0] and len(few[2]) == 3 and max(few[2]) == 6
+    explicit = magnification_plan(labels, 3, {"per_class": {"positive": 12}}, ("negative", "positive", "surprise"))
+    assert max(explicit[1]) == 12
+
+
+def tiny_fold(n=24, classes=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(n) % classes
+    signal = torch.randn(classes, 5, 4, 16, 16, generator=g)
+    x = signal[labels] + 0.5 * torch.randn(n, 5, 4, 16, 16, generator=g)
+    samples = [Sample(dataset="toy", subject=f"s{i % 6}", clip=f"c{i}") for i in range(n)]
+    ts = TensorSet({"flow": x[:, :2].contiguous(), "diff": x[:, 2:].contiguous()}, labels, samples)
+    return FoldData(train=ts, val=None, test=ts.subset([0]), test_groups=("toy/s0",))
+
+
+def fake_ctx(tmp_path: Path, log: list, train: TensorSet) -> StageContext:
+    keys = {s.key: i for i, s in enumerate(train.samples)}
+    calls = []
+
+    def extract(request: FeatureRequest, samples):
+        calls.append((request, [s.key for s in samples]))
+        idx = [keys[s.key] for s in samples]             # "magnified": the clip's features scaled by 1 + phi
+        name = "flow" if request.extractor == "sequence_flow" else "diff"
+        return train.inputs[name][idx] * (1 + request.params["magnification"])
+
+    ctx = StageContext(device=torch.device("cpu"), seed=0, num_classes=3, class_names=("n", "p", "s"), fold="f",
+                       work_dir=tmp_path, log_metric=lambda k, v, s: log.append((k, v, s)), progress=False,
+                       extract=extract)
+    ctx.calls = calls
+    return ctx
+
+
+def quick_config(variant):
+    cfg = resolve_config(MPFNet(), variant=variant, profile="quick")
+    cfg["model"].update({k: v for k, v in TINY.items() if k not in ("size", "length")})
+    cfg["features"].update({"size": 16, "length": 5})
+    cfg["gfe"].update({"epochs": 6, "batch_size": 8, "lr": 0.05})
+    cfg["afe"]["train"].update({"epochs": 6, "lr": 0.05})
+    cfg["meta_learning"].update({"epochs": 6, "episodes_per_epoch": 4, "k_shot": 3, "q_query": 2})
+    return cfg
+
+
+def test_magnified_set_uses_training_samples_only(tmp_path):
+    data = tiny_fold(n=30)
+    data.train.labels[:] = torch.tensor([0] * 18 + [1] * 8 + [2] * 4)
+    cfg = quick_config("c")
+    ctx = fake_ctx(tmp_path, [], data.train)
+    mag, plan = build_magnified_set(data.train, cfg, ctx)
+    train_keys = {s.key for s in data.train.samples}
+    assert all(k in train_keys for _, keys in ctx.calls for k in keys)
+    assert all(r.params["magnification"] >= 1 for r, _ in ctx.calls)
+    counts = torch.bincount(mag.labels).tolist()
+    assert counts[0] == 18 * (1 + len(plan[0])) and counts[2] == 4 * (1 + len(plan[2]))
+    assert len(plan[2]) > len(plan[0])                         # rarer classes get more copies
+
+
+@pytest.mark.parametrize("variant", ["c", "p"])
+def test_stages_train_on_tiny_data(variant, tmp_path):
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    m = MPFNet()
+    cfg = quick_config(variant)
+    data, log = tiny_fold(), []
+    ctx = fake_ctx(tmp_path, log, data.train)
+    model = m.build_model(cfg, 3)
+    gfe_before = {k: v.clone() for k, v in model.gfe.state_dict().items()}
+    for stage in m.stages(cfg):
+        if variant == "c" and stage.name == "afe-pretrain":
+            gfe_before = {k: v.clone() for k, v in model.gfe.state_dict().items()}
+            model = stage.fit(model, data, ctx)
+            assert all(torch.equal(v, model.gfe.state_dict()[k]) for k, v in gfe_before.items())  # GFE frozen
+        else:
+            model = stage.fit(model, data, ctx)
+    for key in ("gfe/loss", "afe/loss", "meta/loss"):
+        losses = [v for k, v, _ in log if k == key]
+        assert len(losses) == 6, key
+        if key == "meta/loss":  # after both pre-trainings the tiny task may already be solved
+            assert losses[-1] <= max(losses[0], 1e-6) and losses[-1] < 0.5 * torch.log(torch.tensor(3.0)), losses
+        else:
+            assert min(losses[-2:]) < losses[0], (key, losses)
+    assert model.prototypes.fitted
+    logits = model.eval()(data.train.inputs)
+    assert logits.shape == (24, 3)
+    assert (logits.argmax(1) == data.train.labels).float().mean() > 0.6
+
+
+def test_registration():
+    from mercore.plugins import load_registry
+
+    reg = load_registry(only=[], extra_plugins=[("mpfnet", mer_mpfnet.plugin)])
+    method = reg.method("mpfnet")
+    assert method.name == "mpfnet" and method.default_variant == "c" and set(method.variants) == {"c", "p"}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("mercore.runner") is None, reason="runner not available")
+def test_short_loso_beats_majority(tmp_path):
+    from mercore.plugins import load_registry
+    from mercore.runner import run
+
+    torch.set_num_threads(1)
+    reg = load_registry(only=[], extra_plugins=[("mpfnet", mer_mpfnet.plugin)])
+    subjects = [f"sub{i:02d}" for i in range(1, 7)]
+    res = run("mpfnet", registry=reg, profile="quick", subjects=subjects, tracking=False, cache_dir=tmp_path,
+              progress=False)
+    assert len(res.folds) == 6
+    assert res.metrics["uf1"] > res.baseline["uf1"] + 0.1
