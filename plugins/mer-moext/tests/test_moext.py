@@ -1,0 +1,380 @@
+"""MoExt plugin: module shapes, losses by hand, pre-training, ablations, macro filter, registration, LOSO."""
+from __future__ import annotations
+
+import copy
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+import mer_moext.plugin
+from mer_moext import MoExt, MoExtPretrainer, ObjectiveTrainer, ViewExpansion, build_model
+from mer_moext.losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
+from mer_moext.model import ApexReconstructor, Branch, ConvBlock, MotionExtractor, ResNetTrunk
+from mer_moext.pretrain import PREVIEW_FILE, MirrorRotate, batch_indices, filter_macro, pseudo_apex
+from mercore import FoldData, Sample, StageContext, TensorSet
+from mercore.config import resolve_config
+
+torch.set_num_threads(1)
+
+
+def config(profile: str = "quick", **sets) -> dict:
+    return resolve_config(MoExt(), profile=profile, sets=[f"{k}={v}" for k, v in sets.items()])
+
+
+def tiny_model_cfg() -> dict:
+    """A narrow model at 32x32 for fast training tests."""
+    cfg = copy.deepcopy(config()["model"])
+    cfg.update(backbone_widths=[8, 8, 16, 16], feature_dim=16, branch_fc=[16], recon_widths=[16, 16, 8, 8],
+               recon_refine_width=8, recon_refine_blocks=1, projection_hidden=16, projection_out=8)
+    return cfg
+
+
+def n_params(module: nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+# --- shapes --------------------------------------------------------------------------------------
+
+def test_shapes_through_every_module_at_224():
+    trunk = ResNetTrunk()
+    assert trunk(torch.rand(1, 3, 224, 224)).shape == (1, 512, 7, 7) and trunk.out_channels == 512
+    assert ConvBlock(512, 512)(torch.rand(2, 512, 7, 7)).shape == (2, 512, 7, 7)
+    branch = Branch(512, 512, 1, [512], 512)
+    assert branch(torch.rand(2, 512, 7, 7)).shape == (2, 512)
+    motion = MotionExtractor(512)
+    assert motion(torch.rand(2, 512), torch.rand(2, 512)).shape == (2, 512)
+    recon = ApexReconstructor(1024, 224)
+    # Table 2 row by row: 1 -> 2 -> 4 -> 8 (512), AvgPool(2, 1) -> 7, then 14 ... 112, 224
+    x = torch.rand(2, 1024, 1, 1)
+    sizes = []
+    for layer in list(recon.lower) + list(recon.upper):
+        x = layer(x)
+        sizes.append(tuple(x.shape[1:]))
+    assert sizes[:4] == [(512, 2, 2), (512, 4, 4), (512, 8, 8), (512, 7, 7)]
+    assert sizes[4:8] == [(512, 14, 14), (256, 28, 28), (128, 56, 56), (64, 112, 112)]
+    assert sizes[8:13] == [(32, 112, 112)] * 5 and sizes[-1] == (3, 224, 224) and sizes[-3] == (32, 224, 224)
+    assert isinstance(recon.lower[3], nn.AvgPool2d) and recon.lower[3].kernel_size == 2
+
+
+@pytest.mark.parametrize("size,lower", [(64, 1), (96, 3), (32, 0)])
+def test_reconstruction_ladder_scales(size, lower):
+    recon = ApexReconstructor(32, size, (16, 8, 8, 8), 8, 2)
+    assert len(recon.lower) == lower  # 64: one up-conv; 96: two up-convs + AvgPool 4 -> 3; 32: none
+    assert recon(torch.rand(2, 32)).shape == (2, 3, size, size)
+    with pytest.raises(ValueError):
+        ApexReconstructor(32, size + 8)
+
+
+def test_full_model_paths_at_the_quick_size():
+    cfg = config()
+    model = MoExt().build_model(cfg, 3)
+    s = cfg["features"]["size"]
+    assert s == 64
+    views = torch.rand(2, 2, 3, 3, s, s)
+    out = model.pretrain_outputs(views)
+    d = cfg["model"]["feature_dim"]
+    assert out["shape"].shape == out["texture"].shape == (2, 2, 3, d)
+    assert out["motion"].shape == (2, d) and out["recon"].shape == (2, 3, s, s) and (out["recon"] >= 0).all()
+    assert model.projection(out["shape"]).shape == (2, 2, 3, cfg["model"]["projection_out"])
+    assert model({"onset": views[:, 0, 0], "apex": views[:, 1, 0]}).shape == (2, 3)
+    n = n_params(model)
+    model.drop_pretraining_modules()
+    assert model.separator.texture is None and model.reconstructor is None and model.projection is None
+    assert n_params(model) < n and model({"onset": views[:, 0, 0], "apex": views[:, 1, 0]}).shape == (2, 3)
+    with pytest.raises(RuntimeError):
+        model.pretrain_outputs(views)
+
+
+def test_paper_model_parameter_count():
+    model = MoExt().build_model(config("paper"), 3)
+    sep = n_params(model.separator)
+    assert n_params(model.separator.backbone) == 11_176_512  # torchvision's resnet18 minus fc (11,689,512 - 513,000)
+    assert n_params(model.separator.shape) == n_params(model.separator.texture)
+    print(f"MoExt paper parameters: {n_params(model):,} (separator {sep:,})")
+
+
+def test_motion_extractor_formula():
+    torch.manual_seed(0)
+    e = MotionExtractor(6).eval()
+    so, sa = torch.randn(3, 6), torch.randn(3, 6)
+    d = (sa - so).abs()[..., None, None]
+    expect = e.c2(torch.cat([e.c1(d), sa[..., None, None]], 1)).flatten(1)
+    torch.testing.assert_close(e(so, sa), expect)
+    assert MotionExtractor(6, kernel=3)(so, sa).shape == (3, 6)
+
+
+# --- losses ---------------------------------------------------------------------------------------
+
+def test_reconstruction_loss_is_mean_l1():
+    assert reconstruction_loss(torch.zeros(1, 3, 2, 2), torch.full((1, 3, 2, 2), 0.5)).item() == pytest.approx(0.5)
+
+
+def test_shape_texture_loss_by_hand():
+    # n = 1, 2m = 2, p = 2. Anchor (0, 0). View 0: shape (1, 0), texture (1, 1): 1 - 1 + 0.3 = 0.3.
+    # View 1: shape (0, 1), texture (0, 4): 1 - 3 + 0.3 < 0 -> 0. Mean = 0.15.
+    fs = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    ft = torch.tensor([[[1.0, 1.0], [0.0, 4.0]]])
+    assert shape_texture_loss(fs, ft, torch.zeros(2), 0.3).item() == pytest.approx(0.15)
+
+
+def test_onset_apex_loss_by_hand():
+    # one sample, views: onset (0,0), onset (0.1,0), apex (0.2,0), apex (1,0); eps 0.3.
+    fs = torch.tensor([[[0.0, 0.0], [0.1, 0.0], [0.2, 0.0], [1.0, 0.0]]])
+    is_apex = torch.tensor([False, False, True, True])
+    # same-label pairs (ordered): 0-1: 0.1 x2, 2-3: 0.8 x2 -> 1.8
+    # cross pairs (ordered): 0-2: 0.1, 0-3: 0, 1-2: 0.2, 1-3: 0 -> 0.3 x2 = 0.6; total 2.4 / 16
+    assert onset_apex_loss(fs, is_apex, 0.3).item() == pytest.approx(2.4 / 16)
+    fs.requires_grad_(True)
+    onset_apex_loss(fs, is_apex, 0.3).backward()
+    assert torch.isfinite(fs.grad).all()
+
+
+def test_view_expansion():
+    exp = ViewExpansion(views=3)
+    onset, apex = torch.rand(5, 3, 8, 8), torch.rand(5, 3, 8, 8)
+    views = exp(onset, apex, torch.Generator().manual_seed(0))
+    assert views.shape == (5, 2, 3, 3, 8, 8)
+    torch.testing.assert_close(views[:, 0, 0], onset)
+    torch.testing.assert_close(views[:, 1, 0], apex)
+    assert not torch.equal(views[:, :, 1], views[:, :, 2])  # two different operations per sample
+    assert views.min() >= 0 and views.max() <= 1
+    gray = exp.apply("grayscale", torch.rand(2, 2, 3, 4, 4), torch.Generator())
+    torch.testing.assert_close(gray[:, :, 0], gray[:, :, 2])
+    with pytest.raises(ValueError):
+        ViewExpansion(views=5)
+    with pytest.raises(ValueError):
+        ViewExpansion(ops=("blur",))
+
+
+def test_mirror_rotate_keeps_streams_aligned():
+    aug = MirrorRotate(flip=1.0, rotate=0.0)
+    x = torch.rand(3, 3, 8, 8)
+    out = aug({"onset": x, "apex": x.clone()}, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["onset"], x.flip(-1))
+    rot = MirrorRotate(flip=0.5, rotate=10.0)({"onset": x, "apex": x.clone()}, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(rot["onset"], rot["apex"])
+    assert not torch.allclose(rot["onset"], x)
+
+
+def test_batches_never_end_with_one_sample():
+    for n in (1, 2, 20, 21, 41):
+        sizes = [len(b) for b in batch_indices(n, 20, torch.Generator().manual_seed(0))]
+        assert sum(sizes) == n and (n == 1 or min(sizes) > 1)
+
+
+# --- pre-training ---------------------------------------------------------------------------------
+
+def synthetic_pairs(n: int = 8, size: int = 32, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Blob faces whose apex moves a bright patch by a couple of pixels."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.rand(n, 3, 1, 1, generator=g) * 0.5 + 0.2
+    onset = base.expand(n, 3, size, size).clone()
+    apex = onset.clone()
+    for i in range(n):
+        y, x = (int(v) for v in torch.randint(4, size - 10, (2,), generator=g))
+        onset[i, :, y:y + 6, x:x + 6] = 0.9
+        apex[i, :, y + 2:y + 8, x + 1:x + 7] = 0.9
+    return onset, apex
+
+
+def fold_of(onset: torch.Tensor, apex: torch.Tensor, labels: torch.Tensor | None = None, subjects=None) -> FoldData:
+    n = len(onset)
+    subjects = subjects or [f"sub{1 + i % 3:02d}" for i in range(n)]
+    samples = [Sample("toy", s, f"c{i}") for i, s in enumerate(subjects)]
+    labels = labels if labels is not None else torch.arange(n) % 2
+    test = TensorSet({"onset": onset[:2], "apex": apex[:2]}, labels[:2], [Sample("toy", "sub09", "t0"),
+                                                                           Sample("toy", "sub09", "t1")])
+    return FoldData(TensorSet({"onset": onset, "apex": apex}, labels, samples), None, test, ("toy/sub09",))
+
+
+def ctx_for(tmp_path: Path, log: list | None = None) -> StageContext:
+    return StageContext(device=torch.device("cpu"), seed=0, num_classes=2, class_names=("a", "b"), fold="f",
+                        work_dir=tmp_path, progress=False,
+                        log_metric=(lambda k, v, s: log.append((k, v, s))) if log is not None else (lambda *a: None))
+
+
+def test_pretraining_lowers_reconstruction_loss(tmp_path):
+    torch.manual_seed(0)
+    onset, apex = synthetic_pairs(8)
+    model = build_model(tiny_model_cfg(), 2, 32)
+    stage = MoExtPretrainer(epochs=1, batch_size=8, lr=3e-3, macro_source="none", preview=3)
+    expansion = ViewExpansion()
+
+    def l_re() -> float:
+        model.train()  # BN batch statistics, as during training
+        with torch.no_grad():
+            return stage.losses(model, onset, apex, expansion, torch.Generator().manual_seed(5))["l_re"].item()
+
+    before = l_re()
+    log: list = []
+    stage.epochs = 12
+    stage.fit(model, fold_of(onset, apex), ctx_for(tmp_path, log))
+    after = l_re()
+    print("L_re before", before, "after", after)
+    assert after < 0.7 * before, (before, after)
+    keys = {k for k, _, _ in log}
+    assert {"pretrain/l_re", "pretrain/l_st", "pretrain/l_ss", "pretrain/loss", "pretrain/macro_pairs"} <= keys
+    from mercore import read_image
+    grid = read_image(tmp_path / PREVIEW_FILE)
+    assert grid.shape == (3 * 32, 3 * 32, 3)
+
+
+def test_pretraining_updates_separator_and_motion_but_objective_drops_texture(tmp_path):
+    torch.manual_seed(0)
+    onset, apex = synthetic_pairs(6)
+    model = build_model(tiny_model_cfg(), 2, 32)
+    w0 = model.motion.c1[0].weight.detach().clone()
+    MoExtPretrainer(epochs=1, batch_size=6, macro_source="none", preview=0).fit(model, fold_of(onset, apex), ctx_for(tmp_path))
+    assert not torch.equal(w0, model.motion.c1[0].weight)
+    w1 = model.motion.c1[0].weight.detach().clone()
+    trainer = ObjectiveTrainer(epochs=1, batch_size=5, lr=1e-3)  # 6 % 5 == 1: runs with batch 6
+    trainer.fit(model, fold_of(onset, apex), ctx_for(tmp_path))
+    assert model.separator.texture is None and model.reconstructor is None
+    assert not torch.equal(w1, model.motion.c1[0].weight)  # fine-tuned, starting from the pre-trained weights
+
+
+# --- ablations ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("variant", ["full", "no-pretrain", "no-macro", "no-motion-extractor", "no-lst", "no-lss"])
+def test_ablation_variants_build_and_switch(variant):
+    method = MoExt()
+    cfg = resolve_config(method, variant=variant, profile="quick")
+    pre, obj = method.stages(cfg)
+    assert isinstance(pre, MoExtPretrainer) and isinstance(obj, ObjectiveTrainer)
+    model = method.build_model(cfg, 3)
+    assert pre.enabled == (variant != "no-pretrain")
+    assert (pre.macro_source == "none") == (variant == "no-macro")
+    assert (pre.a1 == 0) == (variant == "no-lst") and (pre.a2 == 0) == (variant == "no-lss")
+    assert (model.motion.mode == "difference") == (variant == "no-motion-extractor")
+    assert model({"onset": torch.rand(2, 3, 64, 64), "apex": torch.rand(2, 3, 64, 64)}).shape == (2, 3)
+
+
+def test_ablations_change_behaviour(tmp_path):
+    onset, apex = synthetic_pairs(4)
+    e = MotionExtractor(16, "difference")
+    assert n_params(e) == 0
+    so, sa = torch.randn(2, 16), torch.randn(2, 16)
+    torch.testing.assert_close(e(so, sa), (sa - so).abs())
+    # w/o pre-training: the stage returns the model untouched
+    model = build_model(tiny_model_cfg(), 2, 32)
+    state = copy.deepcopy(model.state_dict())
+    MoExtPretrainer(enabled=False).fit(model, fold_of(onset, apex), ctx_for(tmp_path))
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    # a1 = 0 and a2 = 0 leave L_re alone in the total
+    model = build_model(tiny_model_cfg(), 2, 32).train()
+    for a1, a2 in ((0.0, 0.1), (0.1, 0.0), (0.0, 0.0)):
+        stage = MoExtPretrainer(a1=a1, a2=a2)
+        t = stage.losses(model, onset, apex, ViewExpansion(), torch.Generator().manual_seed(0))
+        torch.testing.assert_close(t["loss"], t["l_re"] + a1 * t["l_st"] + a2 * t["l_ss"])
+        assert t["l_st"] > 0 and t["l_ss"] > 0
+    with pytest.raises(ValueError):
+        build_model({**tiny_model_cfg(), "motion_extractor": "flow"}, 2, 32)
+    with pytest.raises(ValueError):
+        MoExtPretrainer.from_config({"macro_source": "ckplus"})
+    with pytest.raises(ValueError):
+        MoExtPretrainer.from_config({"alpha": 1})
+
+
+# --- macro data -----------------------------------------------------------------------------------
+
+def test_macro_filter_never_includes_the_test_subject():
+    train = [Sample("synthetic", s, "EP01") for s in ("sub01", "sub02", "sub03")]
+    val = [Sample("synthetic", "sub04", "EP01")]
+    test = [Sample("synthetic", "sub05", "EP01")]
+    macro = [Sample("synthetic", f"sub{i:02d}", f"MA0{j}") for i in range(1, 8) for j in range(2)]
+    macro += [Sample("casme3", "spNO.1", "a"), Sample("casme3", "spNO.2", "b")]
+
+    def ts(samples):
+        return TensorSet({"onset": torch.zeros(len(samples), 1)}, torch.zeros(len(samples), dtype=torch.long), samples)
+
+    data = FoldData(ts(train), ts(val), ts(test), ("synthetic/sub05",))
+    kept = filter_macro(macro, data)
+    groups = {s.group for s in kept}
+    assert groups == {"synthetic/sub01", "synthetic/sub02", "synthetic/sub03", "casme3/spNO.1", "casme3/spNO.2"}
+    assert "synthetic/sub05" not in groups and "synthetic/sub04" not in groups  # test and validation subjects
+    assert "synthetic/sub06" not in groups  # not in this run at all
+    # a macro corpus that is the evaluated corpus (CAS(ME)^3 on CAS(ME)^3) is filtered the same way
+    data3 = FoldData(ts([Sample("casme3", "spNO.1", "x")]), None, ts([Sample("casme3", "spNO.2", "y")]), ("casme3/spNO.2",))
+    casme3 = [s for s in macro if s.dataset == "casme3"]
+    assert {s.group for s in filter_macro(casme3, data3)} == {"casme3/spNO.1"}
+
+
+def test_macro_source_auto_and_casme3_needs_a_root():
+    onset, apex = synthetic_pairs(2)
+    data = fold_of(onset, apex)  # dataset "toy", not synthetic: auto -> casme3
+    with pytest.raises(ValueError, match="macro_root"):
+        MoExtPretrainer().macro_samples(data)
+    assert MoExtPretrainer(macro_source="none").macro_samples(data) == []
+
+
+def test_pseudo_apex_is_the_fifth_frame():
+    s = Sample("synthetic", "sub01", "MA01", frames=tuple(Path(f"{i}.jpg") for i in range(50)), onset=2, apex=30, offset=48)
+    assert pseudo_apex(s, 5).apex == 6 and pseudo_apex(s, 5).onset == 2
+    short = Sample("synthetic", "sub01", "MA02", frames=(Path("a"), Path("b"), Path("c")), onset=0, apex=1, offset=2)
+    assert pseudo_apex(short, 5).apex == 2
+
+
+def test_synthetic_macro_pairs_come_from_training_subjects(tmp_path):
+    """End to end on a tiny generated corpus: the stage loads macro clips and extracts their frames."""
+    from mercore.data.synthetic import SyntheticDataset
+    from mercore.features.extractors import BUILTIN_EXTRACTORS
+    from mercore.features.store import FeatureStore
+    from mercore import LoadOptions
+
+    opts = {"subjects": 3, "clips_per_subject": 2, "size": 32, "min_frames": 8, "max_frames": 10,
+            "macro_clips_per_subject": 1}
+    micro = SyntheticDataset().load(None, LoadOptions(task="sde5", cache_dir=tmp_path, extra=opts)).samples
+    store = FeatureStore({e.name: e for e in BUILTIN_EXTRACTORS}, tmp_path)
+    method = MoExt()
+    cfg = config(**{"features.size": 32})
+    requests = method.features(cfg)
+    train = [s for s in micro if s.subject != "sub03"]
+    test = [s for s in micro if s.subject == "sub03"]
+
+    def ts(samples):
+        return TensorSet({k: store.stack(r, samples) for k, r in requests.items()},
+                         torch.zeros(len(samples), dtype=torch.long), samples)
+
+    data = FoldData(ts(train), None, ts(test), ("synthetic/sub03",))
+    stage = MoExtPretrainer.from_config(cfg["pretrain"], requests=requests)
+    macro = stage.macro_samples(data)
+    assert macro and {s.subject for s in macro} == {"sub01", "sub02"}
+    assert all(s.apex == s.onset + 4 and s.clip.startswith("MA") for s in macro)
+    ctx = ctx_for(tmp_path)
+    ctx.extract = store.stack
+    onset, apex, n_macro = stage.pairs(data, ctx)
+    assert n_macro == 2 and onset.shape == apex.shape == (len(train) + 2, 3, 32, 32)
+
+
+# --- registration and LOSO ------------------------------------------------------------------------
+
+def test_registration():
+    from mercore.plugins import load_registry
+
+    registry = load_registry(extra_plugins=[("moext", mer_moext.plugin)])
+    method = registry.method("moext")
+    assert isinstance(method, MoExt)
+    cfg = resolve_config(method, profile="paper")
+    assert cfg["pretrain"]["lr"] == 1e-4 and cfg["pretrain"]["batch_size"] == 20 and cfg["pretrain"]["epochs"] == 30
+    assert cfg["train"]["lr"] == 1e-4 and cfg["train"]["weight_decay"] == 1e-4 and cfg["train"]["epochs"] == 30
+    assert 0.2 <= cfg["pretrain"]["margin"] <= 0.5 and cfg["features"]["size"] == 224
+    assert {k: (r.extractor, r.params["size"]) for k, r in method.features(cfg).items()} == {
+        "onset": ("onset_frame", 224), "apex": ("apex_frame", 224)}
+
+
+@pytest.mark.slow
+def test_short_loso_beats_majority_baseline(tmp_path):
+    from mercore.runner import run
+
+    overrides = {"pretrain.epochs": 3, "train.epochs": 12, "features.size": 32,
+                 "model.recon_widths": [16, 16, 8, 8], "model.recon_refine_blocks": 1}
+    result = run("moext", dataset="synthetic", profile="quick", subjects=["sub01", "sub02", "sub03", "sub04"],
+                 tracking=False, cache_dir=tmp_path, progress=False, overrides=overrides,
+                 dataset_options={"clips_per_subject": 8})
+    print("MoExt short LOSO:", result.metrics, "baseline:", result.baseline)
+    assert result.metrics["uf1"] > result.baseline["uf1"]
+    assert math.isfinite(result.metrics["uar"])
+    assert any(Path(result.run_dir, "folds").rglob(PREVIEW_FILE))
