@@ -44,11 +44,15 @@ def cli() -> None:
               help="Feature cache, synthetic corpus and run folders.")
 @click.option("--fresh", is_flag=True, help="Recompute folds finished by an earlier identical run.")
 @click.option("--workers", default=0, show_default=True, help="Run folds in N processes (results equal sequential).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
+@click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
         config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
         device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
-        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int, quiet: bool) -> None:
+        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int, executor: str,
+        address: str | None, quiet: bool) -> None:
     """Run a leave-one-subject-out evaluation of a method."""
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
@@ -68,8 +72,10 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                           subjects=list(subjects) or None, device=device, tracking=tracking,
                           tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
                           skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                          progress=not quiet, registry=registry, workers=workers)
-    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError) as exc:
+                          progress=not quiet, registry=registry, workers=workers, executor=executor,
+                          address=address)
+    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+            RuntimeError) as exc:
         _fail(exc)
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "

@@ -64,11 +64,12 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int = 0) -> RunResult:
+        workers: int = 0, executor: str = "local", address: str | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
-    ``workers`` > 1 runs folds in that many processes (same results as sequential).
+    ``workers`` > 1 runs folds in that many processes (same results as sequential); ``executor="ray"``
+    ships them as Ray tasks to a local or remote (``address``) cluster.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -97,7 +98,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
-    evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers)
+    evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
     tracker = make_tracker(tracking, tracking_uri, experiment)
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
             "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}

@@ -98,3 +98,18 @@ def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_regi
     leaky = on.leaky_scores()
     assert len(on.folds[0].audit) == 30                   # one entry per epoch
     assert leaky.acc >= on.scores().acc                   # selecting on the test subject can only flatter
+
+
+def test_ray_executor_matches_local_run(toy_registry, tmp_path, mlflow_uri):
+    pytest.importorskip("ray")
+    import mlflow
+
+    kwargs = dict(dataset="toy", registry=toy_registry, progress=False, subjects=["s0", "s1", "s2"])
+    local = run("toy", cache_dir=tmp_path / "a", tracking=False, **kwargs)
+    remote = run("toy", cache_dir=tmp_path / "b", executor="ray", tracking=True, tracking_uri=mlflow_uri,
+                 experiment="ray", **kwargs)
+    assert [f.y_pred for f in remote.folds] == [f.y_pred for f in local.folds]
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("ray")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{remote.mlflow_run_id}'")
+    assert sorted(c.data.tags["mer.fold"] for c in children) == ["toy/s0", "toy/s1", "toy/s2"]

@@ -31,11 +31,16 @@ from .results import FoldResult, RunResult
 class LOSOEvaluator(Evaluator):
     """Runs a method over every LOSO fold of a dataset (SDE) or composite (CDE)."""
 
-    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int = 0) -> None:
+    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int = 0,
+                 executor: str = "local", address: str | None = None) -> None:
+        if executor not in ("local", "ray"):
+            raise ValueError(f"unknown executor {executor!r}; choose local or ray")
         self.store = store
         self.run_dir = Path(run_dir)
         self.progress = progress
         self.workers = workers
+        self.executor = executor
+        self.address = address
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
                  variant: str | None = None,
@@ -68,7 +73,9 @@ class LOSOEvaluator(Evaluator):
             bar.set_postfix(acc=f"{correct / max(sum(len(r.y_true) for r in done.values()), 1):.3f}")
             bar.update()
 
-        if self.workers > 1 and len(todo) > 1:
+        if self.executor == "ray":
+            self._run_ray(method, full, todo, requests, config, data, finish)
+        elif self.workers > 1 and len(todo) > 1:
             self._run_parallel(method, full, todo, requests, config, data, finish)
         else:
             for fold in todo:
@@ -102,6 +109,31 @@ class LOSOEvaluator(Evaluator):
                         finish(future.result())
         finally:
             _WORKER_STATE = None
+
+    def _run_ray(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
+                 config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None]) -> None:
+        """Folds as Ray tasks (``--executor ray [--address ADDR]``), each asking for the CPUs and
+        GPUs of ``run.ray_cpus`` / ``run.ray_gpus``. Results return to this process, which stores
+        and logs them, so the MLflow record looks the same as a local run's."""
+        try:
+            import ray
+        except ImportError:
+            raise RuntimeError("--executor ray needs Ray: pip install 'mercore[ray]'") from None
+        started_here = not ray.is_initialized()
+        if started_here:
+            ray.init(address=self.address, include_dashboard=False, log_to_driver=False)
+        run_cfg = config["run"]
+        remote = ray.remote(num_cpus=float(run_cfg.get("ray_cpus", 1)), num_gpus=float(run_cfg.get("ray_gpus", 0)))(
+            _fold_on_ray)
+        state = ray.put((self.store, self.run_dir, method, full, requests, dict(config), data))
+        try:
+            pending = [remote.remote(state, fold) for fold in todo]
+            while pending:
+                finished, pending = ray.wait(pending, num_returns=1)
+                finish(ray.get(finished[0]))
+        finally:
+            if started_here:
+                ray.shutdown()
 
     def _run_fold(self, method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
                   config: Mapping[str, Any], data: LoadedDataset) -> FoldResult:
@@ -178,3 +210,9 @@ def _fold_in_worker(fold: Fold) -> FoldResult:
     evaluator, method, full, requests, config, data = _WORKER_STATE
     evaluator = LOSOEvaluator(evaluator.store, evaluator.run_dir, progress=False)
     return evaluator._run_fold(method, full, fold, requests, config, data)
+
+
+def _fold_on_ray(state: tuple, fold: Fold) -> FoldResult:
+    store, run_dir, method, full, requests, config, data = state
+    torch.set_num_threads(max(1, int(config["run"].get("ray_cpus", 1))))
+    return LOSOEvaluator(store, run_dir, progress=False)._run_fold(method, full, fold, requests, config, data)

@@ -262,12 +262,31 @@ class FrameDiff(FeatureExtractor):
 
 # ----------------------------------------------------------------------------- sequences (MPFNet)
 class _SequenceBase(FeatureExtractor):
+    """``output_size`` (flow and difference extractors): compute at ``size``, then area-pool the
+    result to ``output_size`` (flow vectors rescaled to the new pixel size). Sub-pixel facial
+    motion survives that, where computing flow on tiny frames loses it; small CPU models use it."""
+
     def __init__(self, size: int = 128, length: int = 11, backend: str = "tvl1", magnification: float = 0.0,
-                 interpolator: str = "flow", align: str = "none") -> None:
+                 interpolator: str = "flow", align: str = "none", output_size: int | None = None) -> None:
         get_interpolator(interpolator)  # validates the name
-        super().__init__(size=_size(size), length=_length(length), backend=_backend(backend),
-                         magnification=_magnification(magnification), interpolator=interpolator,
-                         align=_align(align))
+        params = dict(size=_size(size), length=_length(length), backend=_backend(backend),
+                      magnification=_magnification(magnification), interpolator=interpolator, align=_align(align))
+        if output_size is not None:
+            params["output_size"] = _size(output_size)
+        super().__init__(**params)
+
+    def _sequence_params(self) -> dict[str, Any]:
+        return {k: v for k, v in self._params.items() if k != "output_size"}
+
+    def _pool(self, maps: np.ndarray, rescale: bool) -> np.ndarray:
+        """(C, T, size, size) -> (C, T, output_size, output_size)."""
+        out = self._params.get("output_size")
+        if out is None or out == self._params["size"]:
+            return maps
+        c, t = maps.shape[:2]
+        pooled = np.stack([resize(m, out) for m in maps.reshape(c * t, *maps.shape[2:])])
+        pooled = pooled.reshape(c, t, out, out)
+        return pooled * (out / self._params["size"]) if rescale else pooled
 
 
 class InterpolatedSequence(_SequenceBase):
@@ -280,7 +299,7 @@ class InterpolatedSequence(_SequenceBase):
     name = "interpolated_sequence"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        p = self._params
+        p = self._sequence_params()
         common = dict(size=p["size"], backend=p["backend"], magnification=p["magnification"], align=p["align"])
         onset = load_key_frame(sample, "onset", p["size"], p["align"])
         apex = _hwc(features.get("magnified_apex", sample, **common))
@@ -296,10 +315,10 @@ class SequenceFlow(_SequenceBase):
     name = "sequence_flow"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        frames = features.get("interpolated_sequence", sample, **self._params)
+        frames = features.get("interpolated_sequence", sample, **self._sequence_params())
         gray = [to_gray(_hwc(f)) for f in frames]
         flows = [compute_flow(a, b, self._params["backend"]) for a, b in zip(gray[:-1], gray[1:])]
-        return np.ascontiguousarray(np.stack(flows, axis=1), dtype=np.float32)
+        return np.ascontiguousarray(self._pool(np.stack(flows, axis=1), rescale=True), dtype=np.float32)
 
 
 class SequenceDiff(_SequenceBase):
@@ -309,9 +328,9 @@ class SequenceDiff(_SequenceBase):
     name = "sequence_diff"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        frames = features.get("interpolated_sequence", sample, **self._params)
+        frames = features.get("interpolated_sequence", sample, **self._sequence_params())
         diffs = frames[1:] - frames[:-1]  # (length - 1, 3, H, W)
-        return np.ascontiguousarray(np.moveaxis(diffs, 1, 0), dtype=np.float32)
+        return np.ascontiguousarray(self._pool(np.moveaxis(diffs, 1, 0), rescale=False), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- releases

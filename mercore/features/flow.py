@@ -15,7 +15,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-FLOW_BACKENDS: tuple[str, ...] = ("tvl1", "farneback", "dis")
+FLOW_BACKENDS: tuple[str, ...] = ("tvl1", "farneback", "dis", "tvl1-torch")
 """Names accepted by :func:`compute_flow`."""
 
 
@@ -46,6 +46,10 @@ def _flow_tvl1(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     return np.stack([u, v])
 
 
+def _flow_tvl1_torch(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    return compute_flow_batch(prev[None], nxt[None], "tvl1-torch")[0]
+
+
 def _flow_farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     flow = cv2.calcOpticalFlowFarneback(_to_uint8(prev), _to_uint8(nxt), None, pyr_scale=0.5, levels=3,
                                         winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
@@ -62,6 +66,7 @@ _BACKENDS: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
     "tvl1": _flow_tvl1,
     "farneback": _flow_farneback,
     "dis": _flow_dis,
+    "tvl1-torch": _flow_tvl1_torch,
 }
 
 
@@ -80,6 +85,8 @@ def compute_flow(prev: np.ndarray, nxt: np.ndarray, backend: str = "tvl1") -> np
             accurate on sub-pixel motion, ~0.2 s at 128x128), ``"farneback"`` (OpenCV
             polynomial expansion; pyramid 3 levels, window 15) or ``"dis"`` (OpenCV Dense Inverse
             Search, MEDIUM preset). The OpenCV backends work on the images quantised to uint8.
+            ``"tvl1-torch"``: the same TV-L1 in PyTorch (:mod:`mercore.features.torch_flow`,
+            on CUDA when available, else CPU); agrees with ``"tvl1"`` up to float rounding.
 
     Returns:
         float32 array (2, H, W) = (u, v) in pixels: ``prev(x) ~ nxt(x + flow(x))``.
@@ -91,6 +98,43 @@ def compute_flow(prev: np.ndarray, nxt: np.ndarray, backend: str = "tvl1") -> np
         raise ValueError(f"prev and nxt must have the same shape, got {prev.shape} and {nxt.shape}")
     flow = _BACKENDS[backend](np.asarray(prev, dtype=np.float32), np.asarray(nxt, dtype=np.float32))
     return np.ascontiguousarray(flow, dtype=np.float32)
+
+
+def compute_flow_batch(prevs: np.ndarray, nxts: np.ndarray, backend: str = "tvl1",
+                       batch_size: int = 64) -> np.ndarray:
+    """Flow of many same-size pairs: ``tvl1-torch`` solves ``batch_size`` pairs at once (CUDA when
+    available), the other backends loop over :func:`compute_flow`.
+
+    Args:
+        prevs, nxts: (N, H, W) grayscale float arrays with values in [0, 1].
+
+    Returns:
+        float32 array (N, 2, H, W) = (u, v) per pair.
+    """
+    check_backend(backend)
+    prevs, nxts = np.ascontiguousarray(prevs, dtype=np.float32), np.ascontiguousarray(nxts, dtype=np.float32)
+    if prevs.ndim != 3 or prevs.shape != nxts.shape:
+        raise ValueError(f"prevs and nxts must be (N, H, W) arrays of one shape, got {prevs.shape} and {nxts.shape}")
+    if min(prevs.shape[1:]) < 2:
+        raise ValueError(f"images are too small for optical flow: shape {prevs.shape[1:]}")
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    out = np.empty((prevs.shape[0], 2, *prevs.shape[1:]), dtype=np.float32)
+    if backend != "tvl1-torch":
+        for i, (p, n) in enumerate(zip(prevs, nxts)):
+            out[i] = compute_flow(p, n, backend)
+        return out
+    import torch
+
+    from .torch_flow import default_device, tvl1_torch
+
+    device = default_device()
+    with torch.inference_mode():
+        for i in range(0, len(prevs), batch_size):
+            p = torch.from_numpy(prevs[i:i + batch_size]).to(device)
+            n = torch.from_numpy(nxts[i:i + batch_size]).to(device)
+            out[i:i + batch_size] = tvl1_torch(p, n).cpu().numpy()
+    return out
 
 
 def optical_strain(flow: np.ndarray) -> np.ndarray:
