@@ -1,0 +1,64 @@
+"""The AHMSA-Net method as the mer core sees it: config, input stream, model, trainer stage."""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from typing import Any, Callable, Mapping
+
+import yaml
+from torch import nn
+
+from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+
+from .model import build_model
+
+
+def _load_yaml() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("mer_ahmsanet").joinpath("config.yaml").read_text())
+
+
+class AHMSANet(Method):
+    """Adaptive Hierarchical Multi-Scale Attention Network: channel + spatial attention blocks on
+    a 16 -> 4 -> 1 patch hierarchy of the 28x28 u/v/strain map (Zhang et al., arXiv 2025)."""
+
+    name = "ahmsanet"
+    description = "AHMSA-Net: hierarchical channel+spatial multi-scale attention on 28x28 u/v/strain region maps (arXiv 2025)"
+    variants = {
+        "regions": "the paper: five landmark-centred regions of the onset->apex TV-L1 u/v/strain map (roi_flow), recombined at 28x28",
+        "release": "the same regions cropped from a precomputed-flow release's u/v/strain map (roi_flow, source release)",
+        "whole-face": "the whole-face 28x28 u/v/strain map of the clip, no regions (flow_uvs, min-max)",
+        "release-whole-face": "a release's whole-face u/v/strain map as is (release_flow)",
+    }
+    default_variant = "regions"
+    inputs = ("clips", "flow-release")
+
+    def default_config(self) -> dict[str, Any]:
+        cfg = _load_yaml()
+        cfg.pop("profiles", None)
+        return cfg
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+
+    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        feats = config["features"]
+        stream = feats["stream"]
+        if stream not in feats or stream == "stream":
+            options = sorted(k for k in feats if k != "stream")
+            raise ValueError(f"features.stream {stream!r} has no parameter section; choose one of: {', '.join(options)}")
+        params = dict(feats[stream] or {})
+        if "size" in params and int(params["size"]) != int(config["model"]["image_size"]):
+            raise ValueError(f"features.{stream}.size {params['size']} differs from model.image_size "
+                             f"{config['model']['image_size']}")
+        return {"flow": FeatureRequest(stream, params)}
+
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        return build_model(config["model"], num_classes)
+
+    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+@hookimpl
+def mer_register_methods(register: Callable[[Any], None]) -> None:
+    register(AHMSANet)
