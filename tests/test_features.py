@@ -199,3 +199,21 @@ def test_compute_flow_used_by_extractor_matches(store: FeatureStore, clip: Sampl
     apex = store.get("apex_frame", clip, size=SIZE, gray=True)[0]
     np.testing.assert_allclose(store.get("optical_flow", clip, size=SIZE, backend="farneback"),
                                compute_flow(onset, apex, "farneback"), atol=1e-6)
+
+
+def test_source_size_computes_fine_then_pools(store: FeatureStore, clip: Sample) -> None:
+    """Flow computed at a larger size and area-pooled keeps its meaning: vectors in output pixels."""
+    import cv2
+
+    small = SIZE // 2
+    fine = store.get("optical_flow", clip, size=SIZE)
+    pooled = store.get("optical_flow", clip, size=small, source_size=SIZE)
+    expected = np.stack([cv2.resize(c, (small, small), interpolation=cv2.INTER_AREA) for c in fine]) * 0.5
+    np.testing.assert_allclose(pooled, expected, atol=1e-6)
+    assert store.get("flow_uvs", clip, size=small, source_size=SIZE).shape == (3, small, small)
+    seq = store.get("sequence_flow", clip, size=small, length=4, source_size=SIZE)
+    fine_seq = store.get("sequence_flow", clip, size=SIZE, length=4)
+    assert seq.shape == (2, 3, small, small)
+    np.testing.assert_allclose(seq.mean(), fine_seq.mean() * 0.5, atol=1e-4)
+    # source_size equal to size is the plain extractor (same cache entry)
+    assert store.get("optical_flow", clip, size=SIZE, source_size=SIZE) is not None

@@ -105,6 +105,16 @@ def load_key_frame(sample: Sample, which: str, size: int, align: str = "none") -
     return resize(read_image(path), size).astype(np.float32)
 
 
+def pool_maps(maps: np.ndarray, size: int, rescale: bool) -> np.ndarray:
+    """(C, T, h, w) -> (C, T, size, size) by area pooling; ``rescale`` multiplies by size / h
+    (flow vectors are in pixels of the map they live on)."""
+    c, t, h = maps.shape[0], maps.shape[1], maps.shape[2]
+    if h == size:
+        return maps
+    pooled = np.stack([resize(m, size) for m in maps.reshape(c * t, *maps.shape[2:])]).reshape(c, t, size, size)
+    return pooled * (size / h) if rescale else pooled
+
+
 def _chw(image: np.ndarray) -> np.ndarray:
     image = image[..., None] if image.ndim == 2 else image
     return np.ascontiguousarray(np.moveaxis(image, -1, 0), dtype=np.float32)
@@ -163,12 +173,19 @@ class OpticalFlow(FeatureExtractor):
     name = "optical_flow"
 
     def __init__(self, size: int = 128, backend: str = "tvl1", magnification: float = 0.0,
-                 align: str = "none") -> None:
-        super().__init__(size=_size(size), backend=_backend(backend),
-                         magnification=_magnification(magnification), align=_align(align))
+                 align: str = "none", source_size: int | None = None) -> None:
+        params = dict(size=_size(size), backend=_backend(backend), magnification=_magnification(magnification),
+                      align=_align(align))
+        if source_size is not None and _size(source_size) != params["size"]:
+            params["source_size"] = _size(source_size)
+        super().__init__(**params)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         p = self._params
+        if "source_size" in p:  # computed at full resolution, pooled: keeps sub-pixel motion
+            fine = features.get("optical_flow", sample, **{k: v for k, v in p.items() if k != "source_size"}
+                                | {"size": p["source_size"]})
+            return pool_maps(fine[:, None], p["size"], rescale=True)[:, 0]
         onset = to_gray(load_key_frame(sample, "onset", p["size"], p["align"]))
         if p["magnification"] > 0:
             target = features.get("magnified_apex", sample, **p)
@@ -184,9 +201,12 @@ class OpticalStrain(FeatureExtractor):
     name = "optical_strain"
 
     def __init__(self, size: int = 128, backend: str = "tvl1", magnification: float = 0.0,
-                 align: str = "none") -> None:
-        super().__init__(size=_size(size), backend=_backend(backend),
-                         magnification=_magnification(magnification), align=_align(align))
+                 align: str = "none", source_size: int | None = None) -> None:
+        params = dict(size=_size(size), backend=_backend(backend), magnification=_magnification(magnification),
+                      align=_align(align))
+        if source_size is not None and _size(source_size) != params["size"]:
+            params["source_size"] = _size(source_size)
+        super().__init__(**params)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         return optical_strain(features.get("optical_flow", sample, **self._params))
@@ -200,11 +220,14 @@ class FlowUVS(FeatureExtractor):
     name = "flow_uvs"
 
     def __init__(self, size: int = 128, backend: str = "tvl1", normalize: str = "none",
-                 magnification: float = 0.0, align: str = "none") -> None:
+                 magnification: float = 0.0, align: str = "none", source_size: int | None = None) -> None:
         if normalize not in NORMALIZE_CHOICES:
             raise ValueError(f"unknown normalize {normalize!r}; choose one of: {', '.join(NORMALIZE_CHOICES)}")
-        super().__init__(size=_size(size), backend=_backend(backend), normalize=normalize,
-                         magnification=_magnification(magnification), align=_align(align))
+        params = dict(size=_size(size), backend=_backend(backend), normalize=normalize,
+                      magnification=_magnification(magnification), align=_align(align))
+        if source_size is not None and _size(source_size) != params["size"]:
+            params["source_size"] = _size(source_size)
+        super().__init__(**params)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         p = dict(self._params)
@@ -262,31 +285,25 @@ class FrameDiff(FeatureExtractor):
 
 # ----------------------------------------------------------------------------- sequences (MPFNet)
 class _SequenceBase(FeatureExtractor):
-    """``output_size`` (flow and difference extractors): compute at ``size``, then area-pool the
-    result to ``output_size`` (flow vectors rescaled to the new pixel size). Sub-pixel facial
-    motion survives that, where computing flow on tiny frames loses it; small CPU models use it."""
+    """``source_size`` (flow and difference extractors): compute at ``source_size``, then
+    area-pool the result to ``size`` (flow vectors rescaled to the new pixel size). Sub-pixel
+    facial motion survives that, where computing flow on tiny frames loses it; small CPU models
+    use it. ``interpolated_sequence`` itself is always at ``size``."""
 
     def __init__(self, size: int = 128, length: int = 11, backend: str = "tvl1", magnification: float = 0.0,
-                 interpolator: str = "flow", align: str = "none", output_size: int | None = None) -> None:
+                 interpolator: str = "flow", align: str = "none", source_size: int | None = None) -> None:
         get_interpolator(interpolator)  # validates the name
         params = dict(size=_size(size), length=_length(length), backend=_backend(backend),
                       magnification=_magnification(magnification), interpolator=interpolator, align=_align(align))
-        if output_size is not None:
-            params["output_size"] = _size(output_size)
+        if source_size is not None and _size(source_size) != params["size"]:
+            params["source_size"] = _size(source_size)
         super().__init__(**params)
 
-    def _sequence_params(self) -> dict[str, Any]:
-        return {k: v for k, v in self._params.items() if k != "output_size"}
-
-    def _pool(self, maps: np.ndarray, rescale: bool) -> np.ndarray:
-        """(C, T, size, size) -> (C, T, output_size, output_size)."""
-        out = self._params.get("output_size")
-        if out is None or out == self._params["size"]:
-            return maps
-        c, t = maps.shape[:2]
-        pooled = np.stack([resize(m, out) for m in maps.reshape(c * t, *maps.shape[2:])])
-        pooled = pooled.reshape(c, t, out, out)
-        return pooled * (out / self._params["size"]) if rescale else pooled
+    def _source_sequence(self, sample: Sample, features: FeatureSource) -> np.ndarray:
+        """The interpolated sequence at the size the maps are computed at."""
+        p = {k: v for k, v in self._params.items() if k != "source_size"}
+        p["size"] = self._params.get("source_size", p["size"])
+        return features.get("interpolated_sequence", sample, **p)
 
 
 class InterpolatedSequence(_SequenceBase):
@@ -299,7 +316,7 @@ class InterpolatedSequence(_SequenceBase):
     name = "interpolated_sequence"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        p = self._sequence_params()
+        p = self._params
         common = dict(size=p["size"], backend=p["backend"], magnification=p["magnification"], align=p["align"])
         onset = load_key_frame(sample, "onset", p["size"], p["align"])
         apex = _hwc(features.get("magnified_apex", sample, **common))
@@ -315,10 +332,10 @@ class SequenceFlow(_SequenceBase):
     name = "sequence_flow"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        frames = features.get("interpolated_sequence", sample, **self._sequence_params())
+        frames = self._source_sequence(sample, features)
         gray = [to_gray(_hwc(f)) for f in frames]
-        flows = [compute_flow(a, b, self._params["backend"]) for a, b in zip(gray[:-1], gray[1:])]
-        return np.ascontiguousarray(self._pool(np.stack(flows, axis=1), rescale=True), dtype=np.float32)
+        flows = np.stack([compute_flow(a, b, self._params["backend"]) for a, b in zip(gray[:-1], gray[1:])], axis=1)
+        return np.ascontiguousarray(pool_maps(flows, self._params["size"], rescale=True), dtype=np.float32)
 
 
 class SequenceDiff(_SequenceBase):
@@ -328,9 +345,9 @@ class SequenceDiff(_SequenceBase):
     name = "sequence_diff"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        frames = features.get("interpolated_sequence", sample, **self._sequence_params())
-        diffs = frames[1:] - frames[:-1]  # (length - 1, 3, H, W)
-        return np.ascontiguousarray(self._pool(np.moveaxis(diffs, 1, 0), rescale=False), dtype=np.float32)
+        frames = self._source_sequence(sample, features)
+        diffs = np.moveaxis(frames[1:] - frames[:-1], 1, 0)  # (3, length - 1, H, W)
+        return np.ascontiguousarray(pool_maps(diffs, self._params["size"], rescale=False), dtype=np.float32)
 
 
 # ----------------------------------------------------------------------------- releases

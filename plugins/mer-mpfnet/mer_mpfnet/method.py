@@ -28,8 +28,8 @@ def _load_yaml() -> dict[str, Any]:
 def feature_params(config: Mapping[str, Any], magnification: float = 0.0) -> dict[str, Any]:
     f = config["features"]
     params = {"size": int(f["size"]), "length": int(f["length"]), "backend": str(f["backend"])}
-    if f.get("output_size"):
-        params["output_size"] = int(f["output_size"])
+    if f.get("source_size"):
+        params["source_size"] = int(f["source_size"])
     if magnification:
         params["magnification"] = float(magnification)
     return params
@@ -154,7 +154,7 @@ class MPFNet(Method):
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         model_cfg = dict(config["model"])
-        model_cfg.setdefault("size", int(config["features"].get("output_size") or config["features"]["size"]))
+        model_cfg.setdefault("size", int(config["features"]["size"]))
         model_cfg.setdefault("length", int(config["features"]["length"]) - 1)
         variant = model_cfg.pop("variant", None) or self.default_variant
         return MPFNetModel(variant, model_cfg, num_classes)
