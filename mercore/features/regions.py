@@ -20,12 +20,13 @@ Coordinates: landmarks are pixel ``(x, y)``; x selects columns and y rows. HTNet
 indexes ``flow[x - 7 : x + 7, y - 7 : y + 7]`` (rows by x), i.e. its crops are transposed
 about the diagonal; we crop where the paper says (around the landmark). See docs/methods/htnet.md.
 
-Landmarks: ``canonical`` are fixed positions for aligned face crops: HTNet's own fallback
-points (used by its code when MTCNN finds no face on the 28x28 apex), as proportions of the
-crop. They fall on the eyes, nose tip and mouth corners of the SMIC crops of the public
-precomputed-flow release, and inside the eye/mouth halves of the synthetic faces. Other
-backends (``dlib``) are delegated to ``mercore.face.five_points`` on the apex image when that
-module is installed.
+Landmarks (``landmarks``): ``canonical`` are fixed points for aligned face crops: HTNet's own
+fallback points (its code uses them when MTCNN finds no face on the 28x28 apex), as proportions
+of the crop. They fall on the eyes, nose tip and mouth corners of the SMIC crops of the public
+precomputed-flow release and inside the eye/mouth halves of the synthetic faces. They are NOT
+``mercore.face``'s ``canonical`` 68-point template, which is for tighter crops (eyes at 25 % of
+the height, the release's at 39 %). Any other value is a ``mercore.face.five_points`` detector
+backend (``dlib``), run on the apex frame at 224x224 and scaled to the map.
 """
 from __future__ import annotations
 
@@ -48,27 +49,16 @@ CANONICAL_FIVE_POINTS: dict[str, tuple[float, float]] = {
     "right_mouth": (20.583706 / 28, 22.25584 / 28),
 }
 LAYOUTS: tuple[str, ...] = ("htnet4", "ahmsa5")
+DETECT_SIZE = 224  # side of the apex frame a landmark detector sees
 SOURCES: tuple[str, ...] = ("clips", "release")
 
 Points = Mapping[str, tuple[float, float]]
 
 
 def canonical_five_points(size: int | tuple[int, int]) -> dict[str, tuple[float, float]]:
-    """The canonical landmarks of an aligned face crop of ``size`` (square int or (H, W)), pixel (x, y)."""
+    """The fixed landmarks (HTNet's) of an aligned face crop of ``size`` (square int or (H, W)), pixel (x, y)."""
     h, w = (size, size) if isinstance(size, int) else size
     return {k: (px * w, py * h) for k, (px, py) in CANONICAL_FIVE_POINTS.items()}
-
-
-def five_points(image: np.ndarray, backend: str = "canonical") -> dict[str, tuple[float, float]]:
-    """Five landmarks of an (H, W[, C]) face image, pixel (x, y) keyed by :data:`FIVE_POINTS`."""
-    if backend == "canonical":
-        return canonical_five_points(tuple(image.shape[:2]))
-    try:
-        from ..face import five_points as detect  # type: ignore[import-not-found]
-    except ImportError:
-        raise ValueError(f"landmarks={backend!r} needs mercore.face, which is not installed; "
-                         f"use landmarks='canonical'") from None
-    return dict(detect(image, backend=backend))
 
 
 def crop_block(uvs: np.ndarray, centre: tuple[float, float], height: int, width: int) -> np.ndarray:
@@ -137,8 +127,8 @@ class RoiFlow(FeatureExtractor):
             the blocks are HTNet's 14x14; a larger size computes the flow at a finer scale and
             crops the same face regions before resizing to ``size``.
         size: side of the output map.
-        landmarks: ``canonical`` (fixed points for aligned crops) or a ``mercore.face`` backend
-            run on the apex frame at ``source_size``.
+        landmarks: ``canonical`` (HTNet's fixed points for aligned crops) or a ``mercore.face``
+            detector backend (``dlib``), run on the 224x224 apex frame.
         backend: optical flow backend for ``source="clips"``.
     """
 
@@ -167,13 +157,19 @@ class RoiFlow(FeatureExtractor):
             uvs = features.get("flow_uvs", sample, size=s, backend=p["backend"], normalize="minmax")
         else:
             uvs = features.get("release_flow", sample, size=s)
-        if p["landmarks"] == "canonical":
-            points = canonical_five_points(s)
-        else:
-            apex = "apex_frame" if p["source"] == "clips" else "release_apex"
-            image = np.moveaxis(features.get(apex, sample, size=s), 0, -1)  # (S, S, 3)
-            points = five_points(image, p["landmarks"])
-        return recombine(uvs, points, p["layout"], p["size"])
+        return recombine(uvs, self._points(sample, features), p["layout"], p["size"])
+
+    def _points(self, sample: Sample, features: FeatureSource) -> dict[str, tuple[float, float]]:
+        """The five landmarks in pixels of the ``source_size`` map."""
+        backend, s = self._params["landmarks"], self._params["source_size"]
+        if backend == "canonical":
+            return canonical_five_points(s)
+        from ..face import five_points
+
+        apex = "apex_frame" if self._params["source"] == "clips" else "release_apex"
+        image = np.moveaxis(features.get(apex, sample, size=DETECT_SIZE), 0, -1)  # (224, 224, 3) in [0, 1]
+        scale = s / DETECT_SIZE
+        return {k: (x * scale, y * scale) for k, (x, y) in five_points(image, backend=backend).items()}
 
 
 REGION_EXTRACTORS: tuple[type[FeatureExtractor], ...] = (RoiFlow,)

@@ -146,7 +146,8 @@ class PerturbationTraining:
         known = {f.name for f in fields(cls)}
         unknown = set(cfg) - known
         if unknown:
-            raise ValueError(f"unknown train.perturbation option(s) {sorted(unknown)}; valid: {sorted(known | {'enabled'})}")
+            valid = sorted(known | {"enabled"})
+            raise ValueError(f"unknown train.perturbation option(s) {sorted(unknown)}; valid: {valid}")
         for name, kind in OPS.items():
             cfg[name] = _options(kind, cfg.get(name), name)
         return cls(**cfg)

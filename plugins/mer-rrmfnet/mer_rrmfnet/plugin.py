@@ -1,0 +1,73 @@
+"""The RRMFNet + PT method as the mer core sees it: config, input streams, model, trainer stage.
+
+Perturbation training is the core's (``mercore.training.perturbation``), switched on through
+``train.perturbation`` in this plugin's config; the ``base`` variant turns it off.
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from typing import Any, Callable, Mapping
+
+import yaml
+from torch import nn
+
+from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+
+from .model import RRMFNetConfig, build_model
+
+
+def _load_yaml() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("mer_rrmfnet").joinpath("config.yaml").read_text())
+
+
+class RRMFNet(Method):
+    """IncepResizer + ResNet-style backbone + EuRepGFPN + AAB (CBAM) per stream (TV-L1 flow, apex
+    frame), FusionBlock, dimensionality reduction and MLP; trained with perturbation training."""
+
+    name = "rrmfnet"
+    description = "RRMFNet + PT: IncepResizer, EuRepGFPN, AAB (CBAM), FusionBlock on flow + apex; perturbation training"
+    variants = {
+        "pt": "RRMFNet + PT: a perturbation phase (colour jitter, Gaussian noise, flip, masking) every 20 epochs",
+        "base": "RRMFNet trained without PT",
+    }
+    default_variant = "pt"
+    inputs = ("clips", "flow-release")
+
+    def default_config(self) -> dict[str, Any]:
+        cfg = _load_yaml()
+        cfg.pop("profiles", None)
+        return cfg
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+
+    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """One request per stream in ``model.streams``; clip extractors get ``backend`` and
+        ``align``, release extractors (precomputed, cropped maps) do not."""
+        streams = RRMFNetConfig.from_config(config["model"]).streams
+        feats = config["features"]
+        out = {}
+        for stream in streams:
+            spec = feats[stream]
+            params = dict(spec.get("params") or {})
+            if feats.get("size") is not None:
+                params = {"size": feats["size"], **params}
+            if not str(spec["extractor"]).startswith("release_"):
+                extra = {"align": feats.get("align", "none")}
+                if stream == "flow":
+                    extra["backend"] = feats.get("backend", "tvl1")
+                params = {**extra, **params}
+            out[stream] = FeatureRequest(spec["extractor"], params)
+        return out
+
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        return build_model(config["model"], num_classes)
+
+    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+@hookimpl
+def mer_register_methods(register: Callable[[Any], None]) -> None:
+    register(RRMFNet)

@@ -1,0 +1,70 @@
+"""The STSTNet method as the mer core sees it: config, input streams, model, trainer stages.
+
+This plugin is the template ``mer new-plugin`` copies. A method plugin is:
+- ``config.yaml``: the paper's setup, its variants and CPU-sized profiles;
+- a ``Method`` subclass that turns a resolved config into input streams (``features``), a model
+  (``build_model``) and trainer stages (``stages``);
+- a ``mer_register_methods`` hook, found through the ``mer`` entry point in ``pyproject.toml``.
+The core owns data loading, feature caching, the LOSO loop and the metrics.
+"""
+from __future__ import annotations
+
+import copy
+from importlib import resources
+from typing import Any, Callable, Mapping
+
+import yaml
+from torch import nn
+
+from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+
+from .model import build_model
+
+SOURCES = ("clips", "release")
+
+
+def _load_yaml() -> dict[str, Any]:
+    return yaml.safe_load(resources.files("mer_ststnet").joinpath("config.yaml").read_text())
+
+
+class STSTNet(Method):
+    """Shallow Triple Stream Three-dimensional CNN (Liong et al., FG 2019): 3, 5 and 8 filters
+    of 3x3 on the 28x28 u/v/strain map ("three-dimensional" = the three flow channels)."""
+
+    name = "ststnet"
+    description = "STSTNet: shallow triple-stream CNN (3/5/8 filters of 3x3) on 28x28 u/v/strain maps (FG 2019)"
+    variants = {
+        "base": "STSTNet as published",
+        "pt": "STSTNet trained with perturbation training (train.perturbation.enabled)",
+    }
+    default_variant = "base"
+    # "flow-release": also runs on precomputed-flow releases (with features.source=release)
+    inputs = ("clips", "flow-release")
+
+    def default_config(self) -> dict[str, Any]:
+        cfg = _load_yaml()
+        cfg.pop("profiles", None)  # profiles come through profiles()
+        return cfg
+
+    def profiles(self) -> dict[str, dict[str, Any]]:
+        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+
+    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        feats = config["features"]
+        source, size = feats["source"], int(feats["size"])
+        if source == "clips":
+            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax"})}
+        if source == "release":  # the release's maps are already min-max scaled u/v/strain
+            return {"flow": FeatureRequest("release_flow", {"size": size})}
+        raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")
+
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        return build_model(config["model"], num_classes, size=int(config["features"]["size"]))
+
+    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+@hookimpl
+def mer_register_methods(register: Callable[[Any], None]) -> None:
+    register(STSTNet)
