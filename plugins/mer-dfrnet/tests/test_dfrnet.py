@@ -231,7 +231,7 @@ def test_features_follow_config():
     cfg = method.default_config()
     assert method.features(cfg) == {
         "apex": FeatureRequest("apex_frame", {"size": 128}),
-        "flow": FeatureRequest("flow_uvs", {"size": 128, "backend": "tvl1"}),
+        "flow": FeatureRequest("flow_uvs", {"size": 128, "backend": "tvl1", "source_size": None}),
         "diff": FeatureRequest("frame_diff", {"size": 128}),
     }
     cfg["model"]["branches"] = ["spatial", "temporal"]
@@ -289,13 +289,24 @@ def test_one_training_stage_runs(tmp_path: Path):
 # --- end to end ---------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_loso_beats_majority_baseline(tmp_path: Path):
+def test_short_loso_trains_every_fold(tmp_path: Path):
+    """End to end on 4 synthetic subjects: every fold fits its training set and predicts every test clip.
+
+    Not a "beats the baseline" test: on 8 synthetic subjects the quick profile measured UF1 0.21-0.29
+    against a majority baseline of 0.264 across eight settings (docs/methods/dfrnet.md), so such an
+    assertion would only pin one lucky seed.
+    """
     runner = pytest.importorskip("mercore.runner")
-    # 8 of the 16 synthetic subjects keep it near 2 minutes on the 2-core CPU (the full corpus
-    # takes about 15-30 min); measured here: UF1 0.372 / UAR 0.406 vs baseline 0.265 / 0.333
+    from sklearn.metrics import f1_score
+
+    subjects = [f"sub{i:02d}" for i in range(1, 5)]
     result = runner.run("dfrnet", dataset="synthetic", profile="quick", tracking=False,
-                        cache_dir=tmp_path / "cache", progress=False,
-                        subjects=[f"sub{i:02d}" for i in range(1, 9)])
-    print("DFR-Net quick LOSO:", result.metrics, "baseline:", result.baseline)
-    assert result.metrics["uf1"] > result.baseline["uf1"]
-    assert result.metrics["uar"] > result.baseline["uar"]
+                        cache_dir=tmp_path / "cache", progress=False, subjects=subjects)
+    assert [f.fold for f in result.folds] == [f"synthetic/{s}" for s in subjects]
+    for fold in result.folds:
+        assert set(fold.subjects) == {fold.fold} and len(fold.y_pred) == len(fold.y_true) > 0
+        losses = [v for name, v, _ in fold.history if name == "train/loss"]
+        assert len(losses) >= 3 and min(losses) < 0.8 * losses[0], (fold.fold, losses)
+    y_true = [t for f in result.folds for t in f.y_true]
+    y_pred = [p for f in result.folds for p in f.y_pred]
+    assert result.metrics["uf1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", labels=sorted(set(y_true))))
