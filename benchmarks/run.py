@@ -4,7 +4,8 @@
     python benchmarks/run.py --subjects 16   # the full default synthetic corpus
 
 Figures: optical-flow throughput per backend and size; per installed method its parameters,
-FLOPs and median single-sample latency (paper config) beside the paper's figures, and the wall
+FLOPs, median single-sample latency and training throughput (samples/s, batch 8; paper config)
+beside the paper's figures, and the wall
 time of a quick-profile LOSO sequentially and with ``--workers 2``. Every number is measured on
 the machine that runs this; the device is recorded with it.
 """
@@ -66,6 +67,7 @@ def model_figures(methods: list[str]) -> list[dict]:
             paper = (catalogue.get(name, {}).get("paper_size") or {})
             rows.append({"method": name, "variant": variant, "parameters": report["parameters"],
                          "gflops": report["gflops"], "latency_ms_1thread": report["latency_ms_median"],
+                         "train_samples_per_s_1thread": report["train_samples_per_s"],
                          "paper_parameters": paper.get("parameters"), "paper_gflops": paper.get("gflops"),
                          "paper_latency_ms": paper.get("latency_ms")})
     return rows
@@ -110,7 +112,7 @@ def main() -> None:
     atomic_write_text(args.out / "results.json", json.dumps(results, indent=2))
     md = [f"# Benchmarks\n\nMeasured by `python benchmarks/run.py` on {results['device']}.\n",
           "## Optical flow (onset->apex pair, one process)\n", table(results["flow"]),
-          "## Models (paper configuration, batch 1, one CPU thread)\n", table(results["models"]),
+          "## Models (paper configuration, one CPU thread; latency at batch 1, training at batch 8)\n", table(results["models"]),
           f"## LOSO wall time (quick profile, {args.subjects} synthetic subjects)\n", table(results["loso"])]
     atomic_write_text(args.out / "results.md", "\n".join(md))
     print("\n".join(md))

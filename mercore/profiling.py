@@ -38,6 +38,33 @@ def median_latency_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], ru
     return statistics.median(times)
 
 
+def training_samples_per_s(model: torch.nn.Module, batch: dict[str, torch.Tensor], batch_size: int = 8,
+                           steps: int = 5, warmup: int = 2) -> float:
+    """Training throughput: forward, cross-entropy, backward and an SGD step on ``batch_size`` copies
+    of ``batch`` (the values do not change the cost). The model is restored afterwards."""
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    was_training = model.training
+    inputs = {k: v.expand(batch_size, *v.shape[1:]).contiguous() for k, v in batch.items()}
+    model.train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
+    labels = None
+    seconds = 0.0
+    for i in range(warmup + steps):
+        start = time.perf_counter()
+        logits = model(inputs)
+        if labels is None:
+            labels = torch.arange(batch_size) % logits.shape[1]
+        loss = torch.nn.functional.cross_entropy(logits, labels)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if i >= warmup:
+            seconds += time.perf_counter() - start
+    model.load_state_dict(state)
+    model.train(was_training)
+    return batch_size * steps / seconds
+
+
 def example_batch(method: Method, config: dict[str, Any], cache_dir: Path = Path(".mer")) -> dict[str, torch.Tensor]:
     """One real sample's inputs, from the first clip of the built-in synthetic corpus."""
     registry = load_registry()
@@ -62,6 +89,7 @@ def profile_method(method: Method, *, variant: str | None = None, profile: str =
         "parameters": count_parameters(model),
         "gflops": round(count_flops(model, batch) / 1e9, 4),
         "latency_ms_median": round(median_latency_ms(model, batch, runs=runs), 2),
+        "train_samples_per_s": round(training_samples_per_s(model, batch), 1),
         "threads": torch.get_num_threads(),
         "device": "cpu",
     }

@@ -1,0 +1,34 @@
+"""Model figures: FLOPs of a known layer, latency and training throughput leave the model as found."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from mercore.profiling import count_flops, count_parameters, median_latency_ms, training_samples_per_s
+
+
+class Head(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc = nn.Linear(12, 3)
+        self.bn = nn.BatchNorm1d(3)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.bn(self.fc(batch["x"].flatten(1)))
+
+
+def test_parameters_and_flops_of_a_linear_layer():
+    model = Head().eval()
+    assert count_parameters(model) == 12 * 3 + 3 + 2 * 3
+    assert count_flops(model, {"x": torch.randn(1, 12)}) == 2 * 12 * 3  # a multiply-add is 2 FLOPs
+
+
+def test_latency_and_training_throughput_leave_the_model_unchanged():
+    model = Head().eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    batch = {"x": torch.randn(1, 3, 4)}
+    assert median_latency_ms(model, batch, runs=3, warmup=1) > 0
+    assert training_samples_per_s(model, batch, batch_size=4, steps=2, warmup=1) > 0
+    assert not model.training  # eval mode restored
+    for key, value in model.state_dict().items():  # weights and BatchNorm statistics restored
+        torch.testing.assert_close(value, before[key])
