@@ -37,11 +37,15 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: bool = False,
                where: str = "", origin: str = "") -> dict[str, Any]:
-    """``override`` merged into a copy of ``base``; with ``strict``, unknown keys are errors."""
+    """``override`` merged into a copy of ``base``; with ``strict``, unknown keys are errors.
+
+    A mapping under a key named ``params`` holds a feature extractor's keyword arguments: it is
+    open (any key), and the extractor checks its arguments when it is built.
+    """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         path = f"{where}.{key}" if where else str(key)
-        if strict and key not in out:
+        if strict and key not in out and where.rpartition(".")[2] != "params":
             valid = ", ".join(sorted(map(str, out))) or "(none)"
             raise ConfigError(f"unknown config key {path!r}{origin}; valid keys{' under ' + repr(where) if where else ''}: {valid}")
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):

@@ -39,30 +39,42 @@ def median_latency_ms(model: torch.nn.Module, batch: dict[str, torch.Tensor], ru
 
 
 def training_samples_per_s(model: torch.nn.Module, batch: dict[str, torch.Tensor], batch_size: int = 8,
-                           steps: int = 5, warmup: int = 2) -> float:
+                           steps: int = 5, warmup: int = 2) -> float | None:
     """Training throughput: forward, cross-entropy, backward and an SGD step on ``batch_size`` copies
-    of ``batch`` (the values do not change the cost). The model is restored afterwards."""
+    of ``batch`` (the values do not change the cost). The model is restored afterwards.
+
+    None when the logits carry no gradient: such a model (e.g. a prototype classifier whose
+    centroids are set after training) is trained through its method's own stages instead."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if not trainable:
+        return None
     state = {k: v.clone() for k, v in model.state_dict().items()}
     was_training = model.training
     inputs = {k: v.expand(batch_size, *v.shape[1:]).contiguous() for k, v in batch.items()}
-    model.train()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-6)
-    labels = None
+    optimizer = torch.optim.SGD(trainable, lr=1e-6)
     seconds = 0.0
-    for i in range(warmup + steps):
-        start = time.perf_counter()
-        logits = model(inputs)
-        if labels is None:
+    model.train()
+    try:
+        for i in range(warmup + steps):
+            start = time.perf_counter()
+            logits = model(inputs)
+            if not logits.requires_grad:
+                return None
             labels = torch.arange(batch_size) % logits.shape[1]
-        loss = torch.nn.functional.cross_entropy(logits, labels)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if i >= warmup:
-            seconds += time.perf_counter() - start
-    model.load_state_dict(state)
-    model.train(was_training)
+            loss = torch.nn.functional.cross_entropy(logits, labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if i >= warmup:
+                seconds += time.perf_counter() - start
+    finally:
+        model.load_state_dict(state)
+        model.train(was_training)
     return batch_size * steps / seconds
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
 
 
 def example_batch(method: Method, config: dict[str, Any], cache_dir: Path = Path(".mer")) -> dict[str, torch.Tensor]:
@@ -89,7 +101,7 @@ def profile_method(method: Method, *, variant: str | None = None, profile: str =
         "parameters": count_parameters(model),
         "gflops": round(count_flops(model, batch) / 1e9, 4),
         "latency_ms_median": round(median_latency_ms(model, batch, runs=runs), 2),
-        "train_samples_per_s": round(training_samples_per_s(model, batch), 1),
+        "train_samples_per_s": _round(training_samples_per_s(model, batch)),
         "threads": torch.get_num_threads(),
         "device": "cpu",
     }

@@ -38,3 +38,11 @@ def test_deep_merge_keeps_base_untouched():
     base = {"a": {"b": 1}}
     out = deep_merge(base, {"a": {"b": 2}})
     assert base == {"a": {"b": 1}} and out == {"a": {"b": 2}}
+
+
+def test_extractor_params_are_open_but_other_keys_stay_strict():
+    base = {"features": {"flow": {"extractor": "flow_uvs", "params": {}}}}
+    merged = deep_merge(base, parse_set(["features.flow.params.source_size=128"]), strict=True)
+    assert merged["features"]["flow"]["params"] == {"source_size": 128}
+    with pytest.raises(ConfigError, match=r"unknown config key 'features.flow.extractr'"):
+        deep_merge(base, parse_set(["features.flow.extractr=x"]), strict=True)

@@ -134,17 +134,18 @@ def test_cache_hits_and_param_changes(store: FeatureStore, clip: Sample) -> None
 
 
 def test_param_errors(store: FeatureStore, clip: Sample) -> None:
-    with pytest.raises(ValueError, match="align"):
+    """A bad or unknown parameter is a FeatureError naming the extractor and the parameter."""
+    with pytest.raises(FeatureError, match="'optical_flow' rejected.*align"):
         store.get("optical_flow", clip, size=SIZE, align="bogus")
-    with pytest.raises(ValueError, match="tvl1"):
+    with pytest.raises(FeatureError, match="tvl1"):
         store.get("optical_flow", clip, size=SIZE, backend="horn")
-    with pytest.raises(ValueError, match="minmax"):
+    with pytest.raises(FeatureError, match="'flow_uvs' rejected.*minmax"):
         store.get("flow_uvs", clip, size=SIZE, normalize="zscore")
-    with pytest.raises(ValueError, match="magnification"):
+    with pytest.raises(FeatureError, match="magnification"):
         store.get("magnified_apex", clip, size=SIZE, magnification=-1)
-    with pytest.raises(ValueError, match="length"):
+    with pytest.raises(FeatureError, match="length"):
         store.get("sequence_flow", clip, size=SIZE, length=1)
-    with pytest.raises(TypeError):
+    with pytest.raises(FeatureError, match="'onset_frame' rejected.*sise"):
         store.get("onset_frame", clip, sise=SIZE)
 
 
@@ -217,3 +218,4 @@ def test_source_size_computes_fine_then_pools(store: FeatureStore, clip: Sample)
     np.testing.assert_allclose(seq.mean(), fine_seq.mean() * 0.5, atol=1e-4)
     # source_size equal to size is the plain extractor (same cache entry)
     assert store.get("optical_flow", clip, size=SIZE, source_size=SIZE) is not None
+

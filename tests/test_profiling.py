@@ -32,3 +32,20 @@ def test_latency_and_training_throughput_leave_the_model_unchanged():
     assert not model.training  # eval mode restored
     for key, value in model.state_dict().items():  # weights and BatchNorm statistics restored
         torch.testing.assert_close(value, before[key])
+
+
+class Prototypes(nn.Module):
+    """Logits from fixed centroids only: nothing to train with cross-entropy."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(4, 4)  # trained elsewhere (by the method's own stages)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        return torch.zeros(batch["x"].shape[0], 3)
+
+
+def test_training_throughput_is_none_without_a_gradient():
+    model = Prototypes().eval()
+    assert training_samples_per_s(model, {"x": torch.randn(1, 4)}, batch_size=2, steps=1, warmup=0) is None
+    assert not model.training

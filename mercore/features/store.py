@@ -41,7 +41,10 @@ class FeatureStore(FeatureSource):
         return self.extractors[name]
 
     def get(self, name: str, sample: Sample, **params: Any) -> np.ndarray:
-        extractor = self.lookup(name)(**params)
+        try:
+            extractor = self.lookup(name)(**params)
+        except (TypeError, ValueError) as exc:  # an unknown or bad parameter in the config
+            raise FeatureError(f"feature extractor {name!r} rejected its parameters {params}: {exc}") from exc
         key = self.cache.key(name, extractor.version, extractor.params(), self.fingerprint(sample))
         array = self.cache.load(name, key)
         if array is None:

@@ -177,14 +177,23 @@ def test_registration():
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mercore.runner") is None, reason="runner not available")
-def test_short_loso_beats_majority(tmp_path):
+def test_short_loso_from_the_cli_beats_majority(tmp_path):
+    """`mer run --plugin mpfnet` (quick profile by default) on 6 synthetic subjects, then the same run
+    through the Python API, which reuses the finished folds, to read the pooled metrics."""
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
     from mercore.plugins import load_registry
     from mercore.runner import run
 
     torch.set_num_threads(1)
-    reg = load_registry(only=[], extra_plugins=[("mpfnet", mer_mpfnet.plugin)])
     subjects = [f"sub{i:02d}" for i in range(1, 7)]
+    args = ["run", "--plugin", "mpfnet", "--no-tracking", "--quiet", "--cache-dir", str(tmp_path)]
+    out = CliRunner().invoke(cli, args + [a for s in subjects for a in ("--subjects", s)])
+    assert out.exit_code == 0, out.output
+    assert "Using the `quick` profile of mpfnet" in out.output and "LOSO over 6 subjects" in out.output
+    reg = load_registry(only=[], extra_plugins=[("mpfnet", mer_mpfnet.plugin)])
     res = run("mpfnet", registry=reg, profile="quick", subjects=subjects, tracking=False, cache_dir=tmp_path,
               progress=False)
-    assert len(res.folds) == 6
+    assert res.reused_folds == 6 and len(res.folds) == 6
     assert res.metrics["uf1"] > res.baseline["uf1"] + 0.1
