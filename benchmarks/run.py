@@ -134,7 +134,12 @@ def main() -> None:
     md = [f"# Benchmarks\n\nMeasured by `python benchmarks/run.py` on {results['device']}.\n",
           "## Optical flow (onset->apex pair, one process)\n", table(results["flow"]),
           "## Models (paper configuration, one CPU thread; latency at batch 1, training at batch 8)\n", table(results["models"]),
-          f"## LOSO wall time (quick profile, {args.subjects} synthetic subjects)\n", table(results["loso"])]
+          "No training throughput: the model's logits carry no gradient (MPFNet classifies by prototypes\n"
+          "set after its training stages), so it trains only through its method's stages. Paper figures\n"
+          "are `paper_size` in registry.yaml, where a paper states them as text.\n",
+          f"## LOSO wall time (quick profile, {args.subjects} synthetic subjects)\n", table(results["loso"]),
+          "`features_s`: computing the features not already in the cache, which the methods are run\n"
+          "through in order and share (a later method reuses an earlier one's flow).\n"]
     atomic_write_text(args.out / "results.md", "\n".join(md))
     print("\n".join(md))
 
