@@ -14,6 +14,19 @@ def _fail(exc: BaseException) -> None:
     raise click.ClickException(str(exc)) from exc
 
 
+def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
+    """``--workers``: a count of fold processes, or ``auto``."""
+    if value == "auto":
+        return value
+    try:
+        workers = int(value)
+    except ValueError:
+        workers = -1
+    if workers < 0:
+        raise click.BadParameter(f"expected a count >= 0 or 'auto', got {value!r}")
+    return workers
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mercore")
 def cli() -> None:
@@ -43,7 +56,9 @@ def cli() -> None:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
               help="Feature cache, synthetic corpus and run folders.")
 @click.option("--fresh", is_flag=True, help="Recompute folds finished by an earlier identical run.")
-@click.option("--workers", default=0, show_default=True, help="Run folds in N processes (results equal sequential).")
+@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
+              help="Run folds in N processes of cores/N torch threads each; auto: one per CPU core (at most "
+                   "4) on CPU, 0 on a GPU. Results equal sequential ones up to thread-count rounding.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
@@ -51,7 +66,7 @@ def cli() -> None:
 def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
         config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
         device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
-        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int, executor: str,
+        tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int | str, executor: str,
         address: str | None, quiet: bool) -> None:
     """Run a leave-one-subject-out evaluation of a method."""
     from .config import ConfigError, parse_set

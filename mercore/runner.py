@@ -64,11 +64,13 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int = 0, executor: str = "local", address: str | None = None) -> RunResult:
+        workers: int | str = 0, executor: str = "local", address: str | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
-    ``workers`` > 1 runs folds in that many processes (same results as sequential); ``executor="ray"``
+    ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
+    rounding), ``"auto"`` one per CPU core (at most 4) on CPU and none on a GPU (the CLI's
+    default); ``executor="ray"``
     ships them as Ray tasks to a local or remote (``address``) cluster.
     """
     if isinstance(method, str):

@@ -34,6 +34,12 @@ def test_unknown_plugin_is_a_one_line_error(tmp_path):
     assert "Traceback" not in out.output
 
 
+def test_bad_workers_value_names_the_option(tmp_path):
+    out = CliRunner().invoke(cli, ["run", "--plugin", "nope", "--workers", "many", "--cache-dir", str(tmp_path)])
+    assert out.exit_code == 2
+    assert "--workers" in out.output and "'many'" in out.output
+
+
 def test_datasets_lists_builtin_adapters():
     out = CliRunner().invoke(cli, ["datasets"])
     assert out.exit_code == 0, out.output

@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 
 from mercore.config import ConfigError
 from mercore.runner import run
@@ -87,6 +88,38 @@ def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
     par = run("toy", cache_dir=tmp_path / "b", workers=2, **kwargs)
     assert [f.y_pred for f in par.folds] == [f.y_pred for f in seq.folds]
     assert par.metrics == seq.metrics
+
+
+def test_auto_workers_use_the_cores_on_cpu_only(toy_registry, tmp_path, monkeypatch):
+    from mercore.evaluation import loso
+
+    monkeypatch.setattr(loso, "usable_cores", lambda: 8)
+    assert loso.auto_workers("cpu", folds=16) == loso.MAX_AUTO_WORKERS
+    assert loso.auto_workers("cpu", folds=3) == 3
+    assert loso.auto_workers("cpu", folds=1) == 0           # one fold: no pool to start
+    monkeypatch.setattr(loso, "resolve_device", lambda spec: torch.device("cuda"))
+    assert loso.auto_workers("auto", folds=16) == 0          # a GPU is shared, not split between processes
+    monkeypatch.setattr(loso, "resolve_device", lambda spec: torch.device("cpu"))
+    monkeypatch.setattr(loso, "usable_cores", lambda: 1)
+    assert loso.auto_workers("auto", folds=16) == 0
+    with pytest.raises(ValueError, match="workers"):
+        loso.LOSOEvaluator(None, tmp_path, workers=-1)
+
+
+def test_auto_workers_give_the_sequential_result(toy_registry, tmp_path, monkeypatch):
+    from mercore.evaluation import loso
+
+    monkeypatch.setattr(loso, "usable_cores", lambda: 2)
+    pools = []
+    parallel = loso.LOSOEvaluator._run_parallel
+    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
+                        lambda self, *args: pools.append(args[-1]) or parallel(self, *args))
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
+    seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
+    assert pools == []
+    auto = run("toy", cache_dir=tmp_path / "b", workers="auto", **kwargs)
+    assert pools == [2]
+    assert auto.metrics == seq.metrics
 
 
 def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_registry, tmp_path):

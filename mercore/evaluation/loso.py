@@ -28,13 +28,36 @@ from .normalize import Identity, Normalizer
 from .results import FoldResult, RunResult
 
 
+MAX_AUTO_WORKERS = 4  # each fold process holds its own model, optimiser and activations
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (a container's share, not the host's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def auto_workers(device: str, folds: int) -> int:
+    """Fold processes for ``workers="auto"``: one per core (at most 4) on CPU, none on a GPU.
+
+    Small MER models use a second torch thread poorly and a second process well (the LOSO rows
+    of benchmarks/results.md). Folds are seeded by index, so only the thread count (its rounding)
+    can make them differ from a sequential run.
+    """
+    if resolve_device(device).type != "cpu":
+        return 0
+    workers = min(usable_cores(), folds, MAX_AUTO_WORKERS)
+    return workers if workers > 1 else 0
+
+
 class LOSOEvaluator(Evaluator):
     """Runs a method over every LOSO fold of a dataset (SDE) or composite (CDE)."""
 
-    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int = 0,
+    def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int | str = 0,
                  executor: str = "local", address: str | None = None) -> None:
         if executor not in ("local", "ray"):
             raise ValueError(f"unknown executor {executor!r}; choose local or ray")
+        if workers != "auto" and (not isinstance(workers, int) or workers < 0):
+            raise ValueError(f"workers must be a count >= 0 or 'auto', got {workers!r}")
         self.store = store
         self.run_dir = Path(run_dir)
         self.progress = progress
@@ -62,6 +85,8 @@ class LOSOEvaluator(Evaluator):
             if on_fold is not None:
                 on_fold(done[index], True)
         todo = [f for f in folds if f.index not in done]
+        workers = auto_workers(str(config["run"].get("device", "auto")), len(todo)) if self.workers == "auto" \
+            else self.workers
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
 
         def finish(result: FoldResult) -> None:
@@ -75,8 +100,8 @@ class LOSOEvaluator(Evaluator):
 
         if self.executor == "ray":
             self._run_ray(method, full, todo, requests, config, data, finish)
-        elif self.workers > 1 and len(todo) > 1:
-            self._run_parallel(method, full, todo, requests, config, data, finish)
+        elif workers > 1 and len(todo) > 1:
+            self._run_parallel(method, full, todo, requests, config, data, finish, workers)
         else:
             for fold in todo:
                 finish(self._run_fold(method, full, fold, requests, config, data))
@@ -89,18 +114,20 @@ class LOSOEvaluator(Evaluator):
         return self.run_dir / "folds" / f"{fold.index:03d}.json"
 
     def _run_parallel(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
-                      config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None]) -> None:
+                      config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None],
+                      workers: int) -> None:
         """Folds in worker processes (forked, so the preloaded tensors are shared, not copied).
 
-        Each fold is seeded by its index, so results equal the sequential run's. Results come
-        back to this process, which stores and logs them: one writer for the run folder and MLflow.
+        Each fold is seeded by its index, so results equal a sequential run's with the same thread
+        count. Results come back to this process, which stores and logs them: one writer for the
+        run folder and MLflow.
         """
         global _WORKER_STATE
         _WORKER_STATE = (self, method, full, requests, config, data)
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        threads = max(1, usable_cores() // workers)
         ctx = multiprocessing.get_context("fork")
         try:
-            with ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=torch.set_num_threads,
+            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
                                      initargs=(threads,)) as pool:
                 pending = {pool.submit(_fold_in_worker, fold) for fold in todo}
                 while pending:
