@@ -25,7 +25,7 @@ from mercore.config import resolve_config
 from mercore.data.dataset import LoadOptions
 from mercore.data.frames import read_image, resize, to_gray
 from mercore.features.flow import FLOW_BACKENDS, compute_flow
-from mercore.features.store import FeatureError, FeatureStore, build_inputs
+from mercore.features.store import FeatureError, build_inputs
 from mercore.io import atomic_write_text
 from mercore.plugins import load_registry
 from mercore.profiling import profile_method
@@ -85,7 +85,7 @@ def warm_features(name: str, cache: Path, subjects: list[str]) -> float:
     method = registry.method(name)
     config = resolve_config(method, profile="quick")
     data = select_subjects(registry.dataset("synthetic").load(None, LoadOptions(cache_dir=cache)), subjects)
-    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache)
+    store = registry.feature_store(cache)
     start = time.perf_counter()
     build_inputs(store, method.features(config), data.samples, progress=False)
     return time.perf_counter() - start

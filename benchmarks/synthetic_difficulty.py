@@ -21,7 +21,6 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from mercore.data.dataset import LoadOptions
-from mercore.features.store import FeatureStore
 from mercore.io import atomic_write_text
 from mercore.plugins import load_registry
 
@@ -55,7 +54,7 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(".mer"))
     args = parser.parse_args()
     registry = load_registry()
-    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, args.cache_dir)
+    store = registry.feature_store(args.cache_dir)
     rows = []
     for task in ("megc3", "sde5"):
         data = registry.dataset("synthetic").load(None, LoadOptions(task=task, cache_dir=args.cache_dir))

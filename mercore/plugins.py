@@ -18,11 +18,15 @@ import inspect
 import os
 import traceback
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable
 
 import pluggy
 
 from . import hookspecs
+
+if TYPE_CHECKING:
+    from .features.store import FeatureStore
 
 ENTRY_POINT_GROUP = "mer"
 BUILTIN = "mercore-builtin"
@@ -84,6 +88,12 @@ class Registry:
 
     def extractor(self, name: str) -> type:
         return self._get(self.extractors, "feature extractor", name)
+
+    def feature_store(self, cache_dir: Path | str | None) -> FeatureStore:
+        """A feature store over every registered extractor, caching under ``cache_dir`` (None: no cache)."""
+        from .features.store import FeatureStore  # imports torch, which `mer plugins` does not need
+
+        return FeatureStore({n: e.obj for n, e in self.extractors.items()}, cache_dir)
 
     def list(self, kind: str, pattern: str = "*") -> list[str]:
         table = {"methods": self.methods, "datasets": self.datasets, "extractors": self.extractors}[kind]

@@ -142,7 +142,7 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
                  onset: int | None = None, apex: int | None = None, variant: str | None = None,
                  align: str = "none", registry: Any = None) -> Prediction:
     """Class probabilities of ``clip`` under the fold model ``checkpoint`` of method ``plugin``."""
-    from .features.store import FeatureStore, build_inputs
+    from .features.store import build_inputs
     from .runner import load_method
 
     if align not in ALIGN_CHOICES:
@@ -180,7 +180,7 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
             raise PredictError(f"apex {peak} must lie between the onset {first} and the last frame {len(frames) - 1}")
         sample = Sample("predict", "clip", Path(clip).stem, frames=tuple(frames), onset=first, apex=peak,
                         offset=len(frames) - 1)
-        store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, None)
+        store = registry.feature_store(None)
         inputs = build_inputs(store, method.features(config), [sample], progress=False)
     inputs = {k: (v - norm[k][0]) / norm[k][1] if k in norm else v for k, v in inputs.items()}
     model = method.build_model(config, len(classes))

@@ -11,7 +11,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from .config import resolve_config
 from .data.dataset import LoadOptions
-from .features.store import FeatureStore, build_inputs
+from .features.store import build_inputs
 from .interfaces import Method
 from .plugins import load_registry
 
@@ -81,7 +81,7 @@ def example_batch(method: Method, config: dict[str, Any], cache_dir: Path = Path
     """One real sample's inputs, from the first clip of the built-in synthetic corpus."""
     registry = load_registry()
     data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=cache_dir))
-    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
+    store = registry.feature_store(cache_dir)
     return build_inputs(store, method.features(config), data.samples[:1], progress=False)
 
 

@@ -11,7 +11,6 @@ from .config import ConfigError, resolve_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .evaluation.loso import LOSOEvaluator
 from .evaluation.results import RunResult
-from .features.store import FeatureStore
 from .interfaces import Method
 from .plugins import Registry, UnknownNameError, load_registry
 from .report import write_report
@@ -69,9 +68,8 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
     ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
-    rounding), ``"auto"`` one per CPU core (at most 4) on CPU and none on a GPU (the CLI's
-    default); ``executor="ray"``
-    ships them as Ray tasks to a local or remote (``address``) cluster.
+    rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
+    a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -99,7 +97,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     run_dir = cache_dir / "runs" / f"{method_obj.name}-{dataset}-{key}"
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, cache_dir)
+    store = registry.feature_store(cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
     tracker = make_tracker(tracking, tracking_uri, experiment)
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,

@@ -163,7 +163,7 @@ class MethodContract:
 
     def test_forward_on_real_features(self, mer_contract_cache: Path) -> None:
         from .data.dataset import LoadOptions
-        from .features.store import FeatureStore, build_inputs
+        from .features.store import build_inputs
 
         torch.set_num_threads(1)
         registry = self.registry()
@@ -171,7 +171,7 @@ class MethodContract:
         config = resolve_config(method, variant=self.variant, profile=self.chosen_profile(method))
         data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=mer_contract_cache,
                                                                     extra=dict(CORPUS_OPTIONS)))
-        store = FeatureStore({n: e.obj for n, e in registry.extractors.items()}, mer_contract_cache)
+        store = registry.feature_store(mer_contract_cache)
         batch = build_inputs(store, method.features(config), data.samples[:2], progress=False)
         for name, x in batch.items():
             assert x.shape[0] == 2 and x.dtype == torch.float32 and torch.isfinite(x).all(), name
