@@ -289,19 +289,19 @@ def test_one_training_stage_runs(tmp_path: Path):
 # --- end to end ---------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_short_loso_trains_every_fold(tmp_path: Path):
-    """End to end on 4 synthetic subjects: every fold fits its training set and predicts every test clip.
+def test_short_loso_beats_majority_baseline(tmp_path: Path):
+    """End to end on 8 synthetic subjects: every fold fits its training set, predicts every test
+    clip, and the pooled UF1 is above the majority-class baseline's.
 
-    Not a "beats the baseline" test: on 8 synthetic subjects the quick profile measured UF1 0.21-0.29
-    against a majority baseline of 0.264 across eight settings (docs/methods/dfrnet.md), so such an
-    assertion would only pin one lucky seed.
+    Measured with the quick profile (docs/methods/dfrnet.md): UF1 0.357 / 0.312 / 0.301 for seeds
+    0 / 1 / 2 against a baseline of 0.264 on these subjects, and 0.486 vs 0.254 on all 16.
     """
     runner = pytest.importorskip("mercore.runner")
     from sklearn.metrics import f1_score
 
-    subjects = [f"sub{i:02d}" for i in range(1, 5)]
+    subjects = [f"sub{i:02d}" for i in range(1, 9)]
     result = runner.run("dfrnet", dataset="synthetic", profile="quick", tracking=False,
-                        cache_dir=tmp_path / "cache", progress=False, subjects=subjects)
+                        cache_dir=tmp_path / "cache", progress=False, subjects=subjects, workers="auto")
     assert [f.fold for f in result.folds] == [f"synthetic/{s}" for s in subjects]
     for fold in result.folds:
         assert set(fold.subjects) == {fold.fold} and len(fold.y_pred) == len(fold.y_true) > 0
@@ -310,3 +310,4 @@ def test_short_loso_trains_every_fold(tmp_path: Path):
     y_true = [t for f in result.folds for t in f.y_true]
     y_pred = [p for f in result.folds for p in f.y_pred]
     assert result.metrics["uf1"] == pytest.approx(f1_score(y_true, y_pred, average="macro", labels=sorted(set(y_true))))
+    assert result.metrics["uf1"] > result.baseline["uf1"]
