@@ -139,7 +139,9 @@ def main() -> None:
           "are `paper_size` in registry.yaml, where a paper states them as text.\n",
           f"## LOSO wall time (quick profile, {args.subjects} synthetic subjects)\n", table(results["loso"]),
           "`features_s`: computing the features not already in the cache, which the methods are run\n"
-          "through in order and share (a later method reuses an earlier one's flow).\n"]
+          "through in order and share (a later method reuses an earlier one's flow). The UF1 columns\n"
+          "check that parallel and sequential folds agree; with a few subjects (~8 test clips a fold)\n"
+          "they are not accuracy estimates: full-corpus figures are in docs/methods/.\n"]
     atomic_write_text(args.out / "results.md", "\n".join(md))
     print("\n".join(md))
 
