@@ -41,10 +41,13 @@ def test_ca_i3d_channels_last_keeps_values():
     """``features`` runs in channels-last 3D for speed; the values match the contiguous layout."""
     enc = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125)).eval()
     x = torch.randn(2, 5, 4, 16, 16)
+    layouts = []
     with torch.no_grad():
         contiguous = enc.mixed_b(enc.pool2(enc.mixed_a(enc.pool1(enc.stem(x)))))
+        enc.stem.register_forward_pre_hook(
+            lambda _, args: layouts.append(args[0].is_contiguous(memory_format=torch.channels_last_3d)))
         fmap = enc.features(x)
-    assert fmap.is_contiguous(memory_format=torch.channels_last_3d)
+    assert layouts == [True]
     torch.testing.assert_close(fmap, contiguous)
 
 
