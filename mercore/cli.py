@@ -15,16 +15,13 @@ def _fail(exc: BaseException) -> None:
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
-    """``--workers``: a count of fold processes, or ``auto``."""
-    if value == "auto":
-        return value
+    """``--workers``: a count of fold processes, or ``auto`` (checked by the LOSO evaluator's rule)."""
+    from .evaluation.loso import check_workers
+
     try:
-        workers = int(value)
-    except ValueError:
-        workers = -1
-    if workers < 0:
-        raise click.BadParameter(f"expected a count >= 0 or 'auto', got {value!r}")
-    return workers
+        return check_workers(int(value) if value.isdigit() else value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from exc
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

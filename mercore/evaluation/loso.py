@@ -36,6 +36,13 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
+def check_workers(workers: int | str) -> int | str:
+    """``workers`` if it is a fold-process count >= 0 or ``"auto"``; a ValueError otherwise."""
+    if workers != "auto" and (not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be a count >= 0 or 'auto', got {workers!r}")
+    return workers
+
+
 def auto_workers(device: str, folds: int) -> int:
     """Fold processes for ``workers="auto"``: one per core (at most 4) on CPU, none on a GPU.
 
@@ -56,8 +63,7 @@ class LOSOEvaluator(Evaluator):
                  executor: str = "local", address: str | None = None) -> None:
         if executor not in ("local", "ray"):
             raise ValueError(f"unknown executor {executor!r}; choose local or ray")
-        if workers != "auto" and (not isinstance(workers, int) or workers < 0):
-            raise ValueError(f"workers must be a count >= 0 or 'auto', got {workers!r}")
+        check_workers(workers)
         self.store = store
         self.run_dir = Path(run_dir)
         self.progress = progress
