@@ -10,6 +10,7 @@ from .features.store import FeatureError
 from .hookspecs import hookimpl
 from .interfaces import (Encoder, Evaluator, FeatureExtractor, FeatureRequest, FeatureSource, Fusion, Method,
                          StageContext, Trainer)
+from .io import load_checkpoint
 from .labels import CASME2_SDE5, MEGC3, SAMM_SDE5, LabelSet
 from .sample import Sample
 from .training.supervised import EarlyStopping, SupervisedTrainer, predict_logits
@@ -20,6 +21,6 @@ __all__ = [
     "CASME2_SDE5", "CorruptFrameError", "Dataset", "DatasetError", "EarlyStopping", "Encoder", "Evaluator",
     "FeatureError", "FeatureExtractor", "FeatureRequest", "FeatureSource", "FoldData", "Fusion", "LabelSet",
     "LoadOptions", "LoadedDataset", "MEGC3", "Method", "SAMM_SDE5", "Sample", "StageContext", "SupervisedTrainer",
-    "TensorSet", "Trainer", "hookimpl", "predict_logits", "read_image", "resize", "to_gray", "write_image",
-    "__version__",
+    "TensorSet", "Trainer", "hookimpl", "load_checkpoint", "predict_logits", "read_image", "resize", "to_gray",
+    "write_image", "__version__",
 ]

@@ -70,7 +70,9 @@ class Fusion(nn.Module):
 class StageContext:
     """What a trainer stage may use besides the model and the data of its fold.
 
-    ``log_metric`` goes to the tracker (one nested run per fold); ``extract(request, samples)``
+    ``log_metric`` goes to the tracker (one nested run per fold), and so does each file a stage
+    writes under ``work_dir`` and passes to ``log_artifact`` (e.g. an image of reconstructions);
+    ``extract(request, samples)``
     computes features for samples of the *training* fold (e.g. of magnified clips) through the
     shared cache, and ``normalize(stream, tensor)`` applies the fold's training-set statistics of
     input stream ``stream`` (identity when normalisation is off).
@@ -84,6 +86,7 @@ class StageContext:
     work_dir: Path
     amp_dtype: torch.dtype | None = None
     log_metric: Callable[[str, float, int], None] = lambda key, value, step: None
+    log_artifact: Callable[[Path], None] = lambda path: None
     progress: bool = True
     extract: Callable[..., torch.Tensor] | None = None
     normalize: Callable[[str, torch.Tensor], torch.Tensor] = lambda stream, tensor: tensor

@@ -78,6 +78,9 @@ class MlflowTracker(Tracker):
             self.mlflow.log_metrics({"test_acc": fold_scores.acc, "seconds": fold.seconds})
             if fold.peak_gpu_memory_mb is not None:
                 self.mlflow.log_metric("peak_gpu_memory_mb", fold.peak_gpu_memory_mb)
+            for path in fold.artifacts:
+                if Path(path).is_file():  # a resumed fold's folder may have been cleaned since
+                    self.mlflow.log_artifact(path)
 
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
         metrics = result.scores().as_dict()

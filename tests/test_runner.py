@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
+import mercore
 from mercore.config import ConfigError
 from mercore.runner import run
 
@@ -81,6 +83,31 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
 
+
+
+class _WritesAFile(mercore.Trainer):
+    """A stage that leaves a file for the tracker, as MoExt's reconstruction preview does."""
+
+    def fit(self, model, data, ctx):
+        path = ctx.work_dir / "note.txt"
+        path.write_text(ctx.fold)
+        ctx.log_artifact(path)
+        with pytest.raises(ValueError, match="not a file under the fold's work_dir"):
+            ctx.log_artifact(ctx.work_dir.parent / "elsewhere.txt")
+        return model
+
+
+def test_stage_artifacts_reach_the_fold_runs(toy_registry, tmp_path, mlflow_uri, monkeypatch):
+    import mlflow
+
+    monkeypatch.setattr(type(toy_registry.method("toy")), "stages", lambda self, config: [_WritesAFile()])
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri,
+                 experiment="artifacts", cache_dir=tmp_path, progress=False, subjects=["s0", "s1"], workers=1)
+    assert all(len(f.artifacts) == 1 and Path(f.artifacts[0]).read_text() == f.fold for f in result.folds)
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("artifacts")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
+    assert [[a.path for a in client.list_artifacts(c.info.run_id)] for c in children] == [["note.txt"]] * 2
 
 def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)

@@ -193,6 +193,13 @@ class LOSOEvaluator(Evaluator):
             return self.store.stack(request, samples)
 
         audit: dict[str, list[int]] = {}
+        artifacts: list[str] = []
+
+        def log_artifact(path: Path) -> None:
+            path = Path(path).resolve()
+            if not path.is_file() or not path.is_relative_to(fold_dir.resolve()):
+                raise ValueError(f"log_artifact: {path} is not a file under the fold's work_dir {fold_dir}")
+            artifacts.append(str(path))
 
         def record_test_predictions(model: torch.nn.Module, epoch: int) -> None:
             logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]))
@@ -203,6 +210,7 @@ class LOSOEvaluator(Evaluator):
                            class_names=data.labels.classes, fold=fold.name, work_dir=fold_dir,
                            amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
                            log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
+                           log_artifact=log_artifact,
                            progress=self.progress, extract=extract, normalize=norm,
                            audit=record_test_predictions if config["evaluation"].get("leakage_audit") else None)
         seed_everything(seed)
@@ -232,7 +240,7 @@ class LOSOEvaluator(Evaluator):
             subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
             y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
             history=history, seconds=time.perf_counter() - start, checkpoint=checkpoint,
-            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit,
+            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit, artifacts=artifacts,
             peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
 
 

@@ -31,6 +31,8 @@ class FoldResult:
     n_train: int = 0
     n_val: int = 0
     peak_gpu_memory_mb: float | None = None
+    #: files the stages wrote for the tracker (``StageContext.log_artifact``), absolute paths
+    artifacts: list[str] = field(default_factory=list)
     #: leakage audit: "stage:epoch" -> test predictions after that epoch (empty unless enabled)
     audit: dict[str, list[int]] = field(default_factory=dict)
 

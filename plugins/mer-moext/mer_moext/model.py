@@ -14,11 +14,15 @@ docs/methods/moext.md):
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 import torch
 from torch import nn
+
+from mercore import load_checkpoint
 
 MOTION_MODES = ("learned", "difference")
 
@@ -50,18 +54,27 @@ class BasicBlock(nn.Module):
         return torch.relu(self.bn2(self.conv2(y)) + self.shortcut(x))
 
 
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
 class ResNetTrunk(nn.Module):
     """ResNet-18 without its pooling and classifier: 7x7/2 stem, 3x3/2 max-pool, four stages.
 
-    Written here because torchvision is not a dependency; weights start random (no ImageNet
-    weights can be downloaded), the pre-training stage is what trains them.
+    Written here because torchvision is not a dependency. Weights start random unless
+    :func:`load_backbone_weights` is given a checkpoint; ``standardize`` applies the ImageNet
+    mean/std to [0, 1] inputs, which pretrained ImageNet weights expect.
     """
 
     def __init__(self, widths: Sequence[int] = (64, 128, 256, 512), blocks: Sequence[int] = (2, 2, 2, 2),
-                 in_channels: int = 3) -> None:
+                 in_channels: int = 3, standardize: bool = False) -> None:
         super().__init__()
         if len(widths) != len(blocks) or not widths:
             raise ValueError(f"backbone widths {list(widths)} and blocks {list(blocks)} must be equally long")
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+            self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
         self.stem = nn.Sequential(nn.Conv2d(in_channels, widths[0], 7, 2, 3, bias=False), nn.BatchNorm2d(widths[0]),
                                   nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1))
         layers, cin = [], widths[0]
@@ -73,7 +86,53 @@ class ResNetTrunk(nn.Module):
         self.out_channels = cin
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, H, W) -> (B, C, H/32, W/32)
+        if self.standardize:
+            x = (x - self.mean) / self.std
         return self.layers(self.stem(x))
+
+
+_TORCHVISION_NAMES = [  # torchvision resnet key -> ours; fc.* (the ImageNet classifier) is dropped
+    (re.compile(r"^conv1\."), "stem.0."),
+    (re.compile(r"^bn1\."), "stem.1."),
+    (re.compile(r"^layer(\d)\.(\d+)\.downsample\."), lambda m: f"layers.{int(m[1]) - 1}.{m[2]}.shortcut."),
+    (re.compile(r"^layer(\d)\.(\d+)\."), lambda m: f"layers.{int(m[1]) - 1}.{m[2]}."),
+]
+
+
+def load_backbone_weights(trunk: ResNetTrunk, path: str | Path) -> None:
+    """Initialise the trunk from a ResNet checkpoint, e.g. torchvision's ImageNet ``resnet18``
+    state dict (the paper's "backbone for generic features"; nothing is downloaded here).
+
+    Accepts torchvision's key names or this trunk's own (``stem.*``, ``layers.*``), optionally
+    under a ``state_dict`` entry. Loaded with ``weights_only=True``; every trunk tensor must be
+    present with the same shape, otherwise the error names the file and the keys at fault.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"model.backbone_weights: no such file {path}")
+    state = load_checkpoint(path)
+    if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
+        state = state["state_dict"]
+    if not isinstance(state, Mapping):
+        raise ValueError(f"model.backbone_weights: {path} holds a {type(state).__name__}, not a state dict")
+    renamed = {}
+    for key, value in state.items():
+        key = str(key).removeprefix("module.")
+        if key.startswith("fc."):
+            continue
+        for pattern, repl in _TORCHVISION_NAMES:
+            key = pattern.sub(repl, key, count=1)
+        renamed[key] = value
+    own = trunk.state_dict()
+    missing = sorted(set(own) - set(renamed))
+    unexpected = sorted(set(renamed) - set(own))
+    wrong = sorted(k for k in set(own) & set(renamed) if tuple(renamed[k].shape) != tuple(own[k].shape))
+    if missing or unexpected or wrong:
+        details = "; ".join(f"{what}: {keys[:5]}{' ...' if len(keys) > 5 else ''}" for what, keys in
+                            (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong)) if keys)
+        raise ValueError(f"model.backbone_weights: {path} does not fit the trunk of widths "
+                         f"{[b[0].conv1.out_channels for b in trunk.layers]} ({details})")
+    trunk.load_state_dict(renamed)
 
 
 class Branch(nn.Module):
@@ -206,6 +265,7 @@ class MoExtConfig:
     size: int = 224
     backbone_widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
     backbone_blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
+    backbone_weights: str | None = None
     feature_dim: int = 512
     branch_conv_blocks: int = 1
     branch_fc: list[int] = field(default_factory=lambda: [512])
@@ -239,7 +299,9 @@ class MoExtModel(nn.Module):
     def __init__(self, cfg: MoExtConfig, num_classes: int) -> None:
         super().__init__()
         d = cfg.feature_dim
-        backbone = ResNetTrunk(cfg.backbone_widths, cfg.backbone_blocks)
+        backbone = ResNetTrunk(cfg.backbone_widths, cfg.backbone_blocks, standardize=cfg.backbone_weights is not None)
+        if cfg.backbone_weights is not None:
+            load_backbone_weights(backbone, cfg.backbone_weights)
         c = backbone.out_channels
 
         def branch() -> Branch:

@@ -48,12 +48,14 @@ class MoExt(Method):
         return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """Onset and apex requests; ``features.size`` and ``features.align`` (the paper's Dlib
+        crop) are added to both unless a stream's own params set them."""
         feats = config["features"]
         size = feats.get("size")
         out = {}
         for stream in STREAMS:
             spec = feats[stream]
-            params = dict(spec.get("params") or {})
+            params = {"align": feats.get("align", "none"), **(spec.get("params") or {})}
             if size is not None:
                 params = {"size": size, **params}
             out[stream] = FeatureRequest(spec["extractor"], params)

@@ -280,7 +280,9 @@ class MoExtPretrainer(Trainer):
                 ctx.log_metric(f"{self.stage_name}/{k}", v / n, epoch)
             bar.set_postfix(l_re=f"{sums.get('l_re', 0.0) / n:.4f}")
         if self.preview > 0:
-            save_preview(model, onset[: self.preview], apex[: self.preview], device, Path(ctx.work_dir) / PREVIEW_FILE)
+            preview = Path(ctx.work_dir) / PREVIEW_FILE
+            save_preview(model, onset[: self.preview], apex[: self.preview], device, preview)
+            ctx.log_artifact(preview)  # an image artifact of the fold's MLflow run
         return model
 
 
