@@ -84,7 +84,6 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
 
 
-
 class _WritesAFile(mercore.Trainer):
     """A stage that leaves a file for the tracker, as MoExt's reconstruction preview does."""
 
@@ -108,6 +107,7 @@ def test_stage_artifacts_reach_the_fold_runs(toy_registry, tmp_path, mlflow_uri,
     exp = client.get_experiment_by_name("artifacts")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     assert [[a.path for a in client.list_artifacts(c.info.run_id)] for c in children] == [["note.txt"]] * 2
+
 
 def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)

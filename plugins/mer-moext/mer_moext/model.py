@@ -71,7 +71,7 @@ class ResNetTrunk(nn.Module):
         super().__init__()
         if len(widths) != len(blocks) or not widths:
             raise ValueError(f"backbone widths {list(widths)} and blocks {list(blocks)} must be equally long")
-        self.standardize = standardize
+        self.widths, self.standardize = list(widths), standardize
         if standardize:
             self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
             self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -131,7 +131,7 @@ def load_backbone_weights(trunk: ResNetTrunk, path: str | Path) -> None:
         details = "; ".join(f"{what}: {keys[:5]}{' ...' if len(keys) > 5 else ''}" for what, keys in
                             (("missing", missing), ("unexpected", unexpected), ("shape differs", wrong)) if keys)
         raise ValueError(f"model.backbone_weights: {path} does not fit the trunk of widths "
-                         f"{[b[0].conv1.out_channels for b in trunk.layers]} ({details})")
+                         f"{trunk.widths} ({details})")
     trunk.load_state_dict(renamed)
 
 

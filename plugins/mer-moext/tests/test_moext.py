@@ -97,7 +97,6 @@ def test_paper_model_parameter_count():
     print(f"MoExt paper parameters: {n_params(model):,} (separator {sep:,})")
 
 
-
 def torchvision_names(state: dict) -> dict:
     """This trunk's state dict under torchvision's resnet key names, plus an ImageNet fc."""
     out = {"fc.weight": torch.zeros(1000, 16), "fc.bias": torch.zeros(1000)}
@@ -146,6 +145,7 @@ def test_backbone_weights_errors_name_the_file_and_keys(tmp_path):
     with pytest.raises(ValueError, match=r"partial\.pth.*missing: \["):
         build_model({**cfg, "backbone_weights": str(partial)}, 3, 32)
     assert resolve_config(MoExt(), sets=[f"model.backbone_weights={wider}"])["model"]["backbone_weights"] == str(wider)
+
 
 def test_motion_extractor_formula():
     torch.manual_seed(0)
@@ -416,11 +416,11 @@ def test_registration():
         "onset": ("onset_frame", 224), "apex": ("apex_frame", 224)}
 
 
-
 def test_face_alignment_option_reaches_both_frames():
     requests = MoExt().features(config(**{"features.align": "dlib"}))
     assert {k: r.params["align"] for k, r in requests.items()} == {"onset": "dlib", "apex": "dlib"}
     assert {r.params["align"] for r in MoExt().features(config()).values()} == {"none"}
+
 
 @pytest.mark.slow
 def test_short_loso_runs_both_stages_end_to_end(tmp_path):
