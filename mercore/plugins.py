@@ -86,6 +86,12 @@ class Registry:
         obj = self._get(self.datasets, "dataset", name)
         return obj() if inspect.isclass(obj) else obj
 
+    def distribution_of(self, method: str) -> str | None:
+        """The distribution (e.g. ``mer-mpfnet``) whose plugin registered ``method``, if known."""
+        entry = self.methods.get(method)
+        info = self.plugins.get(entry.plugin) if entry else None
+        return info.distribution if info else None
+
     def extractor(self, name: str) -> type:
         return self._get(self.extractors, "feature extractor", name)
 

@@ -59,7 +59,7 @@ def load_run(run_dir: Path | str) -> RunResult:
         raise ReportError(f"{run_dir} has no fold results (folds/*.json)")
     folds.sort(key=lambda f: f.index)
     return RunResult(summary["method"], summary.get("variant"), summary["dataset"], summary["task"],
-                     tuple(summary["classes"]), config, folds, run_dir)
+                     tuple(summary["classes"]), config, folds, run_dir, environment=summary.get("environment", {}))
 
 
 def resolve_run(ref: str, tracking_uri: str | None = None) -> Path:
@@ -312,6 +312,8 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
     if curves is not None:
         section.image(f"{prefix}training_curves.png", curves,
                       f"Training curves (mean over folds per epoch), {_run_title(result)}")
+    if result.environment:
+        section.table(["software", "version"], sorted(result.environment.items()), "Computed with")
     return section
 
 

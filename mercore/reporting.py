@@ -32,6 +32,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "leaky_test_selected_epoch": (result.leaky_scores().as_dict() if result.leaky_scores() else None),
         "per_subject_accuracy": result.per_subject_accuracy(),
         "pooling": "predictions of all folds pooled before computing UF1/UAR (MEGC2019)",
+        "environment": result.environment,
     }
 
 

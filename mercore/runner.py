@@ -9,6 +9,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve_config
 from .data.dataset import LoadedDataset, LoadOptions
+from .environment import software_versions
 from .evaluation.loso import LOSOEvaluator
 from .evaluation.results import RunResult
 from .interfaces import Method
@@ -103,9 +104,11 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
             "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}
     name = run_name or f"{method_obj.name}{'-' + variant if variant else ''} {dataset} {data.task}"
-    with tracker.parent(name, config, tags):
+    environment = software_versions(registry.distribution_of(method_obj.name))
+    with tracker.parent(name, config, tags, environment):
         result = evaluator.evaluate(method_obj, data, config, variant=variant, on_fold=tracker.log_fold)
         result.mlflow_run_id = tracker.run_id
+        result.environment = environment
         artifacts = write_artifacts(result, run_dir / "artifacts")
         artifacts += write_report(result, run_dir / "artifacts")
         tracker.log_result(result, artifacts)

@@ -23,7 +23,8 @@ class Tracker:
     run_id: str | None = None
 
     @contextlib.contextmanager
-    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str],
+               environment: Mapping[str, str] | None = None) -> Iterator["Tracker"]:
         yield self
 
     def log_fold(self, fold: FoldResult, reused: bool) -> None:
@@ -44,7 +45,9 @@ class MlflowTracker(Tracker):
         self.run_id = None
 
     @contextlib.contextmanager
-    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+    def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str],
+               environment: Mapping[str, str] | None = None) -> Iterator["Tracker"]:
+        """A parent run with the config and the software versions (``env.<name>``) as params."""
         import torch
 
         env_tags = {"mer.torch": torch.__version__, "mer.python": platform.python_version(),
@@ -55,6 +58,7 @@ class MlflowTracker(Tracker):
                                    log_system_metrics=_system_metrics(config)) as run:
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
+            params.update({f"env.{k}": v for k, v in (environment or {}).items()})
             items = list(params.items())
             for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
                 self.mlflow.log_params(dict(items[i:i + 100]))

@@ -26,6 +26,9 @@ def test_loso_run_beats_majority_and_pools(toy_registry, tmp_path):
     assert result.metrics["uf1"] == pytest.approx(f1_score(y_true, y_pred, average="macro"))
     summary = json.loads((result.run_dir / "artifacts" / "summary.json").read_text())
     assert summary["overall"]["uf1"] == pytest.approx(result.metrics["uf1"])
+    assert summary["environment"]["torch"] == torch.__version__
+    assert summary["environment"]["mercore"] == mercore.__version__
+    assert {"numpy", "opencv", "scikit-image", "python"} <= set(summary["environment"])
 
 
 def test_rerun_resumes_finished_folds_and_redoes_corrupt_ones(toy_registry, tmp_path):
@@ -75,6 +78,7 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     parent = client.get_run(result.mlflow_run_id)
     assert parent.data.metrics["uf1"] == pytest.approx(result.metrics["uf1"])
     assert parent.data.params["train.lr"] == "0.05"
+    assert parent.data.params["env.torch"] == torch.__version__
     exp = client.get_experiment_by_name("test")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     assert len(children) == 3

@@ -64,6 +64,8 @@ class RunResult:
     run_dir: Path
     reused_folds: int = 0
     mlflow_run_id: str | None = None
+    #: software versions the run was computed with (``mercore.environment.software_versions``)
+    environment: dict[str, str] = field(default_factory=dict)
 
     def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int]]:
         y_true, y_pred = [], []
