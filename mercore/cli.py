@@ -41,7 +41,7 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
 @click.option("--profile", default=None,
               help="Config profile: `paper` (the paper's setup) or a method's named profile such as `quick`. "
-                   "Default: quick on the synthetic corpus, paper otherwise.")
+                   "Default: quick on the synthetic corpus and on a CPU, paper on a GPU.")
 @click.option("--subjects", multiple=True, help="Restrict LOSO to these subjects (repeatable).")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
@@ -71,11 +71,12 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .features.store import FeatureError
     from .plugins import PluginError, UnknownNameError
     from .reporting import metrics_table
-    from .runner import QUICK, default_profile, load_method, run as run_loso
+    from .runner import QUICK, check_inputs, default_profile, load_method, run as run_loso
 
     try:
         registry, method = load_method(None, plugin)
-        chosen = default_profile(method, dataset, profile)
+        check_inputs(method, dataset, registry)
+        chosen = default_profile(method, dataset, profile, device)
         if chosen == QUICK and profile is None:
             click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
                         f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)

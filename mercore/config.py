@@ -1,5 +1,10 @@
 """Layered configuration: core defaults < method defaults < variant < profile < file < --set.
 
+The method's defaults, each variant and each profile may carry two conditional sections that
+apply right after the layer that holds them: ``inputs: {<input kind>: {...}}`` for the kind of
+data the dataset provides (``clips``, ``flow-release``), then ``datasets: {<dataset>: {...}}`` for
+the dataset by name. A method thus picks its release inputs, or a per-corpus value, in its YAML.
+
 Every override must name a key that exists in the defaults: a typo is an error listing the
 valid keys at that level, never a silently ignored setting. Values are parsed as YAML
 (``safe_load``), never evaluated.
@@ -76,29 +81,53 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
     return out
 
 
+CONDITIONAL_SECTIONS = ("inputs", "datasets")
+
+
+def _apply_layer(config: dict[str, Any], layer: Mapping[str, Any] | None, label: str, *, inputs: str | None,
+                 dataset: str | None) -> dict[str, Any]:
+    """Merge ``layer`` (named ``label`` in errors; the method defaults, ``""``, may add keys),
+    then its ``inputs[inputs]`` and ``datasets[dataset]`` sections."""
+    layer = dict(layer or {})
+    conditional = {name: layer.pop(name, None) or {} for name in CONDITIONAL_SECTIONS}
+    config = deep_merge(config, layer, strict=bool(label), origin=f" ({label})" if label else "")
+    for name, key in zip(CONDITIONAL_SECTIONS, (inputs, dataset)):
+        if not isinstance(conditional[name], Mapping):
+            raise ConfigError(f"config section {name!r} ({label or 'method defaults'}) must map names to overrides")
+        if key is not None and conditional[name].get(key):
+            where = f"{label + ', ' if label else ''}{name} {key}"
+            config = deep_merge(config, conditional[name][key], strict=True, origin=f" ({where})")
+    return config
+
+
 def resolve_config(method: Any, *, variant: str | None = None, profile: str | None = None,
-                   config_file: Path | str | None = None, sets: Iterable[str] = ()) -> dict[str, Any]:
-    """The full configuration of one run of ``method``."""
+                   config_file: Path | str | None = None, sets: Iterable[str] = (), inputs: str | None = "clips",
+                   dataset: str | None = None) -> dict[str, Any]:
+    """The full configuration of one run of ``method`` on a dataset of input kind ``inputs``
+    (``clips`` or ``flow-release``; None applies no ``inputs`` section) named ``dataset``."""
     defaults = method.default_config()
     variants = dict(defaults.pop("variants", {}) or {})
     defaults.pop("profiles", None)
-    config = deep_merge(core_defaults(), defaults)
+    where = {"inputs": inputs, "dataset": dataset}
+    config = _apply_layer(core_defaults(), defaults, "", **where)
     variant = variant or method.default_variant
     if method.variants:
         if variant not in method.variants:
             raise ConfigError(f"unknown variant {variant!r} of {method.name}; choose one of: {', '.join(method.variants)}")
-        config = deep_merge(config, variants.get(variant, {}) or {}, strict=True, origin=f" (variant {variant})")
+        config = _apply_layer(config, variants.get(variant), f"variant {variant}", **where)
     elif variant:
         raise ConfigError(f"method {method.name} has no variants; drop --variant {variant}")
     if profile and profile != "paper":
         profiles = method.profiles()
         if profile not in profiles:
             raise ConfigError(f"unknown profile {profile!r} of {method.name}; choose one of: {', '.join(['paper', *profiles])}")
-        config = deep_merge(config, profiles[profile] or {}, strict=True, origin=f" (profile {profile})")
+        config = _apply_layer(config, profiles[profile], f"profile {profile}", **where)
     if config_file:
         config = deep_merge(config, load_yaml(config_file), strict=True, origin=f" (in {config_file})")
     config = deep_merge(config, parse_set(sets), strict=True, origin=" (from --set)")
     config["meta"] = {"method": method.name, "variant": variant, "profile": profile or "paper"}
+    if inputs is not None:
+        config["meta"]["inputs"] = inputs
     return config
 
 

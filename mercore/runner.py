@@ -43,11 +43,28 @@ def select_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> Load
     return LoadedDataset(data.name, data.task, data.labels, kept, data.skipped)
 
 
-def default_profile(method: Method, dataset: str, profile: str | None) -> str:
-    """The quick profile is the default on the built-in synthetic corpus, the paper's setup elsewhere."""
+def default_profile(method: Method, dataset: str, profile: str | None, device: str | None = None) -> str:
+    """The quick profile where the paper's setup cannot finish -- the built-in synthetic corpus and
+    any run on a CPU -- and the paper's setup on a GPU; ``profile`` when one is asked for."""
     if profile:
         return profile
-    return QUICK if dataset == "synthetic" and QUICK in method.profiles() else "paper"
+    if QUICK not in method.profiles():
+        return "paper"
+    from .training.device import resolve_device  # imports torch, which `mer --help` does not need
+
+    on_cpu = device in (None, "auto", "cpu") and resolve_device(device or "auto").type == "cpu"
+    return QUICK if dataset == "synthetic" or on_cpu else "paper"
+
+
+def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
+    """Refuse, before anything is computed, a dataset whose input kind the method cannot read."""
+    kind = registry.dataset(dataset).kind
+    if kind in method.inputs:
+        return
+    usable = [n for n in registry.list("datasets") if registry.dataset(n).kind in method.inputs]
+    needs = {"clips": "raw clips (onset and apex frames)", "flow-release": "a precomputed-flow release"}
+    raise ConfigError(f"{method.name} needs {' or '.join(needs.get(k, k) for k in method.inputs)}, which dataset "
+                      f"{dataset!r} ({kind}) does not provide; datasets it can use: {', '.join(usable)}")
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
@@ -79,18 +96,17 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
     if device:
         sets.append(f"run.device={device}")
-    profile = default_profile(method_obj, dataset, profile)
-    config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets)
-    variant = config["meta"]["variant"]
+    check_inputs(method_obj, dataset, registry)
     ds = registry.dataset(dataset)
+    profile = default_profile(method_obj, dataset, profile, device)
+    config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets,
+                            inputs=ds.kind, dataset=dataset)
+    variant = config["meta"]["variant"]
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     cache_dir = Path(cache_dir)
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
-    if ds.kind not in method_obj.inputs and not _inputs_overridden(config):
-        raise ConfigError(f"method {method_obj.name} reads {', '.join(method_obj.inputs)} but dataset {dataset!r} "
-                          f"provides {ds.kind}")
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
     key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
@@ -113,8 +129,3 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         artifacts += write_report(result, run_dir / "artifacts")
         tracker.log_result(result, artifacts)
     return result
-
-
-def _inputs_overridden(config: Mapping[str, Any]) -> bool:
-    """A config whose feature section names release extractors can run on flow releases."""
-    return "release_" in json.dumps(config.get("features", {}))

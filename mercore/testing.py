@@ -1,6 +1,7 @@
 """Contract tests for method plugins: one line in a plugin's test module checks that the method
-registers, that its config layers resolve, that its model runs on real features and that a
-tiny LOSO run completes and repeats exactly.
+registers, that its config layers resolve, that its model runs on real features, that a
+tiny LOSO run completes and repeats exactly, and that it runs on a precomputed-flow release
+exactly when it declares that input kind (and is refused before any work otherwise).
 
 Either subclass the base class (pytest collects the subclass)::
 
@@ -20,7 +21,8 @@ The tiny run uses ``tiny_overrides`` from the class, else a ``tiny_overrides`` (
 ``TINY_OVERRIDES``) attribute of the plugin module or of the method class, else every
 ``*.epochs`` key of the config set to 1. All checks run on CPU on a synthetic corpus of
 3 subjects x 4 clips at 64 px, generated once per pytest session into a temporary cache that
-every plugin's kit shares (so features of the same clips are computed once).
+every plugin's kit shares (so features of the same clips are computed once); the release run
+uses a release of the same size written by ``mercore.data.layouts.write_flow_release``.
 """
 from __future__ import annotations
 
@@ -42,6 +44,8 @@ from .interfaces import Method
 CORPUS_OPTIONS: dict[str, Any] = {"subjects": 3, "clips_per_subject": 4, "size": 64}
 SUBJECTS = ["sub01", "sub02", "sub03"]
 VALID_INPUTS = {"clips", "flow-release"}
+#: The tiny precomputed-flow release: (dataset, subject, clip, label) rows, 3 subjects x 4 clips.
+RELEASE_ROWS = [("smic", f"s{s}", f"s{s}_c{c}", c % 3) for s in range(1, 4) for c in range(4)]
 
 
 def _module(plugin: str | ModuleType | Any) -> Any:
@@ -127,6 +131,14 @@ class MethodContract:
 
     @pytest.fixture(scope="class")
     @classmethod
+    def mer_flow_release(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from .data.layouts import write_flow_release
+
+        root = tmp_path_factory.getbasetemp() / "mer-contract-release"
+        return root if (root / "labels.csv").is_file() else write_flow_release(root, RELEASE_ROWS)
+
+    @pytest.fixture(scope="class")
+    @classmethod
     def contract_runs(cls, mer_contract_cache: Path) -> tuple[Any, Any]:
         """The same tiny LOSO run twice from scratch (``fresh``): for completeness and determinism."""
         return cls.tiny_run(mer_contract_cache), cls.tiny_run(mer_contract_cache)
@@ -153,10 +165,11 @@ class MethodContract:
         assert yaml.safe_load(yaml.safe_dump(profiles)) == profiles
         for variant in list(method.variants) or [None]:
             for profile in ["paper", *profiles]:
-                config = resolve_config(method, variant=variant, profile=profile)
-                assert config["meta"]["variant"] == (variant or method.default_variant)
-                assert yaml.safe_load(yaml.safe_dump(config)) == config
-                assert method.features(config), "a method needs at least one input stream"
+                for inputs in method.inputs:
+                    config = resolve_config(method, variant=variant, profile=profile, inputs=inputs)
+                    assert config["meta"]["variant"] == (variant or method.default_variant)
+                    assert yaml.safe_load(yaml.safe_dump(config)) == config
+                    assert method.features(config), "a method needs at least one input stream"
         # the tiny overrides name existing keys (a typo would fail here, not in the run)
         resolve_config(method, variant=self.variant, profile=self.chosen_profile(method),
                        sets=[f"{k}={json.dumps(v)}" for k, v in self.overrides(method).items()])
@@ -195,6 +208,28 @@ class MethodContract:
                 assert len(probs) == n_classes and all(math.isfinite(p) for p in probs)
                 assert abs(sum(probs) - 1) < 1e-4
         assert set(result.metrics) >= {"uf1", "uar", "acc"}
+
+    def test_runs_on_a_flow_release_exactly_when_it_declares_it(self, mer_flow_release: Path, tmp_path: Path) -> None:
+        """No ``--set`` or ``--variant``: the method picks its release inputs from the input kind."""
+        from .config import ConfigError
+        from .runner import run
+
+        torch.set_num_threads(1)
+        registry = self.registry()
+        method = registry.method(self.method)
+        kwargs = dict(dataset="megc2019-flow", data_root=mer_flow_release, variant=self.variant, tracking=False,
+                      profile=self.chosen_profile(method), overrides=self.overrides(method), cache_dir=tmp_path,
+                      progress=False, registry=registry)
+        if "flow-release" not in method.inputs:
+            with pytest.raises(ConfigError, match=rf"^{self.method} needs .*; datasets it can use: "):
+                run(method, **kwargs)
+            assert not any(tmp_path.iterdir()), "nothing may be computed before the refusal"
+            return
+        result = run(method, **kwargs)
+        assert result.config["meta"]["inputs"] == "flow-release"
+        assert sum(len(f.y_pred) for f in result.folds) == len(RELEASE_ROWS)
+        for request in method.features(result.config).values():  # no clip extractor: a release has no frames
+            assert request.extractor.startswith("release_") or request.params.get("source") == "release", request
 
     def test_same_seed_gives_identical_predictions_on_cpu(self, contract_runs: tuple[Any, Any]) -> None:
         first, second = contract_runs

@@ -26,7 +26,7 @@ def test_layering_and_strictness(tmp_path, toy_registry):
     assert cfg["train"]["lr"] == 0.2              # file over default
     assert cfg["train"]["epochs"] == 4            # --set over file over profile
     assert cfg["run"]["seed"] == 0                # core default
-    assert cfg["meta"] == {"method": "toy", "variant": "b", "profile": "quick"}
+    assert cfg["meta"] == {"method": "toy", "variant": "b", "profile": "quick", "inputs": "clips"}
     cfg_file.write_text("trian:\n  lr: 0.2\n")
     with pytest.raises(ConfigError, match=r"unknown config key 'trian' \(in .*c.yaml\)"):
         resolve_config(method, config_file=cfg_file)
@@ -46,3 +46,46 @@ def test_extractor_params_are_open_but_other_keys_stay_strict():
     assert merged["features"]["flow"]["params"] == {"source_size": 128}
     with pytest.raises(ConfigError, match=r"unknown config key 'features.flow.extractr'"):
         deep_merge(base, parse_set(["features.flow.extractr=x"]), strict=True)
+
+
+class _Conditional:
+    """A method whose YAML picks inputs per input kind and a value per dataset, at every layer."""
+
+    name = "cond"
+    variants = {"a": "", "b": ""}
+    default_variant = "a"
+
+    def default_config(self):
+        return {"features": {"source": "clips", "size": 28}, "model": {"gamma": 0.5},
+                "inputs": {"flow-release": {"features": {"source": "release"}}},
+                "datasets": {"smic": {"model": {"gamma": 0.8}}},
+                "variants": {"b": {"features": {"size": 14},
+                                   "inputs": {"flow-release": {"features": {"size": 7}}}}}}
+
+    def profiles(self):
+        return {"quick": {"model": {"gamma": 0.1}, "datasets": {"smic": {"model": {"gamma": 0.2}}},
+                          "inputs": {"clips": {"features": {"size": 64}}}}}
+
+
+def test_input_kind_and_dataset_sections_apply_after_their_layer():
+    method = _Conditional()
+    assert resolve_config(method)["features"] == {"source": "clips", "size": 28}
+    release = resolve_config(method, inputs="flow-release")
+    assert release["features"]["source"] == "release" and release["meta"]["inputs"] == "flow-release"
+    assert resolve_config(method, dataset="smic")["model"]["gamma"] == 0.8
+    assert resolve_config(method, dataset="casme2")["model"]["gamma"] == 0.5
+    assert resolve_config(method, variant="b", inputs="flow-release")["features"] == {"source": "release", "size": 7}
+    assert resolve_config(method, variant="b")["features"]["size"] == 14
+    quick = resolve_config(method, profile="quick", dataset="smic")
+    assert quick["model"]["gamma"] == 0.2 and quick["features"]["size"] == 64     # the profile's sections win
+    assert resolve_config(method, profile="quick", sets=["model.gamma=0.3"], dataset="smic")["model"]["gamma"] == 0.3
+    assert "inputs" not in release and "datasets" not in release
+
+
+def test_conditional_sections_are_strict():
+    method = _Conditional()
+    bad = method.profiles()
+    bad["quick"]["inputs"] = {"flow-release": {"features": {"sorce": "x"}}}
+    method.profiles = lambda: bad
+    with pytest.raises(ConfigError, match=r"unknown config key 'features.sorce' \(profile quick, inputs flow-release\)"):
+        resolve_config(method, profile="quick", inputs="flow-release")

@@ -83,7 +83,7 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     assert len(children) == 3
     history = client.get_metric_history(children[0].info.run_id, "train.loss")
-    assert len(history) == 30
+    assert len(history) == 10                              # the quick profile: the default on a CPU
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
 
@@ -160,7 +160,7 @@ def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_regi
     assert on.metrics == off.metrics                       # auditing never feeds back into training
     assert off.leaky_scores() is None
     leaky = on.leaky_scores()
-    assert len(on.folds[0].audit) == 30                   # one entry per epoch
+    assert len(on.folds[0].audit) == 10                   # one entry per epoch (quick profile on a CPU)
     assert leaky.acc >= on.scores().acc                   # selecting on the test subject can only flatter
 
 
@@ -177,3 +177,13 @@ def test_ray_executor_matches_local_run(toy_registry, tmp_path, mlflow_uri):
     exp = client.get_experiment_by_name("ray")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{remote.mlflow_run_id}'")
     assert sorted(c.data.tags["mer.fold"] for c in children) == ["toy/s0", "toy/s1", "toy/s2"]
+
+
+def test_a_method_refuses_an_input_kind_it_cannot_read_before_loading_anything(toy_registry, tmp_path):
+    class NeedsRelease(type(toy_registry.method("toy"))):
+        inputs = ("flow-release",)
+
+    with pytest.raises(ConfigError, match=r"^toy needs a precomputed-flow release, which dataset 'toy' \(clips\) "
+                                          r"does not provide; datasets it can use: megc2019-flow$"):
+        run(NeedsRelease(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "features").exists()

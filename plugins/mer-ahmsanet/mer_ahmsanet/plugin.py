@@ -24,10 +24,9 @@ class AHMSANet(Method):
     name = "ahmsanet"
     description = "AHMSA-Net: hierarchical channel+spatial multi-scale attention on 28x28 u/v/strain region maps (arXiv 2025)"
     variants = {
-        "regions": "the paper: five landmark-centred regions of the onset->apex TV-L1 u/v/strain map (roi_flow), recombined at 28x28",
-        "release": "the same regions cropped from a precomputed-flow release's u/v/strain map (roi_flow, source release)",
-        "whole-face": "the whole-face 28x28 u/v/strain map of the clip, no regions (flow_uvs, min-max)",
-        "release-whole-face": "a release's whole-face u/v/strain map as is (release_flow)",
+        "regions": "the paper: five landmark-centred regions of the onset->apex TV-L1 u/v/strain map (roi_flow), "
+                   "recombined at 28x28; on a precomputed-flow release, cut from its u/v/strain map",
+        "whole-face": "the whole-face 28x28 u/v/strain map, no regions (flow_uvs, min-max; a release's map as is)",
     }
     default_variant = "regions"
     inputs = ("clips", "flow-release")

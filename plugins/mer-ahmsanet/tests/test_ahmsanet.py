@@ -201,11 +201,12 @@ def test_features_follow_variants():
     req = method.features(resolve_config(method))["flow"]
     assert req == FeatureRequest("roi_flow", {"layout": "ahmsa5", "landmarks": "canonical", "source": "clips",
                                               "source_size": 128, "size": 28, "backend": "tvl1"})
-    assert method.features(resolve_config(method, variant="release"))["flow"].params["source"] == "release"
+    on_release = method.features(resolve_config(method, inputs="flow-release"))["flow"]
+    assert on_release.params["source"] == "release" and on_release.params["source_size"] == 28
     assert method.features(resolve_config(method, variant="whole-face"))["flow"] == FeatureRequest(
         "flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax"})
-    assert method.features(resolve_config(method, variant="release-whole-face"))["flow"] == FeatureRequest(
-        "release_flow", {"size": 28})
+    assert method.features(resolve_config(method, variant="whole-face", inputs="flow-release"))["flow"] == (
+        FeatureRequest("release_flow", {"size": 28}))
     cfg = resolve_config(method, sets=["features.stream=optical_flow"])
     with pytest.raises(ValueError, match="no parameter section"):
         method.features(cfg)

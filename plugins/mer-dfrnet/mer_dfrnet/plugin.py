@@ -91,7 +91,7 @@ class DFRNet(Method):
         "apex-flow": "apex + flow only (differential branch off), for precomputed-flow releases without an onset frame",
     }
     default_variant = "full"
-    inputs = ("clips",)
+    inputs = ("clips", "flow-release")
 
     def default_config(self) -> dict[str, Any]:
         cfg = _load_yaml()

@@ -96,7 +96,7 @@ def test_variants_and_profiles_resolve():
     method = HTNet()
     assert set(method.variants) == {"base", "pt"} and "flow-release" in method.inputs
     assert resolve_config(method, variant="pt")["train"]["perturbation"]["enabled"] is True
-    quick = resolve_config(method, profile="quick", sets=["features.source=release"])
+    quick = resolve_config(method, profile="quick", inputs="flow-release")
     assert quick["model"]["dim"] < 256 and quick["model"]["patch_size"] == 7
     assert method.features(quick)["flow"].params["source"] == "release"
     assert method.build_model(quick, 3)({"flow": torch.rand(1, 3, 28, 28)}).shape == (1, 3)

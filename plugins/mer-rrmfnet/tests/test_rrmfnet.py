@@ -209,10 +209,10 @@ def test_features_follow_config():
         "flow": FeatureRequest("flow_uvs", {"size": 112, "backend": "tvl1", "align": "none"}),
         "apex": FeatureRequest("apex_frame", {"size": 112, "align": "none"}),
     }
-    cfg["features"]["flow"]["extractor"] = "release_flow"
-    cfg["features"]["apex"]["extractor"] = "release_apex"
-    assert method.features(cfg) == {"flow": FeatureRequest("release_flow", {"size": 112}),
-                                    "apex": FeatureRequest("release_apex", {"size": 112})}
+    from mercore.config import resolve_config
+
+    assert method.features(resolve_config(method, inputs="flow-release")) == {
+        "flow": FeatureRequest("release_flow", {"size": 112}), "apex": FeatureRequest("release_apex", {"size": 112})}
     cfg["model"]["streams"] = ["flow"]
     assert set(method.features(cfg)) == {"flow"}
     assert "flow-release" in method.inputs and "clips" in method.inputs
