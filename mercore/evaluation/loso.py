@@ -170,7 +170,7 @@ class LOSOEvaluator(Evaluator):
 
     def _run_fold(self, method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
                   config: Mapping[str, Any], data: LoadedDataset) -> FoldResult:
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         run_cfg = config["run"]
         seed = int(run_cfg["seed"]) + fold.index
         groups = full.groups
@@ -239,7 +239,8 @@ class LOSOEvaluator(Evaluator):
             index=fold.index, fold=fold.name, keys=[s.key for s in tests], datasets=[s.dataset for s in tests],
             subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
             y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
-            history=history, seconds=time.perf_counter() - start, checkpoint=checkpoint,
+            history=history, seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+            checkpoint=checkpoint,
             n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit, artifacts=artifacts,
             peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
 

@@ -27,6 +27,8 @@ class FoldResult:
     baseline_pred: list[int]
     history: list[tuple[str, float, int]] = field(default_factory=list)
     seconds: float = 0.0
+    #: CPU time of the fold's process (all its threads): what a fold costs on a machine of its own
+    cpu_seconds: float = 0.0
     checkpoint: str | None = None
     n_train: int = 0
     n_val: int = 0
