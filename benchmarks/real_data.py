@@ -36,6 +36,7 @@ import torch
 from mercore.catalogue import read_catalogue
 from mercore.io import atomic_write_text
 from mercore.runner import run
+from mercore.shared import shared_dir
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -46,11 +47,6 @@ ENTRIES = ["ststnet:base", "ststnet:pt", "htnet:base", "htnet:pt", "ahmsanet:reg
 COMPOSITE_FOLDS, COMPOSITE_CLIPS = 68, 442
 BUDGET_MINUTES = 40
 MARKER = re.compile(r"<!-- real-data-results -->.*?<!-- /real-data-results -->", re.S)
-
-
-def default_data_root() -> Path:
-    shared = Path(os.environ.get("MER_SHARED", REPO.parent / "shared"))
-    return shared / "data" / "megc2019-flow-smic"
 
 
 def measure(entry: str, seed: int, data_root: Path, cache_dir: Path, workers: int | str) -> dict[str, Any]:
@@ -204,7 +200,7 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".mer")
     args = parser.parse_args()
-    data_root = args.data_root or default_data_root()
+    data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
     if not (data_root / "labels.csv").is_file():
         raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers

@@ -11,9 +11,10 @@ import pytest
 
 from mercore.data.casme2 import Casme2Dataset, load_casme2_tree, read_coding_table
 from mercore.data.dataset import DatasetError, LoadOptions
+from mercore.shared import shared_dir
 
 HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 TINY = np.full((8, 8, 3), 128, np.uint8)
 _JPG = cv2.imencode(".jpg", TINY)[1].tobytes()
 
@@ -212,7 +213,7 @@ def test_megc2019_exclusions(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED / "data/annotations/casme2_5class_frames.csv").is_file(),
-                    reason="../shared/data/annotations not present beside the repository")
+                    reason=f"{SHARED}/data/annotations absent (set MER_SHARED)")
 def test_real_annotations_give_megc2019_counts(tmp_path):
     """The real subjects, clip names and frame numbers: 145 = 88/32/25 from 24 subjects."""
     words = {1: "happiness", 2: "surprise", 3: "disgust", 4: "repression", 5: "others"}

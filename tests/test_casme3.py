@@ -10,12 +10,13 @@ import pytest
 from mercore.data.casme3 import Casme3Dataset
 from mercore.data.dataset import DatasetError, LoadOptions
 from mercore.data.layouts import _xlsx, write_casme3
+from mercore.shared import shared_dir
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 ANN = SHARED / "data" / "annotations"
 HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
 needs_shared = pytest.mark.skipif(not (ANN / "casme3_partA_ME_label_JpgIndex_v2.xlsx").is_file(),
-                                  reason="/work/shared annotations absent")
+                                  reason=f"{ANN} absent (set MER_SHARED)")
 
 
 @needs_shared

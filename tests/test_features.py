@@ -11,9 +11,10 @@ from mercore.features.extractors import BUILTIN_EXTRACTORS
 from mercore.features.flow import compute_flow
 from mercore.features.store import FeatureError, FeatureStore
 from mercore.sample import Sample
+from mercore.shared import shared_dir
 
 SIZE = 32
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 RELEASE = SHARED / "data" / "megc2019-flow-smic"
 
 

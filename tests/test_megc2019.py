@@ -9,10 +9,11 @@ import pytest
 from mercore.data.dataset import DatasetError, LoadOptions
 from mercore.data.layouts import read_table, write_megc2019
 from mercore.data.megc2019 import Megc2019Dataset
+from mercore.shared import shared_dir
 
-ANN = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "annotations"
+ANN = shared_dir() / "data" / "annotations"
 GT = ANN / "megc2019_combined_3class_gt.csv"
-pytestmark = pytest.mark.skipif(not GT.is_file(), reason="/work/shared annotations absent")
+pytestmark = pytest.mark.skipif(not GT.is_file(), reason=f"{GT} absent (set MER_SHARED)")
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,6 @@
 """Precomputed-flow releases of the MEGC2019 composite (apex crops + normalised u/v/strain maps).
 
-Layout (as in the public release; ``/work/shared/data/megc2019-flow-smic`` is its SMIC part)::
+Layout (as in the public release; ``../shared/data/megc2019-flow-smic`` is its SMIC part)::
 
     <root>/labels.csv                      dataset,subject,clip,label   (label 0 negative, 1 positive, 2 surprise)
     <root>/apex/<subject>_<clip>.jpg       224x224 apex crop

@@ -19,7 +19,7 @@ the flow of a magnified clip is computed honestly from the onset to that rendere
 Precomputed-flow releases (``release_flow``): the 28x28 ``u_v_os/*.png`` maps of the public
 MEGC2019 release are stored in RGB order R = u, G = v, B = optical strain (as written by an
 RGB image writer from an array [u, v, os]); :func:`read_image` returns RGB, so the output is
-(u, v, strain). Checked on the 164 SMIC maps in ``/work/shared/data/megc2019-flow-smic``: the
+(u, v, strain). Checked on the 164 SMIC maps in ``../shared/data/megc2019-flow-smic``: the
 strain recomputed from the other two channels correlates best with the B channel (r = 0.81 vs
 -0.08 / -0.03 for G, R), and with u = R, v = G better than with u = G, v = R (r = 0.87 vs 0.85,
 R-as-u better on 83 % of the files).
