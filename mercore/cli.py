@@ -145,6 +145,34 @@ def plugins_info(name: str) -> None:
     click.echo(yaml.safe_dump({name: {**catalogue.get(name, {}), "installed": status.get(name)}}, sort_keys=False))
 
 
+@cli.command("config")
+@click.option("--plugin", "-p", "plugin", required=True, help="Method (see `mer plugins`).")
+@click.option("--variant", "-v", default=None, help="Method variant.")
+@click.option("--profile", default=None, help="Config profile (default as for `mer run`: quick on the synthetic "
+                                               "corpus and on a CPU, paper on a GPU).")
+@click.option("--dataset", "-d", default="synthetic", show_default=True, help="Dataset (its input kind and name "
+                                                                             "select config sections).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML overrides.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (decides the default profile).")
+def config_command(plugin: str, variant: str | None, profile: str | None, dataset: str, config_file: Path | None,
+                   sets: tuple[str, ...], device: str | None) -> None:
+    """Print the fully resolved config of a run as YAML: what `mer run` with the same options would use."""
+    import yaml
+
+    from .config import ConfigError
+    from .plugins import PluginError, UnknownNameError
+    from .runner import load_method, run_config
+
+    try:
+        registry, method = load_method(None, plugin)
+        config = run_config(method, registry, dataset=dataset, variant=variant, profile=profile,
+                            config_file=config_file, overrides=list(sets), device=device)
+    except (ConfigError, PluginError, UnknownNameError) as exc:
+        _fail(exc)
+    click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
 @cli.command()
 def datasets() -> None:
     """Datasets and their tasks."""

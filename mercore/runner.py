@@ -74,6 +74,19 @@ def run_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic", variant: str | None = None,
+               profile: str | None = None, config_file: Path | str | None = None,
+               overrides: Iterable[str] | Mapping[str, Any] = (), device: str | None = None) -> dict[str, Any]:
+    """The config ``run`` would use (``mer config`` prints it): the default profile for the
+    device, the sections for the dataset's input kind and name, the file and the overrides."""
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    if device:
+        sets.append(f"run.device={device}")
+    check_inputs(method, dataset, registry)
+    return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
+                          config_file=config_file, sets=sets, inputs=registry.dataset(dataset).kind, dataset=dataset)
+
+
 def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
         data_root: Path | str | None = None, config_file: Path | str | None = None,
         overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
@@ -93,15 +106,10 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         registry, method_obj = load_method(registry, method)
     else:
         registry, method_obj = registry or load_registry(), method
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
-    if device:
-        sets.append(f"run.device={device}")
-    check_inputs(method_obj, dataset, registry)
-    ds = registry.dataset(dataset)
-    profile = default_profile(method_obj, dataset, profile, device)
-    config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets,
-                            inputs=ds.kind, dataset=dataset)
+    config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
+                        config_file=config_file, overrides=overrides, device=device)
     variant = config["meta"]["variant"]
+    ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     cache_dir = Path(cache_dir)

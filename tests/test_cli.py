@@ -44,3 +44,23 @@ def test_datasets_lists_builtin_adapters():
     out = CliRunner().invoke(cli, ["datasets"])
     assert out.exit_code == 0, out.output
     assert "synthetic" in out.output and "casme2" in out.output
+
+
+def test_config_prints_what_run_would_use():
+    import yaml
+
+    from mercore.plugins import load_registry
+    from mercore.runner import run_config
+
+    out = CliRunner().invoke(cli, ["config", "--plugin", "ststnet", "--dataset", "megc2019-flow", "--device", "cpu",
+                                   "--set", "train.epochs=7"])
+    assert out.exit_code == 0, out.output
+    printed = yaml.safe_load(out.output)
+    registry = load_registry(only=["ststnet"])
+    expected = run_config(registry.method("ststnet"), registry, dataset="megc2019-flow", device="cpu",
+                          overrides=["train.epochs=7"])
+    assert printed == expected
+    assert printed["features"]["source"] == "release" and printed["meta"]["profile"] == "quick"
+    assert printed["train"]["epochs"] == 7 and printed["meta"]["inputs"] == "flow-release"
+    bad = CliRunner().invoke(cli, ["config", "--plugin", "ststnet", "--set", "train.lrr=1"])
+    assert bad.exit_code == 1 and "unknown config key 'train.lrr'" in bad.output and "Traceback" not in bad.output
