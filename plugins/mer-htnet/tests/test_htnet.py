@@ -131,6 +131,8 @@ def test_one_training_stage_changes_the_weights(tmp_path: Path):
 
 @pytest.mark.slow
 def test_short_loso_beats_the_majority_baseline(tmp_path: Path):
+    """Spread of the asserted figure (lock of 2026-12-02, seeds 0-4): UF1 0.423, 0.343, 0.397, 0.333,
+    0.399 (mean 0.379, std 0.039) against a majority baseline of 0.256: 3.2 std of margin."""
     from mercore.features.regions import REGION_EXTRACTORS
     from mercore.hookspecs import hookimpl
     from mercore.plugins import load_registry
