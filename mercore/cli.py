@@ -10,8 +10,16 @@ import click
 EXIT_USAGE = 2
 
 
+class _BadOption(click.ClickException):
+    """A bad config value or option: one line, and the usage exit code (as click's own checks)."""
+
+    exit_code = EXIT_USAGE
+
+
 def _fail(exc: BaseException) -> None:
-    raise click.ClickException(str(exc)) from exc
+    from .config import ConfigError
+
+    raise (_BadOption if isinstance(exc, ConfigError) else click.ClickException)(str(exc)) from exc
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:

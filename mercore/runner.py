@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
-from .config import ConfigError, resolve_config
+from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
-from .evaluation.loso import LOSOEvaluator
+from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult
 from .interfaces import Method
 from .plugins import Registry, UnknownNameError, load_registry
@@ -41,6 +41,26 @@ def select_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> Load
     if missing:
         raise ConfigError(f"--subjects: no samples for {', '.join(missing)}; subjects are: {', '.join(data.subjects)}")
     return LoadedDataset(data.name, data.task, data.labels, kept, data.skipped)
+
+
+def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> None:
+    """LOSO trains each fold on the other subjects: one subject leaves nothing to train on."""
+    if len(data.subjects) < 2:
+        source = f"--subjects {' '.join(subjects)}" if subjects else f"dataset {data.name!r} ({data.task})"
+        raise ConfigError(f"{source}: leave-one-subject-out needs at least 2 subjects, got "
+                          f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
+
+
+def check_run_options(config: dict[str, Any], workers: int | str) -> None:
+    """Everything the run will read, checked before any data are read (one line each, exit 2)."""
+    from .training.device import resolve_device
+
+    validate_config(config)
+    try:
+        check_workers(workers)
+        resolve_device(config["run"]["device"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def default_profile(method: Method, dataset: str, profile: str | None) -> str:
@@ -81,6 +101,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         sets.append(f"run.device={device}")
     profile = default_profile(method_obj, dataset, profile)
     config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets)
+    check_run_options(config, workers)
     variant = config["meta"]["variant"]
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
@@ -88,6 +109,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     cache_dir = Path(cache_dir)
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
+    check_loso_subjects(data, subjects)
     if ds.kind not in method_obj.inputs and not _inputs_overridden(config):
         raise ConfigError(f"method {method_obj.name} reads {', '.join(method_obj.inputs)} but dataset {dataset!r} "
                           f"provides {ds.kind}")

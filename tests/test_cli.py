@@ -1,6 +1,7 @@
 """The command line: listing, clear one-line errors with non-zero exit codes."""
 from __future__ import annotations
 
+import pytest
 from click.testing import CliRunner
 
 from mercore.cli import cli
@@ -44,3 +45,60 @@ def test_datasets_lists_builtin_adapters():
     out = CliRunner().invoke(cli, ["datasets"])
     assert out.exit_code == 0, out.output
     assert "synthetic" in out.output and "casme2" in out.output
+
+
+@pytest.fixture
+def toy_cli(toy_registry, tmp_path, monkeypatch):
+    """`mer run --plugin toy --dataset toy ...` through the real command, in an empty cache."""
+    import mercore.runner
+
+    monkeypatch.setattr(mercore.runner, "load_method", lambda registry, name: (toy_registry, toy_registry.method(name)))
+    cache = tmp_path / "cache"
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--cache-dir", str(cache),
+                                        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "-q", *args])
+    invoke.cache = cache
+    invoke.db = tmp_path / "mlflow.db"
+    return invoke
+
+
+BAD_VALUES = [
+    (["--set", "train.epochs=0"], "config key 'train.epochs': 0 is not allowed; expected an integer >= 1"),
+    (["--set", "train.epochs=-3"], "config key 'train.epochs': -3 is not allowed; expected an integer >= 1"),
+    (["--set", "train.epochs=abc"], "config key 'train.epochs' (from --set): expected an integer (like the default 30), got 'abc'"),
+    (["--set", "train.epochs=2.5"], "config key 'train.epochs' (from --set): expected an integer (like the default 30), got 2.5"),
+    (["--set", "train.lr=abc"], "config key 'train.lr' (from --set): expected a number (like the default 0.05), got 'abc'"),
+    (["--set", "train.batch_size=0"], "config key 'train.batch_size': 0 is not allowed; expected an integer >= 1"),
+    (["--set", "train.optimizer=nosuch"], "config key 'train.optimizer': 'nosuch' is not allowed; expected one of adam, adamw, sgd"),
+    (["--set", "run.seed=hello"], "config key 'run.seed' (from --set): expected an integer (like the default 0), got 'hello'"),
+    (["--subjects", "s0"], "--subjects s0: leave-one-subject-out needs at least 2 subjects, got 1 (toy/s0)"),
+]
+
+
+@pytest.mark.parametrize("args, message", BAD_VALUES, ids=[" ".join(a) for a, _ in BAD_VALUES])
+def test_bad_values_stop_before_any_work_with_one_line_and_exit_2(toy_cli, args, message):
+    out = toy_cli(*args)
+    assert out.exit_code == 2, out.output
+    assert out.output.strip() == f"Error: {message}"
+    assert not (toy_cli.cache / "features").exists() and not (toy_cli.cache / "runs").exists()
+    assert not toy_cli.db.exists()  # no MLflow run was started, so none is left FAILED
+
+
+def test_cuda_device_without_cuda_is_a_one_line_error(toy_cli):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    out = toy_cli("--device", "cuda")
+    assert out.exit_code == 2
+    assert out.output.strip() == "Error: --device cuda: CUDA is not available on this machine (use auto or cpu)"
+    assert not (toy_cli.cache / "features").exists()
+
+
+def test_exponent_learning_rate_is_a_number(toy_cli):
+    out = toy_cli("--set", "train.lr=1e-3", "--set", "train.epochs=1", "--subjects", "s0", "--subjects", "s1",
+                  "--no-tracking")
+    assert out.exit_code == 0, out.output
+    (config,) = toy_cli.cache.glob("runs/*/artifacts/config.yaml")
+    assert "lr: 0.001\n" in config.read_text()
