@@ -101,8 +101,11 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
                f"{meta['samples']} samples (predictions pooled over folds)")
-    if result.reused_folds:
-        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes)")
+    computed = len(result.folds) - result.reused_folds
+    if result.reused_folds or set(result.recomputed) - {"not run before"}:
+        why = "; ".join(f"{reason} ({n})" for reason, n in result.recomputed.items())
+        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes them)"
+                   + (f"; {computed} computed: {why}" if computed else ""))
     click.echo(metrics_table(result))
     click.echo(f"\nRun folder: {result.run_dir}")
     if result.mlflow_run_id:

@@ -71,7 +71,8 @@ def default_profile(method: Method, dataset: str, profile: str | None) -> str:
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
-    """Runs with the same method, data and config share a folder, so a rerun resumes."""
+    """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
+    fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`)."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
@@ -126,9 +127,12 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
             "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}
     name = run_name or f"{method_obj.name}{'-' + variant if variant else ''} {dataset} {data.task}"
-    environment = software_versions(registry.distribution_of(method_obj.name))
+    distribution = registry.distribution_of(method_obj.name)
+    environment = software_versions(distribution)
+    software = {k: environment[k] for k in ("mercore", distribution) if k}  # a new version may change results
     with tracker.parent(name, config, tags, environment):
-        result = evaluator.evaluate(method_obj, data, config, variant=variant, on_fold=tracker.log_fold)
+        result = evaluator.evaluate(method_obj, data, config, variant=variant, software=software,
+                                    on_fold=tracker.log_fold)
         result.mlflow_run_id = tracker.run_id
         result.environment = environment
         artifacts = write_artifacts(result, run_dir / "artifacts")

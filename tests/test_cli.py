@@ -102,3 +102,14 @@ def test_exponent_learning_rate_is_a_number(toy_cli):
     assert out.exit_code == 0, out.output
     (config,) = toy_cli.cache.glob("runs/*/artifacts/config.yaml")
     assert "lr: 0.001\n" in config.read_text()
+
+
+def test_rerun_says_how_many_folds_it_reused_and_why_it_computed_the_others(toy_cli):
+    args = ("--subjects", "s0", "--subjects", "s1", "--subjects", "s2", "--workers", "0", "--no-tracking")
+    assert toy_cli(*args).exit_code == 0
+    (record,) = toy_cli.cache.glob("runs/*/folds/001.json")
+    record.unlink()
+    out = toy_cli(*args)
+    assert out.exit_code == 0, out.output
+    assert "2 fold(s) reused from an earlier identical run (--fresh recomputes them); 1 computed: not run before (1)" \
+        in out.output

@@ -9,6 +9,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import time
+from collections import Counter
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
@@ -24,6 +25,7 @@ from ..interfaces import Evaluator, FeatureRequest, Method, StageContext
 from ..protocols import Fold, loso_folds, validation_split
 from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
+from .identity import changes, run_identity
 from .normalize import Identity, Normalizer
 from .results import FoldResult, RunResult
 
@@ -72,8 +74,10 @@ class LOSOEvaluator(Evaluator):
         self.address = address
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
-                 variant: str | None = None,
+                 variant: str | None = None, software: Mapping[str, str] | None = None,
                  on_fold: Callable[[FoldResult, bool], None] | None = None) -> RunResult:
+        """Every fold, reusing those an earlier run finished under the same identity
+        (:mod:`.identity`; ``software``: the versions the result depends on, by name)."""
         requests = method.features(config)
         samples = data.samples
         inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
@@ -81,10 +85,19 @@ class LOSOEvaluator(Evaluator):
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
         folds = loso_folds([s.group for s in samples])
+        identity = run_identity(config, software or {}, samples, data.task, self.store.fingerprint)
         done: dict[int, FoldResult] = {}
+        recomputed: Counter[str] = Counter()
         for fold in folds:  # finished folds of an earlier identical run are reused, never recomputed
-            stored = FoldResult.load(self._fold_path(fold))
-            if stored is not None and stored.keys == [samples[i].key for i in fold.test]:
+            path = self._fold_path(fold)
+            stored = FoldResult.load(path)
+            if stored is None:
+                recomputed["record unreadable" if path.exists() else "not run before"] += 1
+            elif stored.keys != [samples[i].key for i in fold.test]:
+                recomputed["other test samples"] += 1
+            elif (why := changes(stored.identity, identity)) is not None:
+                recomputed[why] += 1
+            else:
                 done[fold.index] = stored
         reused = len(done)
         for index in sorted(done):
@@ -96,6 +109,7 @@ class LOSOEvaluator(Evaluator):
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
 
         def finish(result: FoldResult) -> None:
+            result.identity = identity
             result.save(self._fold_path(folds[result.index]))
             done[result.index] = result
             if on_fold is not None:
@@ -114,7 +128,7 @@ class LOSOEvaluator(Evaluator):
         bar.close()
         results = [done[f.index] for f in folds]
         return RunResult(method.name, variant, data.name, data.task, data.labels.classes, dict(config), results,
-                         self.run_dir, reused_folds=reused)
+                         self.run_dir, reused_folds=reused, recomputed=dict(recomputed))
 
     def _fold_path(self, fold: Fold) -> Path:
         return self.run_dir / "folds" / f"{fold.index:03d}.json"
