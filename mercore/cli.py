@@ -77,26 +77,31 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
     from .features.store import FeatureError
+    from .interrupt import Interrupted, stop_on_signals
     from .plugins import PluginError, UnknownNameError
     from .reporting import metrics_table
     from .runner import QUICK, default_profile, load_method, run as run_loso
 
-    try:
-        registry, method = load_method(None, plugin)
-        chosen = default_profile(method, dataset, profile)
-        if chosen == QUICK and profile is None:
-            click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
-                        f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
-        result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
-                          config_file=config_file, overrides=list(sets), profile=chosen,
-                          subjects=list(subjects) or None, device=device, tracking=tracking,
-                          tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
-                          skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                          progress=not quiet, registry=registry, workers=workers, executor=executor,
-                          address=address)
-    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-            RuntimeError) as exc:
-        _fail(exc)
+    with stop_on_signals():
+        try:
+            registry, method = load_method(None, plugin)
+            chosen = default_profile(method, dataset, profile)
+            if chosen == QUICK and profile is None:
+                click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
+                            f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
+            result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
+                              config_file=config_file, overrides=list(sets), profile=chosen,
+                              subjects=list(subjects) or None, device=device, tracking=tracking,
+                              tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
+                              skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
+                              progress=not quiet, registry=registry, workers=workers, executor=executor,
+                              address=address)
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "

@@ -4,12 +4,14 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
+from .interrupt import Interrupted
 from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult
 from .interfaces import Method
@@ -130,14 +132,19 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     distribution = registry.distribution_of(method_obj.name)
     environment = software_versions(distribution)
     software = {k: environment[k] for k in ("mercore", distribution) if k}  # a new version may change results
-    with tracker.parent(name, config, tags, environment):
-        result = evaluator.evaluate(method_obj, data, config, variant=variant, software=software,
-                                    on_fold=tracker.log_fold)
-        result.mlflow_run_id = tracker.run_id
-        result.environment = environment
-        artifacts = write_artifacts(result, run_dir / "artifacts")
-        artifacts += write_report(result, run_dir / "artifacts")
-        tracker.log_result(result, artifacts)
+    try:
+        with tracker.parent(name, config, tags, environment):
+            result = evaluator.evaluate(method_obj, data, config, variant=variant, software=software,
+                                        on_fold=tracker.log_fold)
+            result.mlflow_run_id = tracker.run_id
+            result.environment = environment
+            artifacts = write_artifacts(result, run_dir / "artifacts")
+            artifacts += write_report(result, run_dir / "artifacts")
+            tracker.log_result(result, artifacts)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
+        kept = f"{evaluator.finished} of {evaluator.total} folds are recorded" if evaluator.total else "nothing recorded"
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                          f"{kept} in {run_dir}; the same command resumes from there") from None
     return result
 
 

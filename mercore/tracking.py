@@ -1,7 +1,9 @@
 """MLflow tracking: one parent run per ``mer run``, one nested run per fold.
 
 MLflow is imported lazily (it costs seconds), and all logging happens in the main process from
-finished fold results, so parallel or resumed folds produce the same record.
+finished fold results, so parallel or resumed folds produce the same record. A run stopped by
+Ctrl-C or SIGTERM ends its MLflow runs as KILLED; runs left RUNNING by a process that can no
+longer say so (SIGKILL, power loss) are marked KILLED by the next run of the same run folder.
 """
 from __future__ import annotations
 
@@ -42,6 +44,7 @@ class MlflowTracker(Tracker):
         self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
         mlflow.set_tracking_uri(self.uri)
         mlflow.set_experiment(experiment)
+        self.experiment = experiment
         self.run_id = None
 
     @contextlib.contextmanager
@@ -51,11 +54,12 @@ class MlflowTracker(Tracker):
         import torch
 
         env_tags = {"mer.torch": torch.__version__, "mer.python": platform.python_version(),
-                    "mer.host": platform.node()}
+                    "mer.host": platform.node(), "mer.pid": str(os.getpid())}
         if torch.cuda.is_available():
             env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
+        self._close_orphans(tags.get("mer.run_dir"))
         with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags},
-                                   log_system_metrics=_system_metrics(config)) as run:
+                                   log_system_metrics=_system_metrics(config)) as run, self._killed_on_interrupt():
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
             params.update({f"env.{k}": v for k, v in (environment or {}).items()})
@@ -64,13 +68,37 @@ class MlflowTracker(Tracker):
                 self.mlflow.log_params(dict(items[i:i + 100]))
             yield self
 
+    @contextlib.contextmanager
+    def _killed_on_interrupt(self) -> Iterator[None]:
+        """A Ctrl-C or SIGTERM (KeyboardInterrupt) ends every active run as KILLED, not FAILED."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            while self.mlflow.active_run() is not None:
+                self.mlflow.end_run("KILLED")
+            raise
+
+    def _close_orphans(self, run_dir: str | None) -> None:
+        """Mark KILLED the runs of ``run_dir`` that a process of this host left RUNNING when it died."""
+        experiment = self.mlflow.get_experiment_by_name(self.experiment)
+        if run_dir is None or experiment is None:
+            return
+        client = self.mlflow.tracking.MlflowClient()
+        running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
+        dead = {r.info.run_id for r in running if r.data.tags.get("mer.run_dir") == run_dir
+                and r.data.tags.get("mer.host") == platform.node() and not _alive(r.data.tags.get("mer.pid"))}
+        for r in running:
+            if r.info.run_id in dead or r.data.tags.get("mlflow.parentRunId") in dead:
+                client.set_terminated(r.info.run_id, "KILLED")
+
     def log_fold(self, fold: FoldResult, reused: bool) -> None:
         from mlflow.entities import Metric
 
         from .metrics import scores
 
         with self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
-                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run:
+                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run, \
+                self._killed_on_interrupt():
             self.mlflow.log_params({"test_subject": fold.fold, "n_train": fold.n_train, "n_val": fold.n_val,
                                     "n_test": len(fold.keys)})
             client = self.mlflow.tracking.MlflowClient()
@@ -95,6 +123,19 @@ class MlflowTracker(Tracker):
         self.mlflow.log_metrics(metrics)
         for path in artifacts:
             self.mlflow.log_artifact(str(path))
+
+
+def _alive(pid: str | None) -> bool:
+    """Whether process ``pid`` of this host exists (unknown pids count as alive: never guess)."""
+    if not pid or not pid.isdigit():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def _system_metrics(config: Mapping[str, Any]) -> bool:
