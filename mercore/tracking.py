@@ -4,12 +4,19 @@ MLflow is imported lazily (it costs seconds), and all logging happens in the mai
 finished fold results, so parallel or resumed folds produce the same record. A run stopped by
 Ctrl-C or SIGTERM ends its MLflow runs as KILLED; runs left RUNNING by a process that can no
 longer say so (SIGKILL, power loss) are marked KILLED by the next run of the same run folder.
+
+An SQLite store is created once, under a file lock, in a temporary file renamed into place when
+MLflow has finished its schema: two first runs at once cannot race (MLflow's migrations are not
+safe against that), and a creation killed half-way leaves no store that every later run trips on.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -17,6 +24,70 @@ from .config import flatten
 from .evaluation.results import FoldResult, RunResult
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+log = logging.getLogger(__name__)
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says why and what to do."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an ``sqlite:///`` URI (relative or ``sqlite:////absolute``), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<db>.lock`` beside the database (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _finished_store(path: Path) -> bool:
+    """Whether MLflow finished creating the store at ``path``: it writes the default experiment
+    only after the whole schema, so a store without any experiment is half-created (and empty)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return "experiments" in tables and db.execute("SELECT COUNT(*) FROM experiments").fetchone()[0] > 0
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"{path} is not an MLflow store ({exc}); move it away or pass another "
+                            "--tracking-uri") from None
+
+
+def prepare_sqlite_store(path: Path) -> None:
+    """Make ``path`` a finished MLflow store; call it holding :func:`store_lock`.
+
+    A missing store is created in ``.<db>.creating-<pid>`` and renamed into place. A half-created
+    one (holding nothing, see :func:`_finished_store`) is moved aside and created anew.
+    """
+    for stale in path.parent.glob(f".{path.name}.creating-*"):  # a creation killed before its rename
+        stale.unlink(missing_ok=True)
+    if path.exists() and path.stat().st_size > 0:
+        if _finished_store(path):
+            return
+        aside = path.with_name(f"{path.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        log.warning("%s was a half-created MLflow store (its creation was interrupted; it held no runs): "
+                    "moved it to %s and created a new one", path, aside.name)
+    from mlflow.tracking import MlflowClient
+
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
+    try:
+        MlflowClient(f"sqlite:///{tmp.absolute()}").search_experiments()  # schema + default experiment
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Tracker:
@@ -42,8 +113,17 @@ class MlflowTracker(Tracker):
 
         self.mlflow = mlflow
         self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment)
+        path = sqlite_path(self.uri)
+        with store_lock(path) if path else contextlib.nullcontext():
+            if path:
+                prepare_sqlite_store(path)
+            mlflow.set_tracking_uri(self.uri)
+            try:
+                mlflow.set_experiment(experiment)  # under the lock: two first runs create it once
+            except Exception as exc:  # MLflow raises database, schema and connection errors alike
+                first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+                raise TrackingError(f"MLflow store {self.uri} cannot be used: {first[:300]} (from an older MLflow? "
+                                    f"back it up and run: mlflow db upgrade {self.uri})") from exc
         self.experiment = experiment
         self.run_id = None
 

@@ -126,3 +126,21 @@ def mlflow_uri(_migrated_store, tmp_path) -> str:
     dest = tmp_path / "mlflow.db"
     shutil.copy(_migrated_store, dest)
     return f"sqlite:///{dest}"
+
+
+@pytest.fixture
+def toy_cli(toy_registry, tmp_path, monkeypatch):
+    """`mer run --plugin toy --dataset toy ...` through the real command, in an empty cache."""
+    import mercore.runner
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
+
+    monkeypatch.setattr(mercore.runner, "load_method", lambda registry, name: (toy_registry, toy_registry.method(name)))
+    cache, db = tmp_path / "cache", tmp_path / "mlflow.db"
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--cache-dir", str(cache),
+                                        "--tracking-uri", f"sqlite:///{db}", "-q", *args])
+    invoke.cache, invoke.db, invoke.uri = cache, db, f"sqlite:///{db}"
+    return invoke

@@ -47,22 +47,6 @@ def test_datasets_lists_builtin_adapters():
     assert "synthetic" in out.output and "casme2" in out.output
 
 
-@pytest.fixture
-def toy_cli(toy_registry, tmp_path, monkeypatch):
-    """`mer run --plugin toy --dataset toy ...` through the real command, in an empty cache."""
-    import mercore.runner
-
-    monkeypatch.setattr(mercore.runner, "load_method", lambda registry, name: (toy_registry, toy_registry.method(name)))
-    cache = tmp_path / "cache"
-
-    def invoke(*args: str):
-        return CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--cache-dir", str(cache),
-                                        "--tracking-uri", f"sqlite:///{tmp_path / 'mlflow.db'}", "-q", *args])
-    invoke.cache = cache
-    invoke.db = tmp_path / "mlflow.db"
-    return invoke
-
-
 BAD_VALUES = [
     (["--set", "train.epochs=0"], "config key 'train.epochs': 0 is not allowed; expected an integer >= 1"),
     (["--set", "train.epochs=-3"], "config key 'train.epochs': -3 is not allowed; expected an integer >= 1"),
