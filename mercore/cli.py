@@ -54,7 +54,9 @@ def cli() -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Adapter option, e.g. -D subjects=8 for the synthetic generator.")
-@click.option("--skip-invalid", is_flag=True, help="Skip malformed annotation rows and report them.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave malformed annotation rows out: each is printed (file, row, reason) and listed in "
+                   "summary.json, skipped.txt and the MLflow run.")
 @click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
 @click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
@@ -95,7 +97,8 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                               tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
                               skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
                               progress=not quiet, registry=registry, workers=workers, executor=executor,
-                              address=address)
+                              address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                                   err=True))
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
             raise SystemExit(exc.exit_code) from None
@@ -112,6 +115,9 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes them)"
                    + (f"; {computed} computed: {why}" if computed else ""))
     click.echo(metrics_table(result))
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} annotation row(s) skipped (--skip-invalid), listed above and in "
+                   f"{result.run_dir / 'artifacts' / 'skipped.txt'}")
     click.echo(f"\nRun folder: {result.run_dir}")
     if result.mlflow_run_id:
         click.echo(f"MLflow run: {result.mlflow_run_id} (open with: mlflow ui --backend-store-uri "

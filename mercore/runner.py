@@ -6,7 +6,7 @@ import json
 import shutil
 import signal
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
@@ -87,13 +87,16 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int | str = 0, executor: str = "local", address: str | None = None) -> RunResult:
+        workers: int | str = 0, executor: str = "local", address: str | None = None,
+        on_skipped: Callable[[str], None] | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
     ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
     rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
     a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
+    ``on_skipped`` hears each annotation row ``skip_invalid`` left out, as soon as the data are read;
+    the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -113,6 +116,8 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
     check_loso_subjects(data, subjects)
+    for line in data.skipped if on_skipped else ():
+        on_skipped(line)
     if ds.kind not in method_obj.inputs and not _inputs_overridden(config):
         raise ConfigError(f"method {method_obj.name} reads {', '.join(method_obj.inputs)} but dataset {dataset!r} "
                           f"provides {ds.kind}")
@@ -138,6 +143,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
                                         on_fold=tracker.log_fold)
             result.mlflow_run_id = tracker.run_id
             result.environment = environment
+            result.skipped = list(data.skipped)
             artifacts = write_artifacts(result, run_dir / "artifacts")
             artifacts += write_report(result, run_dir / "artifacts")
             tracker.log_result(result, artifacts)

@@ -197,6 +197,7 @@ class MlflowTracker(Tracker):
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
         metrics = result.scores().as_dict()
         metrics.update(result.baseline_scores().as_dict("baseline_"))
+        metrics["skipped_rows"] = len(result.skipped)  # the rows themselves: skipped.txt, summary.json
         for d, s in result.per_dataset().items():
             if len(result.datasets) > 1:
                 metrics.update(s.as_dict(f"{d}_"))

@@ -97,3 +97,40 @@ def test_rerun_says_how_many_folds_it_reused_and_why_it_computed_the_others(toy_
     assert out.exit_code == 0, out.output
     assert "2 fold(s) reused from an earlier identical run (--fresh recomputes them); 1 computed: not run before (1)" \
         in out.output
+
+
+def test_skip_invalid_reports_each_skipped_row_and_records_them(diff_registry, corpus, sheet, tmp_path,
+                                                                monkeypatch, _migrated_store):
+    import json
+    import shutil
+
+    import mlflow
+
+    import mercore.runner
+
+    monkeypatch.setattr(mercore.runner, "load_method", lambda registry, name: (diff_registry, diff_registry.method(name)))
+    rows = sheet.read()
+    rows[1][6] = "bliss"                                    # sheet row 3: an emotion no task knows
+    rows[5][1] = "EP99_99"                                  # sheet row 7: a clip folder that is not there
+    sheet.write(rows)
+    shutil.copy(_migrated_store, tmp_path / "mlflow.db")
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    args = ["run", "--plugin", "idnet", "--dataset", "casme2", "--data-root", str(corpus), "--task", "sde5", "-q",
+            "--workers", "0", "--cache-dir", str(tmp_path / "cache"), "--tracking-uri", uri]
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and "(pass --skip-invalid to leave such rows out)" in out.output
+    out = CliRunner().invoke(cli, [*args, "--skip-invalid"])
+    assert out.exit_code == 0, out.output
+    coding = corpus / "CASME2-coding-synthetic.csv"
+    expected = [f"{coding} row 3 ({rows[1][0]}/{rows[1][1]}): unknown emotion 'bliss'",
+                f"{coding} row 7 ({rows[5][0]}/EP99_99): clip folder "]
+    printed = [line.removeprefix("skipped: ") for line in out.output.splitlines() if line.startswith("skipped: ")]
+    assert len(printed) == 2 and all(p.startswith(e) for p, e in zip(printed, expected))
+    assert "2 annotation row(s) skipped (--skip-invalid)" in out.output
+    (summary,) = (tmp_path / "cache").glob("runs/*/artifacts/summary.json")
+    assert json.loads(summary.read_text())["skipped"] == printed and json.loads(summary.read_text())["samples"] == 10
+    client = mlflow.tracking.MlflowClient(uri)
+    (parent,) = [r for r in client.search_runs([client.get_experiment_by_name("mer").experiment_id])
+                 if "mlflow.parentRunId" not in r.data.tags]
+    assert parent.data.metrics["skipped_rows"] == 2
+    assert "skipped.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}

@@ -132,7 +132,7 @@ def find_coding_file(root: Path, extra: Mapping[str, Any] | None = None) -> Path
         p = Path(extra["coding"])
         p = p if p.is_absolute() else root / p
         if not p.is_file():
-            raise DatasetError(f"coding file {p} (option 'coding') not found")
+            raise DatasetError(f"coding file {p} (-D coding=PATH) not found")
         return p
     folders = [root]
     if not any(any(root.glob(pat)) for pat in CODING_PATTERNS) and _has_subject_folders(root):
@@ -141,11 +141,11 @@ def find_coding_file(root: Path, extra: Mapping[str, Any] | None = None) -> Path
         found = sorted({p for pat in CODING_PATTERNS for p in folder.glob(pat) if p.is_file()}, key=_date_key)
         if found:
             if len(found) > 1:
-                log.info("several CASME II coding files in %s; using %s (set option 'coding' to choose)",
+                log.info("several CASME II coding files in %s; using %s (choose with -D coding=PATH)",
                          folder, found[-1].name)
             return found[-1]
     raise DatasetError(f"no CASME II coding file ({' or '.join(CODING_PATTERNS)}) in "
-                       f"{' or '.join(str(f) for f in folders)}; pass option 'coding' to name one")
+                       f"{' or '.join(str(f) for f in folders)}; name one with -D coding=PATH")
 
 
 def _has_subject_folders(folder: Path) -> bool:
@@ -159,7 +159,7 @@ def find_frames_root(root: Path, extra: Mapping[str, Any] | None = None) -> Path
     if extra.get("frames"):
         p = root / str(extra["frames"])
         if not p.is_dir():
-            raise DatasetError(f"frames folder {p} (option 'frames') not found")
+            raise DatasetError(f"frames folder {p} (-D frames=NAME) not found")
         return p
     for name in FRAME_FOLDERS:
         if (root / name).is_dir():
@@ -318,7 +318,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
 
         samples.append(Sample(
             dataset=dataset_name, subject=subject, clip=clip,

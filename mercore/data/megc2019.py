@@ -95,7 +95,7 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
                 problem = f"{dataset}/{subject}/{clip} has label {s.labels.get('megc3')} here, {label} in the GT"
             if problem:
                 if not options.skip_invalid:
-                    raise DatasetError(f"{gt_path} row {row}: {problem} (use skip_invalid to leave it out)")
+                    raise DatasetError(f"{gt_path} row {row}: {problem} (pass --skip-invalid to leave it out)")
                 skipped.append(f"{gt_path} row {row}: {problem}")
                 continue
             kept.append(s)

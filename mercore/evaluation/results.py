@@ -70,6 +70,8 @@ class RunResult:
     mlflow_run_id: str | None = None
     #: software versions the run was computed with (``mercore.environment.software_versions``)
     environment: dict[str, str] = field(default_factory=dict)
+    #: annotation rows left out by ``--skip-invalid``, each naming its file, row and reason
+    skipped: list[str] = field(default_factory=list)
 
     def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int]]:
         y_true, y_pred = [], []
