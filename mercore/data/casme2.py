@@ -233,8 +233,9 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
 
     Args:
         root: data root (see the module docstring for the accepted layouts).
-        options: ``task``, ``skip_invalid``; ``extra`` may hold ``coding`` (sheet to use) and
-            ``frames`` (frame folder name under root).
+        options: ``task``, ``skip_invalid``; ``extra`` may hold ``coding`` (sheet to use),
+            ``frames`` (frame folder name under root) and ``sparse_frames`` (accept clip folders
+            that hold only some of their frames; without it a missing frame is an error).
         dataset_name: ``Sample.dataset`` of the samples (``"synthetic"`` for the generated corpus).
         excluded: (subject, clip) pairs left out of ``megc3``; default: the three official MEGC2019
             exclusions for ``casme2``, none for other names.
@@ -257,6 +258,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
         excluded = MEGC2019_CASME2_EXCLUDED if dataset_name == "casme2" else ()
     excluded = {(normalize_subject(s), c) for s, c in excluded}
     extra = options.extra or {}
+    sparse = extra.get("sparse_frames") in (True, "true", "yes", 1)
     coding = find_coding_file(root, extra)
     frames_root = find_frames_root(root, extra)
     rules = {"megc3": MEGC3_RULES, "sde5": SDE5_RULES}
@@ -309,6 +311,11 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             for col, n in (("OnsetFrame", onset_n), ("ApexFrame", apex_n), ("OffsetFrame", offset_n)):
                 if n is not None and n not in pos:
                     raise ValueError(f"{col} {n} is not among the frames of {clip_dir} ({span})")
+            holes = [] if sparse else sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+            if holes:  # a deleted frame changes what sequence methods see between onset and offset
+                named = ", ".join(f"img{n}" for n in holes[:5]) + (f" and {len(holes) - 5} more" if len(holes) > 5 else "")
+                raise ValueError(f"{clip_dir} misses frame(s) {named} ({span}); -D sparse_frames=true accepts "
+                                 "clip folders that hold only some frames")
             onset, offset = pos[onset_n], pos[offset_n]
             apex = pos[apex_n] if apex_n is not None else (onset + offset) // 2
             if apex_n is None:

@@ -72,7 +72,8 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
     if task != "megc3":
         raise DatasetError(f"dataset 'megc2019' has no task {task!r}; choose one of ['megc3']")
     extra = dict(options.extra or {})
-    sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "casme2": {}, "samm": {}}
+    sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "samm": {},
+                 "casme2": {k: extra[k] for k in ("sparse_frames",) if k in extra}}
     loaders = {"smic": lambda r, o: load_smic(r, o), "casme2": lambda r, o: load_casme2_tree(r, o, "casme2"),
                "samm": lambda r, o: load_samm(r, o)}
     samples, skipped = [], []
