@@ -190,12 +190,17 @@ def datasets() -> None:
 def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int, macro: bool, overwrite: bool) -> None:
     """Write the synthetic micro-expression corpus in the CASME II layout."""
     from .data.synthetic import generate
+    from .interrupt import Interrupted, stop_on_signals
 
-    try:
-        path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
-                        macro=macro, overwrite=overwrite)
-    except FileExistsError as exc:
-        _fail(exc)
+    with stop_on_signals():  # SIGTERM too unwinds through generate(), which removes its temporary folder
+        try:
+            path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
+                            macro=macro, overwrite=overwrite)
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (FileExistsError, ValueError) as exc:
+            _fail(exc)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 

@@ -22,6 +22,7 @@ from typing import Any, Iterator, Mapping
 
 from .config import flatten
 from .evaluation.results import FoldResult, RunResult
+from .interrupt import process_alive
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 log = logging.getLogger(__name__)
@@ -166,7 +167,7 @@ class MlflowTracker(Tracker):
         client = self.mlflow.tracking.MlflowClient()
         running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
         dead = {r.info.run_id for r in running if r.data.tags.get("mer.run_dir") == run_dir
-                and r.data.tags.get("mer.host") == platform.node() and not _alive(r.data.tags.get("mer.pid"))}
+                and r.data.tags.get("mer.host") == platform.node() and _dead(r.data.tags.get("mer.pid"))}
         for r in running:
             if r.info.run_id in dead or r.data.tags.get("mlflow.parentRunId") in dead:
                 client.set_terminated(r.info.run_id, "KILLED")
@@ -206,17 +207,9 @@ class MlflowTracker(Tracker):
             self.mlflow.log_artifact(str(path))
 
 
-def _alive(pid: str | None) -> bool:
-    """Whether process ``pid`` of this host exists (unknown pids count as alive: never guess)."""
-    if not pid or not pid.isdigit():
-        return True
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+def _dead(pid: str | None) -> bool:
+    """Whether the process ``pid`` (a tag; unknown counts as alive) of this host is gone."""
+    return bool(pid) and pid.isdigit() and not process_alive(int(pid))
 
 
 def _system_metrics(config: Mapping[str, Any]) -> bool:
