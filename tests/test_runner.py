@@ -177,3 +177,22 @@ def test_ray_executor_matches_local_run(toy_registry, tmp_path, mlflow_uri):
     exp = client.get_experiment_by_name("ray")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{remote.mlflow_run_id}'")
     assert sorted(c.data.tags["mer.fold"] for c in children) == ["toy/s0", "toy/s1", "toy/s2"]
+
+
+def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry, tmp_path, monkeypatch):
+    """Same processes and torch threads: otherwise its last digits (and predictions) could differ."""
+    from mercore.evaluation import loso
+
+    monkeypatch.setattr(loso, "usable_cores", lambda: 2)
+    calls = []
+    parallel = loso.LOSOEvaluator._run_parallel
+    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
+                        lambda self, method, full, todo, *args: calls.append((len(todo), args[-1]))
+                        or parallel(self, method, full, todo, *args))
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
+                  workers="auto", subjects=["s0", "s1", "s2"])
+    first = run("toy", **kwargs)
+    (first.run_dir / "folds" / "002.json").unlink()
+    second = run("toy", **kwargs)
+    assert calls == [(3, 2), (1, 2)]  # the one fold left still runs in a fold process of 2 workers' threads
+    assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]

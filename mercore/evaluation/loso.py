@@ -104,7 +104,9 @@ class LOSOEvaluator(Evaluator):
             if on_fold is not None:
                 on_fold(done[index], True)
         todo = [f for f in folds if f.index not in done]
-        workers = auto_workers(str(config["run"].get("device", "auto")), len(todo)) if self.workers == "auto" \
+        # from all folds, not those left: a resumed run computes its last folds as the first run
+        # would have (same processes and torch threads, so the same last digits)
+        workers = auto_workers(str(config["run"].get("device", "auto")), len(folds)) if self.workers == "auto" \
             else self.workers
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
 
@@ -120,7 +122,7 @@ class LOSOEvaluator(Evaluator):
         try:
             if self.executor == "ray":
                 self._run_ray(method, full, todo, requests, config, data, identity, finish)
-            elif workers > 1 and len(todo) > 1:
+            elif workers > 1 and todo:
                 self._run_parallel(method, full, todo, requests, config, data, identity, finish, workers)
             else:
                 for fold in todo:
