@@ -11,10 +11,10 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
-from .interrupt import Interrupted
 from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult
 from .interfaces import Method
+from .interrupt import Interrupted
 from .plugins import Registry, UnknownNameError, load_registry
 from .report import write_report
 from .reporting import write_artifacts

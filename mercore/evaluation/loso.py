@@ -170,7 +170,7 @@ class LOSOEvaluator(Evaluator):
         try:
             for _ in range(min(workers, len(queue))):
                 here, there = ctx.Pipe()
-                process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()), daemon=True)
+                process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()))
                 process.start()
                 there.close()
                 processes.append(process)
@@ -194,7 +194,9 @@ class LOSOEvaluator(Evaluator):
                         conn.send(fold)
                         busy[conn] = (process, fold)
                     else:
-                        conn.send(None)
+                        conn.send(None)  # no more folds: the worker returns
+            for process in processes:
+                process.join(STOP_GRACE_S)
         finally:
             _WORKER_STATE = None
             _stop(processes)
