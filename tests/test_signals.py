@@ -40,11 +40,26 @@ def gone(pid: int) -> bool:
         return True
 
 
-def start_toy_run(cache: Path, uri: str) -> subprocess.Popen:
-    args = [sys.executable, str(TOY_CLI), "run", "--plugin", "toy", "--dataset", "toy", "--workers", "2",
-            "--cache-dir", str(cache), "--tracking-uri", uri, "--experiment", "signals", "-q", "--set", EPOCHS]
-    args += [a for s in SUBJECTS for a in ("--subjects", s)]
-    return subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+@pytest.fixture
+def start_toy_run():
+    """Starts `mer run --workers 2` of the toy method in a session of its own; whatever a failed
+    test leaves of it (the run, its fold processes) is killed afterwards."""
+    started: list[subprocess.Popen] = []
+
+    def start(cache: Path, uri: str) -> subprocess.Popen:
+        args = [sys.executable, str(TOY_CLI), "run", "--plugin", "toy", "--dataset", "toy", "--workers", "2",
+                "--cache-dir", str(cache), "--tracking-uri", uri, "--experiment", "signals", "-q", "--set", EPOCHS]
+        args += [a for s in SUBJECTS for a in ("--subjects", s)]
+        started.append(subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        start_new_session=True))
+        return started[-1]
+    yield start
+    for proc in started:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)  # the run and its fold processes, orphaned or not
+        except ProcessLookupError:
+            pass
+        proc.communicate()
 
 
 def wait_for_first_fold(proc: subprocess.Popen, cache: Path) -> list[int]:
@@ -61,7 +76,8 @@ def wait_for_first_fold(proc: subprocess.Popen, cache: Path) -> list[int]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
-def test_a_signal_stops_a_parallel_run_and_the_rerun_keeps_its_folds(signum, toy_registry, tmp_path, mlflow_uri):
+def test_a_signal_stops_a_parallel_run_and_the_rerun_keeps_its_folds(signum, toy_registry, tmp_path, mlflow_uri,
+                                                                      start_toy_run):
     import mlflow
 
     cache = tmp_path / "cache"
@@ -97,7 +113,7 @@ def test_a_signal_stops_a_parallel_run_and_the_rerun_keeps_its_folds(signum, toy
     assert [f.probabilities for f in resumed.folds] == [f.probabilities for f in whole.folds]
 
 
-def test_workers_die_with_a_killed_parent(tmp_path, mlflow_uri):
+def test_workers_die_with_a_killed_parent(tmp_path, mlflow_uri, start_toy_run):
     cache = tmp_path / "cache"
     proc = start_toy_run(cache, mlflow_uri)
     workers = wait_for_first_fold(proc, cache)
@@ -110,7 +126,8 @@ def test_workers_die_with_a_killed_parent(tmp_path, mlflow_uri):
 
 
 @pytest.mark.slow
-def test_runs_left_running_by_a_killed_process_are_marked_killed_by_the_next(toy_registry, tmp_path, mlflow_uri):
+def test_runs_left_running_by_a_killed_process_are_marked_killed_by_the_next(toy_registry, tmp_path, mlflow_uri,
+                                                                            start_toy_run):
     import mlflow
 
     cache = tmp_path / "cache"

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from mercore.tracking import MlflowTracker, TrackingError
+from mercore.tracking import MlflowTracker
 
 TOY_CLI = Path(__file__).with_name("toy_cli.py")
 
@@ -65,6 +65,8 @@ def test_a_half_created_store_is_moved_aside_and_created_anew(tmp_path, caplog):
 
 
 def test_a_file_that_is_no_store_is_one_line(tmp_path):
+    from mercore.tracking import TrackingError
+
     path = tmp_path / "mlflow.db"
     path.write_text("not a database\n" * 200)
     with pytest.raises(TrackingError, match=r"mlflow.db is not an MLflow store \(file is not a database\); move it"):
