@@ -154,6 +154,26 @@ def trial(work: Path, uri: str, reference: dict, delay: float, signame: str) -> 
     }
 
 
+def write_outputs(out: Path, summary: dict, trials: list[dict]) -> None:
+    """``chaos.json`` (every trial) and ``chaos.md`` (the figure and a table of the kills)."""
+    (out / "chaos.json").write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n")
+    head = ["signal", "at_s", "folds_recorded_before_signal", "exit_code", "stopped_s", "workers_gone_s",
+            "resume_reused", "identical", "running_mlflow_runs_after_resume"]
+    kills = [t for t in trials if not t["finished_before_signal"]]
+    lines = [f"# Chaos check\n\nMeasured by `python benchmarks/chaos.py --kills {summary['kills']} --seed "
+             f"{summary['seed']}` ({os.cpu_count()} cores). {__doc__.split(chr(10), 4)[4].strip()}\n",
+             f"**{summary['kills']} kills, {summary['identical']} identical** "
+             f"({', '.join(f'{n} {s}' for s, n in summary['by_signal'].items())}). Fold processes gone within "
+             f"10 s of the signal: {summary['workers_gone_within_10_s']} of {summary['kills']}; MLflow runs left "
+             f"RUNNING after the resumes: {summary['mlflow_runs_left_running']}; tracebacks: "
+             f"{summary['tracebacks']}. The uninterrupted run took {summary['reference_wall_s']} s; "
+             f"{summary['finished_before_signal']} more trials finished before their signal (in chaos.json, "
+             "not counted as kills).\n",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(str(t[h]) for h in head) + " |" for t in kills]
+    (out / "chaos.md").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kills", type=int, default=20)
@@ -176,27 +196,14 @@ def main() -> None:
             print(f"{len(trials)}: {json.dumps(trials[-1])}", flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    kills = sum(not t["finished_before_signal"] for t in trials)
-    summary = {"kills": kills, "identical": sum(t["identical"] for t in trials if not t["finished_before_signal"]),
-               "trials": len(trials), "reference_wall_s": round(reference_s, 1),
-               "workers_gone_within_10_s": sum(t["workers_gone_in_time"] for t in trials),
+    kills = [t for t in trials if not t["finished_before_signal"]]
+    summary = {"kills": len(kills), "identical": sum(t["identical"] for t in kills), "trials": len(trials),
+               "finished_before_signal": len(trials) - len(kills), "reference_wall_s": round(reference_s, 1),
+               "workers_gone_within_10_s": sum(t["workers_gone_in_time"] for t in kills),
                "mlflow_runs_left_running": sum(t["running_mlflow_runs_after_resume"] for t in trials),
                "tracebacks": sum(t["traceback"] for t in trials), "seed": args.seed,
-               "by_signal": {s: sum(t["signal"] == s and not t["finished_before_signal"] for t in trials)
-                             for s in SIGNALS}}
-    (args.out / "chaos.json").write_text(json.dumps({"summary": summary, "trials": trials}, indent=1) + "\n")
-    head = ["signal", "at_s", "folds_recorded_before_signal", "exit_code", "stopped_s", "workers_gone_s",
-            "resume_reused", "identical", "running_mlflow_runs_after_resume"]
-    lines = [f"# Chaos check\n\nMeasured by `python benchmarks/chaos.py --kills {args.kills} --seed {args.seed}` "
-             f"({os.cpu_count()} cores). {__doc__.split(chr(10), 4)[4].strip()}\n",
-             f"**{summary['kills']} kills, {summary['identical']} identical** "
-             f"({', '.join(f'{n} {s}' for s, n in summary['by_signal'].items())}); fold processes gone within "
-             f"10 s after {summary['workers_gone_within_10_s']} of {len(trials)}; MLflow runs left RUNNING after "
-             f"the resumes: {summary['mlflow_runs_left_running']}; tracebacks: {summary['tracebacks']}. "
-             f"Uninterrupted run: {summary['reference_wall_s']} s.\n",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(str(t[h]) for h in head) + " |" for t in trials]
-    (args.out / "chaos.md").write_text("\n".join(lines) + "\n")
+               "by_signal": {s: sum(t["signal"] == s for t in kills) for s in SIGNALS}}
+    write_outputs(args.out, summary, trials)
     print(f"{summary['kills']} kills, {summary['identical']} identical")
 
 
