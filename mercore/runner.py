@@ -53,14 +53,11 @@ def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> 
                           f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
 
 
-def check_run_options(config: dict[str, Any], workers: int | str, subjects: Sequence[str] | None) -> None:
+def check_run_options(config: dict[str, Any], workers: int | str) -> None:
     """Everything the run will read, checked before any data are read (one line each, exit 2)."""
     from .training.device import resolve_device
 
     validate_config(config)
-    if subjects and len(set(subjects)) < 2:  # known before the corpus is read (or generated)
-        raise ConfigError(f"--subjects {' '.join(subjects)}: leave-one-subject-out needs at least 2 subjects, "
-                          f"got {len(set(subjects))}")
     try:
         check_workers(workers)
         resolve_device(config["run"]["device"])
@@ -110,7 +107,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         sets.append(f"run.device={device}")
     profile = default_profile(method_obj, dataset, profile)
     config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file, sets=sets)
-    check_run_options(config, workers, subjects)
+    check_run_options(config, workers)
     variant = config["meta"]["variant"]
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:

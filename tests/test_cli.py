@@ -56,7 +56,7 @@ BAD_VALUES = [
     (["--set", "train.batch_size=0"], "config key 'train.batch_size': 0 is not allowed; expected an integer >= 1"),
     (["--set", "train.optimizer=nosuch"], "config key 'train.optimizer': 'nosuch' is not allowed; expected one of adam, adamw, sgd"),
     (["--set", "run.seed=hello"], "config key 'run.seed' (from --set): expected an integer (like the default 0), got 'hello'"),
-    (["--subjects", "s0"], "--subjects s0: leave-one-subject-out needs at least 2 subjects, got 1"),
+    (["--subjects", "s0"], "--subjects s0: leave-one-subject-out needs at least 2 subjects, got 1 (toy/s0)"),
     (["--subjects", "s0", "--subjects", "toy/s0"], "--subjects s0 toy/s0: leave-one-subject-out needs at least 2 "
                                                    "subjects, got 1 (toy/s0)"),
 ]
