@@ -10,8 +10,16 @@ import click
 EXIT_USAGE = 2
 
 
+class _BadOption(click.ClickException):
+    """A bad config value or option: one line, and the usage exit code (as click's own checks)."""
+
+    exit_code = EXIT_USAGE
+
+
 def _fail(exc: BaseException) -> None:
-    raise click.ClickException(str(exc)) from exc
+    from .config import ConfigError
+
+    raise (_BadOption if isinstance(exc, ConfigError) else click.ClickException)(str(exc)) from exc
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -46,7 +54,9 @@ def cli() -> None:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Adapter option, e.g. -D subjects=8 for the synthetic generator.")
-@click.option("--skip-invalid", is_flag=True, help="Skip malformed annotation rows and report them.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave malformed annotation rows out: each is printed (file, row, reason) and listed in "
+                   "summary.json, skipped.txt and the MLflow run.")
 @click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
 @click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
@@ -69,34 +79,48 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
     from .features.store import FeatureError
+    from .interrupt import Interrupted, stop_on_signals
     from .plugins import PluginError, UnknownNameError
     from .reporting import metrics_table
-    from .runner import QUICK, check_inputs, default_profile, load_method, run as run_loso
+    from .runner import QUICK, load_method, run as run_loso
 
-    try:
-        registry, method = load_method(None, plugin)
-        check_inputs(method, dataset, registry)
-        chosen = default_profile(method, dataset, profile, device)
-        if chosen == QUICK and profile is None:
-            click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
-                        f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
-        result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
-                          config_file=config_file, overrides=list(sets), profile=chosen,
-                          subjects=list(subjects) or None, device=device, tracking=tracking,
-                          tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
-                          skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                          progress=not quiet, registry=registry, workers=workers, executor=executor,
-                          address=address)
-    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-            RuntimeError) as exc:
-        _fail(exc)
+    with stop_on_signals():
+        try:
+            registry, method = load_method(None, plugin)
+
+            def announce(config: dict) -> None:  # everything is checked: the work starts
+                if config["meta"]["profile"] == QUICK and profile is None:
+                    click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
+                                f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
+                                err=True)
+
+            result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
+                              config_file=config_file, overrides=list(sets), profile=profile, on_start=announce,
+                              subjects=list(subjects) or None, device=device, tracking=tracking,
+                              tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
+                              skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
+                              progress=not quiet, registry=registry, workers=workers, executor=executor,
+                              address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                                   err=True))
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
                f"{meta['samples']} samples (predictions pooled over folds)")
-    if result.reused_folds:
-        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes)")
+    computed = len(result.folds) - result.reused_folds
+    if result.reused_folds or set(result.recomputed) - {"not run before"}:
+        why = "; ".join(f"{reason} ({n})" for reason, n in result.recomputed.items())
+        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes them)"
+                   + (f"; {computed} computed: {why}" if computed else ""))
     click.echo(metrics_table(result))
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} annotation row(s) skipped (--skip-invalid), listed above and in "
+                   f"{result.run_dir / 'artifacts' / 'skipped.txt'}")
     click.echo(f"\nRun folder: {result.run_dir}")
     if result.mlflow_run_id:
         click.echo(f"MLflow run: {result.mlflow_run_id} (open with: mlflow ui --backend-store-uri "
@@ -197,12 +221,17 @@ def datasets() -> None:
 def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int, macro: bool, overwrite: bool) -> None:
     """Write the synthetic micro-expression corpus in the CASME II layout."""
     from .data.synthetic import generate
+    from .interrupt import Interrupted, stop_on_signals
 
-    try:
-        path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
-                        macro=macro, overwrite=overwrite)
-    except FileExistsError as exc:
-        _fail(exc)
+    with stop_on_signals():  # SIGTERM too unwinds through generate(), which removes its temporary folder
+        try:
+            path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
+                            macro=macro, overwrite=overwrite)
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (FileExistsError, ValueError) as exc:
+            _fail(exc)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 

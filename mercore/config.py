@@ -6,31 +6,57 @@ data the dataset provides (``clips``, ``flow-release``), then ``datasets: {<data
 the dataset by name. A method thus picks its release inputs, or a per-corpus value, in its YAML.
 
 Every override must name a key that exists in the defaults: a typo is an error listing the
-valid keys at that level, never a silently ignored setting. Values are parsed as YAML
-(``safe_load``), never evaluated.
+valid keys at that level, never a silently ignored setting. An override must also have the type
+of the default it replaces (an integer stays an integer; a float accepts integers), and
+:func:`validate_config` checks the values the core and its trainers read, so a bad value stops
+the run before any work with one line naming the key, the value and what is allowed. Values are
+parsed as YAML (``safe_load`` plus exponent floats such as ``1e-3``), never evaluated.
 """
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import yaml
 
+#: optimiser and learning-rate schedule names of ``mercore.training.supervised`` (every trainer's)
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULERS = ("none", "step", "cosine")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "off", "none")
+SYSTEM_METRICS = ("auto", True, False, "true", "false", "on", "off")
+
 
 class ConfigError(ValueError):
     """An invalid configuration value or key; the message names it."""
 
 
+class _Loader(yaml.SafeLoader):
+    """``safe_load`` that also reads ``1e-3`` as a float: YAML 1.1 wants ``1.0e-3`` and would
+    hand the trainer the string "1e-3", while Python and every paper write it the short way."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"))
+
+
+def yaml_load(text: str) -> Any:
+    """Plain YAML data from ``text`` (never objects), with exponent floats read as floats."""
+    return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
+
+
 def core_defaults() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mercore").joinpath("configs/core.yaml").read_text())
+    return yaml_load(resources.files("mercore").joinpath("configs/core.yaml").read_text())
 
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
     except yaml.YAMLError as exc:
@@ -45,7 +71,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
     """``override`` merged into a copy of ``base``; with ``strict``, unknown keys are errors.
 
     A mapping under a key named ``params`` holds a feature extractor's keyword arguments: it is
-    open (any key), and the extractor checks its arguments when it is built.
+    open (any key), and the extractor checks its arguments when it is built. With ``strict``, a
+    value must also fit the type of the one it replaces (:func:`_check_type`).
     """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
@@ -53,6 +80,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
         if strict and key not in out and where.rpartition(".")[2] != "params":
             valid = ", ".join(sorted(map(str, out))) or "(none)"
             raise ConfigError(f"unknown config key {path!r}{origin}; valid keys{' under ' + repr(where) if where else ''}: {valid}")
+        if strict and key in out:
+            value = _check_type(path, out[key], value, origin)
         if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
             out[key] = deep_merge(out[key], value, strict=strict, where=path, origin=origin)
         else:
@@ -60,15 +89,47 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
     return out
 
 
+def _kind(value: Any) -> str:
+    return "true or false" if isinstance(value, bool) else "an integer" if isinstance(value, int) else "a number"
+
+
+def _check_type(path: str, default: Any, value: Any, origin: str) -> Any:
+    """``value`` if it may replace ``default`` (floats accept integers and become floats).
+
+    Booleans and numbers are checked, and a section must stay a section; strings and lists are
+    left to the rules of :func:`validate_config`, since several keys take a word or a list
+    (``streams: all`` or ``[flow]``). ``null`` may replace anything: many keys use it for "off".
+    """
+    if default is None or value is None:
+        return value
+    if isinstance(default, Mapping) and not isinstance(value, Mapping):
+        raise ConfigError(f"config key {path!r}{origin} is a section (keys: {', '.join(map(str, default))}), "
+                          f"not a value: got {value!r}; set one of its keys, e.g. {path}.{next(iter(default), 'key')}=...")
+    if isinstance(default, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(default, int):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+    elif isinstance(default, float):
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        value = float(value) if ok else value
+    else:
+        return value
+    if not ok:
+        raise ConfigError(f"config key {path!r}{origin}: expected {_kind(default)} (like the default {default!r}), "
+                          f"got {value!r}")
+    return value
+
+
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """``["train.lr=0.01", "model.layers=[1,2]"]`` -> nested dict; values parsed as YAML."""
+    """``["train.lr=1e-3", "model.layers=[1,2]"]`` -> nested dict; values parsed as YAML
+    (:func:`yaml_load`: ``1e-3`` is the float 0.001)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
         node = out
@@ -129,6 +190,72 @@ def resolve_config(method: Any, *, variant: str | None = None, profile: str | No
     if inputs is not None:
         config["meta"]["inputs"] = inputs
     return config
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _scheduler_ok(v: Any) -> bool:
+    return v is None or (isinstance(v, Mapping) and v.get("name", "none") in (None, *SCHEDULERS))
+
+
+_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+#: key name (anywhere in the config) -> (test, what is allowed). Every trainer of the core and of
+#: the plugins reads these names with these meanings (``SupervisedTrainer.from_config`` ...).
+NAMED_RULES: dict[str, tuple[Any, str]] = {
+    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
+    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 1e-3)"),
+    "optimizer": (lambda v: isinstance(v, str) and v.lower() in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+    "scheduler": (_scheduler_ok, f"a mapping whose name is one of {', '.join(SCHEDULERS)}, e.g. {{name: step}}"),
+}
+#: full key -> (test, what is allowed): the core's own settings (mercore/configs/core.yaml)
+CORE_RULES: dict[str, tuple[Any, str]] = {
+    "run.seed": (_is_int, "an integer"),
+    "run.device": (lambda v: isinstance(v, str) and bool(_DEVICE_RE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
+    "run.precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
+    "run.feature_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "run.ray_cpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "run.ray_gpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
+    "run.system_metrics": (lambda v: v in SYSTEM_METRICS, "auto, true or false"),
+    "run.checkpoints": (lambda v: isinstance(v, bool), "true or false"),
+    "run.channels_last": (lambda v: isinstance(v, bool), "true or false"),
+    "run.compile": (lambda v: isinstance(v, bool), "true or false"),
+    "data.normalize": (lambda v: isinstance(v, bool), "true or false"),
+    "validation.subjects": (lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
+    "evaluation.leakage_audit": (lambda v: isinstance(v, bool), "true or false"),
+}
+
+
+def _nodes(config: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
+    """``(dotted key, value)`` of every section and value; extractor ``params`` are the
+    extractor's to check, ``meta`` is the core's own record."""
+    for key, value in config.items():
+        path = f"{prefix}.{key}" if prefix else str(key)
+        if path == "meta":
+            continue
+        yield path, value
+        if isinstance(value, Mapping) and key != "params":
+            yield from _nodes(value, path)
+
+
+def validate_config(config: Mapping[str, Any]) -> None:
+    """Raise a ConfigError naming the first key whose value the run could not use.
+
+    Runs before any data are read or features computed, so ``--set train.epochs=0`` or
+    ``optimizer=nosuch`` stop at once instead of crashing a fold (or publishing the metrics of an
+    untrained model) minutes later.
+    """
+    for path, value in _nodes(config):
+        rule = CORE_RULES.get(path) or NAMED_RULES.get(path.rpartition(".")[2])
+        if rule is not None and not rule[0](value):
+            raise ConfigError(f"config key {path!r}: {value!r} is not allowed; expected {rule[1]}")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

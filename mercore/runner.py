@@ -4,15 +4,17 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+import signal
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .config import ConfigError, resolve_config
+from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
-from .evaluation.loso import LOSOEvaluator
+from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult
 from .interfaces import Method
+from .interrupt import Interrupted
 from .plugins import Registry, UnknownNameError, load_registry
 from .report import write_report
 from .reporting import write_artifacts
@@ -43,6 +45,26 @@ def select_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> Load
     return LoadedDataset(data.name, data.task, data.labels, kept, data.skipped)
 
 
+def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> None:
+    """LOSO trains each fold on the other subjects: one subject leaves nothing to train on."""
+    if len(data.subjects) < 2:
+        source = f"--subjects {' '.join(subjects)}" if subjects else f"dataset {data.name!r} ({data.task})"
+        raise ConfigError(f"{source}: leave-one-subject-out needs at least 2 subjects, got "
+                          f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
+
+
+def check_run_options(config: dict[str, Any], workers: int | str) -> None:
+    """Everything the run will read, checked before any data are read (one line each, exit 2)."""
+    from .training.device import resolve_device
+
+    validate_config(config)
+    try:
+        check_workers(workers)
+        resolve_device(config["run"]["device"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def default_profile(method: Method, dataset: str, profile: str | None, device: str | None = None) -> str:
     """The quick profile where the paper's setup cannot finish -- the built-in synthetic corpus and
     any run on a CPU -- and the paper's setup on a GPU; ``profile`` when one is asked for."""
@@ -68,7 +90,8 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
-    """Runs with the same method, data and config share a folder, so a rerun resumes."""
+    """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
+    fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`)."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
@@ -94,13 +117,18 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int | str = 0, executor: str = "local", address: str | None = None) -> RunResult:
+        workers: int | str = 0, executor: str = "local", address: str | None = None,
+        on_skipped: Callable[[str], None] | None = None,
+        on_start: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
     ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
     rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
     a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
+    ``on_skipped`` hears each annotation row ``skip_invalid`` left out, as soon as the data are read;
+    the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run. ``on_start``
+    gets the resolved config once every option and the data have been checked, before any work.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -108,6 +136,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         registry, method_obj = registry or load_registry(), method
     config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
                         config_file=config_file, overrides=overrides, device=device)
+    check_run_options(config, workers)
     variant = config["meta"]["variant"]
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
@@ -115,6 +144,11 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     cache_dir = Path(cache_dir)
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
+    check_loso_subjects(data, subjects)
+    for line in data.skipped if on_skipped else ():
+        on_skipped(line)
+    if on_start is not None:
+        on_start(config)
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
     key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
@@ -128,12 +162,21 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
             "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}
     name = run_name or f"{method_obj.name}{'-' + variant if variant else ''} {dataset} {data.task}"
-    environment = software_versions(registry.distribution_of(method_obj.name))
-    with tracker.parent(name, config, tags, environment):
-        result = evaluator.evaluate(method_obj, data, config, variant=variant, on_fold=tracker.log_fold)
-        result.mlflow_run_id = tracker.run_id
-        result.environment = environment
-        artifacts = write_artifacts(result, run_dir / "artifacts")
-        artifacts += write_report(result, run_dir / "artifacts")
-        tracker.log_result(result, artifacts)
+    distribution = registry.distribution_of(method_obj.name)
+    environment = software_versions(distribution)
+    software = {k: environment[k] for k in ("mercore", distribution) if k}  # a new version may change results
+    try:
+        with tracker.parent(name, config, tags, environment):
+            result = evaluator.evaluate(method_obj, data, config, variant=variant, software=software,
+                                        on_fold=tracker.log_fold)
+            result.mlflow_run_id = tracker.run_id
+            result.environment = environment
+            result.skipped = list(data.skipped)
+            artifacts = write_artifacts(result, run_dir / "artifacts")
+            artifacts += write_report(result, run_dir / "artifacts")
+            tracker.log_result(result, artifacts)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
+        kept = f"{evaluator.finished} of {evaluator.total} folds are recorded" if evaluator.total else "nothing recorded"
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                          f"{kept} in {run_dir}; the same command resumes from there") from None
     return result

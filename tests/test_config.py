@@ -89,3 +89,59 @@ def test_conditional_sections_are_strict():
     method.profiles = lambda: bad
     with pytest.raises(ConfigError, match=r"unknown config key 'features.sorce' \(profile quick, inputs flow-release\)"):
         resolve_config(method, profile="quick", inputs="flow-release")
+
+
+def test_exponent_floats_are_numbers_as_python_writes_them(tmp_path):
+    assert parse_set(["a=1e-3", "b=-2E+3", "c=1.5e-3", "d=1", "e=1e3x"]) == \
+        {"a": 0.001, "b": -2000.0, "c": 0.0015, "d": 1, "e": "1e3x"}
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 5e-4\n")
+    from mercore.config import load_yaml
+
+    assert load_yaml(path) == {"train": {"lr": 0.0005}}
+
+
+def test_overrides_keep_the_type_of_the_default(toy_registry):
+    method = toy_registry.method("toy")
+    cfg = resolve_config(method, sets=["train.lr=1", "train.epochs=3"])
+    assert cfg["train"]["lr"] == 1.0 and isinstance(cfg["train"]["lr"], float)  # a float accepts an integer
+    for bad, message in [("train.epochs=2.5", r"'train.epochs' \(from --set\): expected an integer .*got 2.5"),
+                         ("train.epochs=abc", r"expected an integer \(like the default 30\), got 'abc'"),
+                         ("train.lr=abc", r"'train.lr' \(from --set\): expected a number .*got 'abc'"),
+                         ("data.normalize=3", r"'data.normalize' .*expected true or false"),
+                         ("train=3", r"'train' \(from --set\) is a section")]:
+        with pytest.raises(ConfigError, match=message):
+            resolve_config(method, sets=[bad])
+
+
+@pytest.mark.parametrize("key, value, allowed", [
+    ("train.epochs", 0, "an integer >= 1"), ("train.epochs", -3, "an integer >= 1"),
+    ("train.batch_size", 0, "an integer >= 1"), ("train.lr", 0.0, "a number > 0"),
+    ("train.optimizer", "nosuch", "one of adam, adamw, sgd"),
+    ("train.scheduler", {"name": "warp"}, "name is one of none, step, cosine"),
+    ("run.seed", "hello", "an integer"), ("run.device", "gpu0", "auto, cpu, mps, cuda or cuda:N"),
+    ("validation.subjects", 1.0, "a fraction in"), ("run.feature_workers", -1, "an integer >= 0"),
+])
+def test_validate_config_names_key_value_and_what_is_allowed(toy_registry, key, value, allowed):
+    from mercore.config import validate_config
+
+    cfg = resolve_config(toy_registry.method("toy"))
+    validate_config(cfg)
+    section, name = key.split(".")
+    cfg[section][name] = value
+    with pytest.raises(ConfigError) as err:
+        validate_config(cfg)
+    assert str(err.value).startswith(f"config key {key!r}: {value!r} is not allowed; expected ")
+    assert allowed in str(err.value)
+
+
+def test_every_installed_method_profile_and_variant_is_valid():
+    from mercore.config import validate_config
+    from mercore.plugins import load_registry
+
+    registry = load_registry()
+    for name in registry.list("methods"):
+        method = registry.method(name)
+        for variant in method.variants or [None]:
+            for profile in ["paper", *method.profiles()]:
+                validate_config(resolve_config(method, variant=variant, profile=profile))

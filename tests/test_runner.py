@@ -187,3 +187,22 @@ def test_a_method_refuses_an_input_kind_it_cannot_read_before_loading_anything(t
                                           r"does not provide; datasets it can use: megc2019-flow$"):
         run(NeedsRelease(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "features").exists()
+
+
+def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry, tmp_path, monkeypatch):
+    """Same processes and torch threads: otherwise its last digits (and predictions) could differ."""
+    from mercore.evaluation import loso
+
+    monkeypatch.setattr(loso, "usable_cores", lambda: 2)
+    calls = []
+    parallel = loso.LOSOEvaluator._run_parallel
+    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
+                        lambda self, method, full, todo, *args: calls.append((len(todo), args[-1]))
+                        or parallel(self, method, full, todo, *args))
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
+                  workers="auto", subjects=["s0", "s1", "s2"])
+    first = run("toy", **kwargs)
+    (first.run_dir / "folds" / "002.json").unlink()
+    second = run("toy", **kwargs)
+    assert calls == [(3, 2), (1, 2)]  # the one fold left still runs in a fold process of 2 workers' threads
+    assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]

@@ -3,9 +3,9 @@
 Layout::
 
     <root>/.../spNO.N/<clip letter>/color/<frame>.jpg       (the folder holding spNO.* is searched
-                                                             up to 3 levels down, or option 'frames')
-    <root>/casme3_partA_ME_label_JpgIndex_v2.xlsx           (any *ME_label*.xlsx; option 'labels')
-    <root>/*MaE_label*.xlsx                                 (macro-expressions; option 'macro_labels')
+                                                             up to 3 levels down, or -D frames=PATH)
+    <root>/casme3_partA_ME_label_JpgIndex_v2.xlsx           (any *ME_label*.xlsx; -D labels=PATH)
+    <root>/*MaE_label*.xlsx                                 (macro-expressions; -D macro_labels=PATH)
 
 Columns: Subject, Filename, Onset, Apex, Offset, AU, Objective class, emotion (numbers are stored
 as text in the v2 sheet). One ``spNO.N/<letter>`` recording holds several expressions, so a clip is
@@ -125,7 +125,7 @@ def find_frames_root(root: Path, extra: Mapping[str, Any]) -> Path:
                 return folder
         level = sorted(p for f in level for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
     raise DatasetError(f"no folder with spNO.* subject folders found within 3 levels of {root} "
-                       f"(pass option 'frames')")
+                       f"(name it with -D frames=PATH)")
 
 
 def _htnet_rows(path: Path) -> dict[tuple[str, str, int], int]:
@@ -232,7 +232,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
         samples.append(Sample(
             dataset="casme3", subject=subject, clip=f"{letter}_{onset_n}", frames=tuple(p for _, p in frames),
             onset=onset, apex=apex, offset=offset, emotion=emotion, labels=labels, fps=FPS,

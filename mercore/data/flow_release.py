@@ -80,7 +80,7 @@ def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
         label = int(label_raw)
         samples.append(Sample(dataset=dataset, subject=subject, clip=clip, emotion=MEGC3.classes[label],
                               labels={"megc3": label}, extras=extras))

@@ -37,6 +37,8 @@ class FoldResult:
     artifacts: list[str] = field(default_factory=list)
     #: leakage audit: "stage:epoch" -> test predictions after that epoch (empty unless enabled)
     audit: dict[str, list[int]] = field(default_factory=dict)
+    #: what the fold was computed under (``mercore.evaluation.identity``); reused only while it holds
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         atomic_write_bytes(path, json.dumps(asdict(self)).encode())
@@ -65,9 +67,13 @@ class RunResult:
     folds: list[FoldResult]
     run_dir: Path
     reused_folds: int = 0
+    #: why the folds that were not reused were computed ("not run before", "labels of X changed") -> count
+    recomputed: dict[str, int] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     #: software versions the run was computed with (``mercore.environment.software_versions``)
     environment: dict[str, str] = field(default_factory=dict)
+    #: annotation rows left out by ``--skip-invalid``, each naming its file, row and reason
+    skipped: list[str] = field(default_factory=list)
 
     def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int]]:
         y_true, y_pred = [], []
