@@ -2,6 +2,7 @@
 
     python benchmarks/real_data.py                      # quick profiles, seeds 0 1 2
     python benchmarks/real_data.py --seeds 0 --only htnet:base
+    python benchmarks/real_data.py --report-only        # rewrite the outputs from real_data.json
 
 Runs a full LOSO (16 subjects, 164 clips) per method, variant and seed with the `quick` profile
 (its `inputs.flow-release` section: set by the rules of docs/protocols.md before any run) and
@@ -199,7 +200,11 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=None, help="entries method:variant (default: all)")
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".mer")
+    parser.add_argument("--report-only", action="store_true", help="rewrite the outputs from real_data.json")
     args = parser.parse_args()
+    if args.report_only:
+        write_outputs(json.loads((HERE / "real_data.json").read_text()))
+        return
     data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
     if not (data_root / "labels.csv").is_file():
         raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
