@@ -86,7 +86,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                           tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
                           skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
                           progress=not quiet, registry=registry, workers=workers, executor=executor,
-                          address=address)
+                          address=address, notify=lambda notice: click.secho(notice, fg="yellow", err=True))
     except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
             RuntimeError) as exc:
         _fail(exc)

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve_config
 from .data.dataset import LoadedDataset, LoadOptions
@@ -19,6 +20,7 @@ from .reporting import write_artifacts
 from .tracking import make_tracker
 
 QUICK = "quick"
+log = logging.getLogger(__name__)
 
 
 def load_method(registry: Registry | None, name: str) -> tuple[Registry, Method]:
@@ -83,8 +85,9 @@ def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic"
     if device:
         sets.append(f"run.device={device}")
     check_inputs(method, dataset, registry)
+    ds = registry.dataset(dataset)
     return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
-                          config_file=config_file, sets=sets, inputs=registry.dataset(dataset).kind, dataset=dataset)
+                          config_file=config_file, sets=sets, inputs=ds.kind, dataset=dataset, aligned=ds.face_aligned)
 
 
 def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
@@ -94,13 +97,17 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int | str = 0, executor: str = "local", address: str | None = None) -> RunResult:
+        workers: int | str = 0, executor: str = "local", address: str | None = None,
+        notify: Callable[[str], None] | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
     ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
     rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
     a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
+    The config's ``data.options`` are dataset options under ``dataset_options``. ``notify``
+    receives one-line notices about the setup (default: a logged warning), e.g. that faces go
+    unaligned because dlib is not installed.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -108,13 +115,20 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         registry, method_obj = registry or load_registry(), method
     config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
                         config_file=config_file, overrides=overrides, device=device)
+    for notice in config["meta"].get("notices", []):
+        (notify or log.warning)(notice)
     variant = config["meta"]["variant"]
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     cache_dir = Path(cache_dir)
-    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
+    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
+    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
+    unlabelled = [s.key for s in data.samples if data.task not in s.labels]
+    if unlabelled:
+        raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
+                          f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
     key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,

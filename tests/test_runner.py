@@ -187,3 +187,29 @@ def test_a_method_refuses_an_input_kind_it_cannot_read_before_loading_anything(t
                                           r"does not provide; datasets it can use: megc2019-flow$"):
         run(NeedsRelease(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "features").exists()
+
+
+def test_dataset_options_from_the_config_reach_the_adapter_and_d_options_win(toy_registry, tmp_path, monkeypatch):
+    seen = []
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+    monkeypatch.setattr(cls, "load", lambda self, root, options: seen.append(dict(options.extra)) or load(self, root, options))
+    common = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                  subjects=["s0", "s1"], overrides=["train.epochs=1", "data.options.apex=spotting"])
+    run("toy", **common)
+    run("toy", **common, dataset_options={"apex": "middle", "rule": "x"})
+    assert seen == [{"apex": "spotting"}, {"apex": "middle", "rule": "x"}]
+
+
+def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monkeypatch):
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+
+    def with_unlabelled(self, root, options):
+        data = load(self, root, options)
+        data.samples.append(mercore.Sample("toy", "s0", "others", emotion="others"))
+        return data
+
+    monkeypatch.setattr(cls, "load", with_unlabelled)
+    with pytest.raises(ConfigError, match=r"^1 samples have no megc3 label \(e.g. toy/s0/others\); .*all_emotions"):
+        run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
