@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,7 @@ MICRO_SOURCES = ("synthetic", "casme2", "casme3")
 PAPER_MICRO_SOURCES = ("casme2", "casme3")
 VIEW_OPS = ("noise", "contrast", "grayscale")
 PREVIEW_FILE = "moext_reconstruction.png"
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -170,13 +172,21 @@ def corpus_root(name: str, given: str | Path | None, evaluated: Sequence[Sample]
 
 
 def corpus_samples(name: str, root: Path, kind: str = "micro") -> list[Sample]:
-    """Every ``kind`` clip of a registered corpus, whatever its emotion (option ``all_emotions``)."""
+    """Every ``kind`` clip of a registered corpus, whatever its emotion (option ``all_emotions``).
+
+    Rows the adapter cannot read (the CAS(ME)^3 v2 sheet has "others" rows whose offset precedes
+    the onset) are left out and counted in a logged warning: they hold no usable pair.
+    """
     from mercore.plugins import load_registry
 
     extra: dict[str, Any] = {"all_emotions": True}
     if name == "casme3":
         extra["kind"] = kind
-    return load_registry(only=[]).dataset(name).load(root, LoadOptions(extra=extra)).samples
+    data = load_registry(only=[]).dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
+    if data.skipped:
+        log.warning("MoExt pre-training: %d unreadable %s %s rows left out (first: %s)", len(data.skipped), name, kind,
+                    data.skipped[0])
+    return data.samples
 
 
 def filter_pretraining(samples: Sequence[Sample], data: FoldData) -> list[Sample]:

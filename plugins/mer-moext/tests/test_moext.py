@@ -457,3 +457,46 @@ def test_short_loso_runs_both_stages_end_to_end(tmp_path):
     assert all(math.isfinite(result.metrics[k]) for k in ("uf1", "uar"))
     assert len(list(Path(result.run_dir, "folds").rglob(PREVIEW_FILE))) == len(subjects)
     assert [[Path(a).name for a in f.artifacts] for f in result.folds] == [[PREVIEW_FILE]] * len(subjects)  # -> MLflow
+
+
+SHARED_ANNOTATIONS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "annotations"
+
+
+@pytest.mark.skipif(not (SHARED_ANNOTATIONS / "casme3_partA_ME_label_JpgIndex_v2.xlsx").is_file(),
+                    reason="../shared annotations absent")
+def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tmp_path):
+    """CASME II found from the evaluated clips, CAS(ME)^3 from its option; every emotion, no test subject."""
+    from mercore import LoadOptions
+    from mercore.data.casme2 import Casme2Dataset
+    from mercore.data.casme3 import Casme3Dataset
+    from mercore.data.layouts import write_casme2, write_casme3
+
+    root2 = write_casme2(tmp_path / "casme2", SHARED_ANNOTATIONS)
+    root3 = write_casme3(tmp_path / "casme3", SHARED_ANNOTATIONS, macro_rows=1)
+    evaluated = Casme2Dataset().load(root2, LoadOptions(task="megc3")).samples
+
+    def ts(samples):
+        return TensorSet({"onset": torch.zeros(len(samples), 1)}, torch.zeros(len(samples), dtype=torch.long), samples)
+
+    train = [s for s in evaluated if s.subject != "sub01"]
+    data = FoldData(ts(train), None, ts([s for s in evaluated if s.subject == "sub01"]), ("casme2/sub01",))
+    stage = MoExtPretrainer.from_config({"casme3_root": str(root3)})  # micro_sources / macro_source: auto
+    extra = stage.micro_samples(data)
+    casme2 = [s for s in extra if s.dataset == "casme2"]
+    every2 = Casme2Dataset().load(root2, LoadOptions(extra={"all_emotions": True})).samples
+    train_groups = {s.group for s in train}  # sub10 and sub18 have no 3-class clip: not in the run, left out
+    assert {s.key for s in casme2} == {s.key for s in every2 if s.group in train_groups} - {s.key for s in train}
+    assert casme2 and all("megc3" not in s.labels for s in casme2)  # only clips outside the task were missing
+    every3 = Casme3Dataset().load(root3, LoadOptions(extra={"all_emotions": True}, skip_invalid=True)).samples
+    assert {s.key for s in extra if s.dataset == "casme3"} == {s.key for s in every3}  # not evaluated: all of it
+    assert len(every3) > 699  # more than the 3-class set: "others" count for pre-training
+    macro = stage.macro_samples(data)
+    assert macro and {s.dataset for s in macro} == {"casme3"}
+    assert not {s.group for s in extra + macro} & {"casme2/sub01"}
+    # the evaluated CAS(ME)^3 needs no root option either: found from its clips' frames
+    evaluated3 = Casme3Dataset().load(root3, LoadOptions()).samples
+    test3 = evaluated3[0].group
+    data3 = FoldData(ts([s for s in evaluated3 if s.group != test3]), None, ts([s for s in evaluated3 if s.group == test3]),
+                     (test3,))
+    extra3 = MoExtPretrainer.from_config({"micro_sources": ["casme3"]}).micro_samples(data3)
+    assert extra3 and test3 not in {s.group for s in extra3}
