@@ -17,6 +17,7 @@ actually done: ``dlib`` on a raw clip corpus when the ``dlib`` extra is installe
 from __future__ import annotations
 
 import copy
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -71,8 +72,13 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
     return out
 
 
+#: YAML 1.1 reads ``1e-3`` (no dot in the mantissa) as a string; on the command line it means a number.
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
 def parse_set(items: Iterable[str]) -> dict[str, Any]:
-    """``["train.lr=0.01", "model.layers=[1,2]"]`` -> nested dict; values parsed as YAML."""
+    """``["train.lr=0.01", "model.layers=[1,2]"]`` -> nested dict; values parsed as YAML
+    (``1e-3`` as the number it means, which YAML 1.1 would leave a string)."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
@@ -82,6 +88,8 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
             value = raw
+        if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+            value = float(value)
         node = out
         parts = key.strip().split(".")
         for part in parts[:-1]:

@@ -8,6 +8,8 @@ from mercore.config import ConfigError, deep_merge, parse_set, resolve_config
 
 def test_parse_set_types():
     assert parse_set(["a.b=0.01", "a.c=[1, 2]", "d=true", "e=hello"]) == {"a": {"b": 0.01, "c": [1, 2]}, "d": True, "e": "hello"}
+    assert parse_set(["lr=1e-3", "b=-2E+4", "c=1.5e-5", "d=e5", "f=1e"]) == {"lr": 0.001, "b": -20000.0, "c": 1.5e-5,
+                                                                          "d": "e5", "f": "1e"}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set(["novalue"])
 
