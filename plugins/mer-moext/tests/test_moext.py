@@ -17,6 +17,7 @@ from mer_moext.model import (IMAGENET_MEAN, IMAGENET_STD, ApexReconstructor, Bra
 from mer_moext.pretrain import PREVIEW_FILE, MirrorRotate, batch_indices, filter_pretraining, pseudo_apex
 from mercore import FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
+from mercore.shared import shared_dir
 
 torch.set_num_threads(1)
 
@@ -459,7 +460,7 @@ def test_short_loso_runs_both_stages_end_to_end(tmp_path):
     assert [[Path(a).name for a in f.artifacts] for f in result.folds] == [[PREVIEW_FILE]] * len(subjects)  # -> MLflow
 
 
-SHARED_ANNOTATIONS = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "annotations"
+SHARED_ANNOTATIONS = shared_dir() / "data" / "annotations"
 
 
 @pytest.mark.skipif(not (SHARED_ANNOTATIONS / "casme3_partA_ME_label_JpgIndex_v2.xlsx").is_file(),
