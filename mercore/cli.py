@@ -101,7 +101,8 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                               skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
                               progress=not quiet, registry=registry, workers=workers, executor=executor,
                               address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
-                                                                                   err=True))
+                                                                                   err=True),
+                              notify=lambda notice: click.secho(notice, fg="yellow", err=True))
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
             raise SystemExit(exc.exit_code) from None

@@ -11,6 +11,11 @@ of the default it replaces (an integer stays an integer; a float accepts integer
 :func:`validate_config` checks the values the core and its trainers read, so a bad value stops
 the run before any work with one line naming the key, the value and what is allowed. Values are
 parsed as YAML (``safe_load`` plus exponent floats such as ``1e-3``), never evaluated.
+
+``features.align: auto`` (every clip method's face alignment) is settled here, once the layers are
+merged, so that the resolved config, the run folder's key and the feature cache all hold what is
+actually done: ``dlib`` on a raw clip corpus when the ``dlib`` extra is installed, otherwise
+``none`` (with a one-line notice in ``config["meta"]["notices"]`` when a raw corpus goes unaligned).
 """
 from __future__ import annotations
 
@@ -49,6 +54,11 @@ def yaml_load(text: str) -> Any:
     return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
 
 
+#: Mappings whose keys are not checked against the defaults (see :func:`deep_merge`).
+OPEN_SECTIONS = ("params", "options")
+ALIGN_CHOICES = ("auto", "dlib", "none")
+
+
 def core_defaults() -> dict[str, Any]:
     return yaml_load(resources.files("mercore").joinpath("configs/core.yaml").read_text())
 
@@ -70,14 +80,15 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
                where: str = "", origin: str = "") -> dict[str, Any]:
     """``override`` merged into a copy of ``base``; with ``strict``, unknown keys are errors.
 
-    A mapping under a key named ``params`` holds a feature extractor's keyword arguments: it is
-    open (any key), and the extractor checks its arguments when it is built. With ``strict``, a
+    A mapping under a key named ``params`` holds a feature extractor's keyword arguments, one named
+    ``options`` a dataset adapter's options (``data.options``, as ``-D key=value``): both are open
+    (any key), and the extractor or adapter checks them when it is used. With ``strict``, a
     value must also fit the type of the one it replaces (:func:`_check_type`).
     """
     out = copy.deepcopy(dict(base))
     for key, value in override.items():
         path = f"{where}.{key}" if where else str(key)
-        if strict and key not in out and where.rpartition(".")[2] != "params":
+        if strict and key not in out and where.rpartition(".")[2] not in OPEN_SECTIONS:
             valid = ", ".join(sorted(map(str, out))) or "(none)"
             raise ConfigError(f"unknown config key {path!r}{origin}; valid keys{' under ' + repr(where) if where else ''}: {valid}")
         if strict and key in out:
@@ -161,11 +172,40 @@ def _apply_layer(config: dict[str, Any], layer: Mapping[str, Any] | None, label:
     return config
 
 
+def resolve_align(config: dict[str, Any], *, inputs: str | None, aligned: bool | None) -> str | None:
+    """Settle ``features.align: auto`` in place; return a notice when a raw corpus goes unaligned.
+
+    ``auto`` is ``dlib`` for clips of a corpus whose frames are not aligned faces (``aligned`` is
+    False: the dataset's ``face_aligned``) when dlib is installed, else ``none``. Releases
+    (``inputs`` other than clips) hold cropped maps and aligned corpora need nothing, so both get
+    ``none``; so does an unknown corpus (``aligned`` None: a config resolved outside ``mer run``).
+    """
+    feats = config.get("features")
+    if not isinstance(feats, dict) or "align" not in feats:
+        return None
+    if feats["align"] not in ALIGN_CHOICES:
+        raise ConfigError(f"features.align must be one of {', '.join(ALIGN_CHOICES)}, got {feats['align']!r}")
+    if feats["align"] != "auto":
+        return None
+    feats["align"] = "none"
+    if inputs != "clips" or aligned is not False:
+        return None
+    from .face.landmarks import INSTALL_HINT, dlib_installed
+
+    if dlib_installed():
+        feats["align"] = "dlib"
+        return None
+    return (f"Faces are not detected or aligned (features.align auto -> none): dlib is not installed, so "
+            f"whole frames are resized. For the papers' face crops: {INSTALL_HINT}")
+
+
 def resolve_config(method: Any, *, variant: str | None = None, profile: str | None = None,
                    config_file: Path | str | None = None, sets: Iterable[str] = (), inputs: str | None = "clips",
-                   dataset: str | None = None) -> dict[str, Any]:
+                   dataset: str | None = None, aligned: bool | None = None) -> dict[str, Any]:
     """The full configuration of one run of ``method`` on a dataset of input kind ``inputs``
-    (``clips`` or ``flow-release``; None applies no ``inputs`` section) named ``dataset``."""
+    (``clips`` or ``flow-release``; None applies no ``inputs`` section) named ``dataset``, whose
+    frames are already aligned faces when ``aligned`` (the runner passes the dataset's
+    ``face_aligned``; see :func:`resolve_align`)."""
     defaults = method.default_config()
     variants = dict(defaults.pop("variants", {}) or {})
     defaults.pop("profiles", None)
@@ -186,9 +226,12 @@ def resolve_config(method: Any, *, variant: str | None = None, profile: str | No
     if config_file:
         config = deep_merge(config, load_yaml(config_file), strict=True, origin=f" (in {config_file})")
     config = deep_merge(config, parse_set(sets), strict=True, origin=" (from --set)")
+    notice = resolve_align(config, inputs=inputs, aligned=aligned)
     config["meta"] = {"method": method.name, "variant": variant, "profile": profile or "paper"}
     if inputs is not None:
         config["meta"]["inputs"] = inputs
+    if notice:
+        config["meta"]["notices"] = [notice]
     return config
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import signal
 from pathlib import Path
@@ -21,6 +22,7 @@ from .reporting import write_artifacts
 from .tracking import make_tracker
 
 QUICK = "quick"
+log = logging.getLogger(__name__)
 
 
 def load_method(registry: Registry | None, name: str) -> tuple[Registry, Method]:
@@ -106,8 +108,9 @@ def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic"
     if device:
         sets.append(f"run.device={device}")
     check_inputs(method, dataset, registry)
+    ds = registry.dataset(dataset)
     return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
-                          config_file=config_file, sets=sets, inputs=registry.dataset(dataset).kind, dataset=dataset)
+                          config_file=config_file, sets=sets, inputs=ds.kind, dataset=dataset, aligned=ds.face_aligned)
 
 
 def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
@@ -119,7 +122,8 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
         workers: int | str = 0, executor: str = "local", address: str | None = None,
         on_skipped: Callable[[str], None] | None = None,
-        on_start: Callable[[dict[str, Any]], None] | None = None) -> RunResult:
+        on_start: Callable[[dict[str, Any]], None] | None = None,
+        notify: Callable[[str], None] | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
@@ -129,6 +133,9 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     ``on_skipped`` hears each annotation row ``skip_invalid`` left out, as soon as the data are read;
     the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run. ``on_start``
     gets the resolved config once every option and the data have been checked, before any work.
+    The config's ``data.options`` are dataset options under ``dataset_options``. ``notify``
+    receives one-line notices about the setup (default: a logged warning), e.g. that faces go
+    unaligned because dlib is not installed.
     """
     if isinstance(method, str):
         registry, method_obj = load_method(registry, method)
@@ -142,13 +149,20 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     cache_dir = Path(cache_dir)
-    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
+    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
+    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
     check_loso_subjects(data, subjects)
+    unlabelled = [s.key for s in data.samples if data.task not in s.labels]
+    if unlabelled:
+        raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
+                          f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
     for line in data.skipped if on_skipped else ():
         on_skipped(line)
     if on_start is not None:
         on_start(config)
+    for notice in config["meta"].get("notices", []):
+        (notify or log.warning)(notice)
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
     key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,

@@ -92,6 +92,16 @@ def test_sde5_keeps_others(tmp_path):
     assert others.labels == {"sde5": 4}
 
 
+def test_all_emotions_keeps_clips_outside_the_task(tmp_path):
+    make_tree(tmp_path)
+    ds = Casme2Dataset().load(tmp_path, LoadOptions(task="megc3", extra={"all_emotions": True}))
+    assert len(ds.samples) == 5
+    others = next(s for s in ds.samples if s.clip == "EP05_02")
+    assert others.labels == {"sde5": 4} and "megc3" not in others.labels
+    with pytest.raises(DatasetError, match="all_emotions must be true or false"):
+        Casme2Dataset().load(tmp_path, LoadOptions(extra={"all_emotions": "yes"}))
+
+
 def test_unknown_task(tmp_path):
     make_tree(tmp_path)
     with pytest.raises(DatasetError, match="no task"):

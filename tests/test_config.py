@@ -8,6 +8,8 @@ from mercore.config import ConfigError, deep_merge, parse_set, resolve_config
 
 def test_parse_set_types():
     assert parse_set(["a.b=0.01", "a.c=[1, 2]", "d=true", "e=hello"]) == {"a": {"b": 0.01, "c": [1, 2]}, "d": True, "e": "hello"}
+    assert parse_set(["lr=1e-3", "b=-2E+4", "c=1.5e-5", "d=e5", "f=1e"]) == {"lr": 0.001, "b": -20000.0, "c": 1.5e-5,
+                                                                          "d": "e5", "f": "1e"}
     with pytest.raises(ConfigError, match="expected key=value"):
         parse_set(["novalue"])
 
@@ -145,3 +147,37 @@ def test_every_installed_method_profile_and_variant_is_valid():
         for variant in method.variants or [None]:
             for profile in ["paper", *method.profiles()]:
                 validate_config(resolve_config(method, variant=variant, profile=profile))
+
+
+class _Aligned(_Conditional):
+    def default_config(self):
+        return {**super().default_config(), "features": {"source": "clips", "size": 28, "align": "auto"}}
+
+
+def test_auto_alignment_is_dlib_on_raw_clips_when_installed_else_none_with_a_notice(monkeypatch):
+    import importlib
+
+    landmarks = importlib.import_module("mercore.face.landmarks")  # the package exports a function of that name
+    method = _Aligned()
+    monkeypatch.setattr(landmarks, "dlib_installed", lambda: True)
+    raw = resolve_config(method, dataset="casme2", aligned=False)
+    assert raw["features"]["align"] == "dlib" and "notices" not in raw["meta"]
+    for kwargs in ({"dataset": "synthetic", "aligned": True}, {"inputs": "flow-release", "aligned": False}, {}):
+        config = resolve_config(method, **kwargs)  # aligned corpus, cropped release, unknown corpus
+        assert config["features"]["align"] == "none" and "notices" not in config["meta"], kwargs
+    assert resolve_config(method, aligned=False, sets=["features.align=none"])["features"]["align"] == "none"
+    monkeypatch.setattr(landmarks, "dlib_installed", lambda: False)
+    raw = resolve_config(method, dataset="casme2", aligned=False)
+    assert raw["features"]["align"] == "none"
+    (notice,) = raw["meta"]["notices"]
+    assert "\n" not in notice and "dlib is not installed" in notice and "pip install" in notice
+    with pytest.raises(ConfigError, match="features.align must be one of auto, dlib, none, got 'mtcnn'"):
+        resolve_config(method, sets=["features.align=mtcnn"])
+
+
+def test_dataset_options_are_an_open_section(toy_registry):
+    method = toy_registry.method("toy")
+    config = resolve_config(method, sets=["data.options.apex=spotting"])
+    assert config["data"]["options"] == {"apex": "spotting"}
+    with pytest.raises(ConfigError, match="unknown config key 'data.optoins'"):
+        resolve_config(method, sets=["data.optoins.apex=spotting"])

@@ -206,3 +206,29 @@ def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry
     second = run("toy", **kwargs)
     assert calls == [(3, 2), (1, 2)]  # the one fold left still runs in a fold process of 2 workers' threads
     assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]
+
+
+def test_dataset_options_from_the_config_reach_the_adapter_and_d_options_win(toy_registry, tmp_path, monkeypatch):
+    seen = []
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+    monkeypatch.setattr(cls, "load", lambda self, root, options: seen.append(dict(options.extra)) or load(self, root, options))
+    common = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                  subjects=["s0", "s1"], overrides=["train.epochs=1", "data.options.apex=spotting"])
+    run("toy", **common)
+    run("toy", **common, dataset_options={"apex": "middle", "rule": "x"})
+    assert seen == [{"apex": "spotting"}, {"apex": "middle", "rule": "x"}]
+
+
+def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monkeypatch):
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+
+    def with_unlabelled(self, root, options):
+        data = load(self, root, options)
+        data.samples.append(mercore.Sample("toy", "s0", "others", emotion="others"))
+        return data
+
+    monkeypatch.setattr(cls, "load", with_unlabelled)
+    with pytest.raises(ConfigError, match=r"^1 samples have no megc3 label \(e.g. toy/s0/others\); .*all_emotions"):
+        run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)

@@ -226,6 +226,16 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def keep_all_emotions(extra: Mapping[str, Any], dataset: str) -> bool:
+    """Option ``all_emotions``: also return clips whose emotion is in no class of the task (their
+    ``labels`` lack it), for self-supervised use such as MoExt's pre-training; never for a
+    classification run, whose samples all need the task's label."""
+    value = extra.get("all_emotions", False)
+    if not isinstance(value, bool):
+        raise DatasetError(f"dataset {dataset!r}: option all_emotions must be true or false, got {value!r}")
+    return value
+
+
 def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str = "casme2", *,
                      excluded: Iterable[tuple[str, str]] | None = None, fps: float = FPS,
                      tasks: Mapping[str, LabelSet] | None = None) -> LoadedDataset:
@@ -234,8 +244,9 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
     Args:
         root: data root (see the module docstring for the accepted layouts).
         options: ``task``, ``skip_invalid``; ``extra`` may hold ``coding`` (sheet to use),
-            ``frames`` (frame folder name under root) and ``sparse_frames`` (accept clip folders
-            that hold only some of their frames; without it a missing frame is an error).
+            ``frames`` (frame folder name under root), ``sparse_frames`` (accept clip folders
+            that hold only some of their frames; without it a missing frame is an error) and
+            ``all_emotions`` (see :func:`keep_all_emotions`).
         dataset_name: ``Sample.dataset`` of the samples (``"synthetic"`` for the generated corpus).
         excluded: (subject, clip) pairs left out of ``megc3``; default: the three official MEGC2019
             exclusions for ``casme2``, none for other names.
@@ -262,6 +273,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
     coding = find_coding_file(root, extra)
     frames_root = find_frames_root(root, extra)
     rules = {"megc3": MEGC3_RULES, "sde5": SDE5_RULES}
+    all_emotions = keep_all_emotions(extra, dataset_name)
 
     samples: list[Sample] = []
     skipped: list[str] = []
@@ -294,7 +306,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
                 idx = map_emotion("casme2", emotion, rules.get(name, {}), ls)
                 if idx is not None:
                     labels[name] = idx
-            if task not in labels:
+            if task not in labels and not all_emotions:
                 continue  # not part of the requested task: left out, not an error
 
             clip_dir = frames_root / subject / clip

@@ -24,7 +24,9 @@ as text in the v2 sheet). One ``spNO.N/<letter>`` recording holds several expres
 Option ``kind: micro|macro``: macro-expressions from the macro sheet, with the 5th frame of the
 sample (onset + 4; MoExt's pseudo-apex, "the 5th frame" counting the onset as the 1st) as apex.
 Macro rows whose emotion maps to no class are kept only when the sheet has no emotion column
-(then ``labels`` is empty: for self-supervised pre-training, not for a classification run).
+(then ``labels`` is empty: for self-supervised pre-training, not for a classification run), or
+with option ``all_emotions: true``, which keeps every micro or macro row whatever its emotion
+(MoExt pre-trains on all of them; see :func:`mercore.data.casme2.keep_all_emotions`).
 
 Quirks: one v2 row (spNO.149/d, onset 112, apex 83) has its apex outside onset..offset; the apex
 is then taken as the midpoint (logged), since the row's onset/offset are plausible. Rows outside
@@ -40,7 +42,7 @@ from typing import Any, Mapping
 
 from ..labels import MEGC3, LabelSet
 from ..sample import Sample
-from .casme2 import _frame_number, _norm_header
+from .casme2 import _frame_number, _norm_header, keep_all_emotions
 from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
 from .samm import check_clip_dir, frame_positions, option_path
 
@@ -169,6 +171,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
         raise DatasetError(f"no CAS(ME)^3 {what} label sheet in {root} or its parent; pass option "
                            f"'{'labels' if kind == 'micro' else 'macro_labels'}'")
     frames_root = find_frames_root(root, extra)
+    all_emotions = keep_all_emotions(extra, "casme3")
     htnet: dict[tuple[str, str, int], int] | None = None
     if rule == "htnet" and kind == "micro":
         csv_path = option_path(root, extra, "htnet_csv", folder=False) or \
@@ -202,7 +205,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
             elif rule == "htnet" and kind == "micro" and key in HTNET_REMOVED:
                 continue
             labels = {task: label_set.index(target)} if target is not None else {}
-            if kind == "micro" and not labels or kind == "macro" and has_emotion and not labels:
+            if not labels and not all_emotions and (kind == "micro" or has_emotion):
                 continue  # not part of the task
             offset_n = _frame_number(rec["offset"], "Offset")
             apex_n = _frame_number(rec["apex"], "Apex")

@@ -590,6 +590,7 @@ class SyntheticDataset(Dataset):
     default_task = "megc3"
     kind = "clips"
     requires_root = False
+    face_aligned = True  # faces are generated centred and level: nothing to detect or align
 
     GENERATOR_KEYS = ("subjects", "clips_per_subject", "size", "seed", "min_frames", "max_frames", "peak_px",
                       "jpeg_quality", "macro", "macro_clips_per_subject")

@@ -13,6 +13,9 @@ from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 from .model import build_model
 
 
+NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
+
+
 def _load_yaml() -> dict[str, Any]:
     return yaml.safe_load(resources.files("mer_ahmsanet").joinpath("config.yaml").read_text())
 
@@ -40,12 +43,16 @@ class AHMSANet(Method):
         return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """The ``features.stream`` extractor with its section's parameters; ``features.align`` goes to
+        the extractors that read clip frames (``roi_flow`` from clips, ``flow_uvs``)."""
         feats = config["features"]
         stream = feats["stream"]
-        if stream not in feats or stream == "stream":
-            options = sorted(k for k in feats if k != "stream")
+        if stream not in feats or stream in NOT_STREAMS:
+            options = sorted(k for k in feats if k not in NOT_STREAMS)
             raise ValueError(f"features.stream {stream!r} has no parameter section; choose one of: {', '.join(options)}")
         params = dict(feats[stream] or {})
+        if stream == "flow_uvs" or stream == "roi_flow" and params.get("source", "clips") == "clips":
+            params.setdefault("align", feats.get("align", "none"))
         if "size" in params and int(params["size"]) != int(config["model"]["image_size"]):
             raise ValueError(f"features.{stream}.size {params['size']} differs from model.image_size "
                              f"{config['model']['image_size']}")

@@ -199,12 +199,15 @@ def test_features_follow_variants():
 
     method = AHMSANet()
     req = method.features(resolve_config(method))["flow"]
-    assert req == FeatureRequest("roi_flow", {"layout": "ahmsa5", "landmarks": "canonical", "source": "clips",
-                                              "source_size": 128, "size": 28, "backend": "tvl1"})
+    assert req == FeatureRequest("roi_flow", {"layout": "ahmsa5", "landmarks": "auto", "source": "clips",
+                                              "source_size": 128, "size": 28, "backend": "tvl1", "align": "none"})
+    aligned = method.features(resolve_config(method, sets=["features.align=dlib"]))["flow"]
+    assert aligned.params["align"] == "dlib" and aligned.params["landmarks"] == "auto"  # -> dlib landmarks (roi_flow)
     on_release = method.features(resolve_config(method, inputs="flow-release"))["flow"]
     assert on_release.params["source"] == "release" and on_release.params["source_size"] == 28
+    assert "align" not in on_release.params  # a release's maps are already cropped
     assert method.features(resolve_config(method, variant="whole-face"))["flow"] == FeatureRequest(
-        "flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax"})
+        "flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax", "align": "none"})
     assert method.features(resolve_config(method, variant="whole-face", inputs="flow-release"))["flow"] == (
         FeatureRequest("release_flow", {"size": 28}))
     cfg = resolve_config(method, sets=["features.stream=optical_flow"])

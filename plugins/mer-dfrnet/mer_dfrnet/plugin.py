@@ -102,6 +102,8 @@ class DFRNet(Method):
         return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """One request per branch; ``features.size`` goes to every stream, ``features.align`` to
+        the clip extractors (a release's maps are already cropped), unless a stream's params set them."""
         branches = DFRNetConfig.from_config(config["model"]).branches
         feats = config["features"]
         size = feats.get("size")
@@ -110,6 +112,8 @@ class DFRNet(Method):
             stream = STREAM_OF[branch]
             spec = feats[stream]
             params = dict(spec.get("params") or {})
+            if not str(spec["extractor"]).startswith("release_"):
+                params = {"align": feats.get("align", "none"), **params}
             if size is not None:
                 params = {"size": size, **params}
             out[stream] = FeatureRequest(spec["extractor"], params)

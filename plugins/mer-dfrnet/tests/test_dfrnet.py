@@ -231,10 +231,12 @@ def test_features_follow_config():
 
     method = DFRNet()
     assert method.features(resolve_config(method)) == {
-        "apex": FeatureRequest("apex_frame", {"size": 128}),
-        "flow": FeatureRequest("flow_uvs", {"size": 128, "backend": "tvl1", "source_size": None}),
-        "diff": FeatureRequest("frame_diff", {"size": 128}),
+        "apex": FeatureRequest("apex_frame", {"size": 128, "align": "none"}),
+        "flow": FeatureRequest("flow_uvs", {"size": 128, "align": "none", "backend": "tvl1", "source_size": None}),
+        "diff": FeatureRequest("frame_diff", {"size": 128, "align": "none"}),
     }
+    aligned = method.features(resolve_config(method, sets=["features.align=dlib"]))  # the clip extractors only
+    assert {r.params["align"] for r in aligned.values()} == {"dlib"}
     on_release = resolve_config(method, inputs="flow-release")  # no onset frame: no differential branch
     assert method.features(on_release) == {"apex": FeatureRequest("release_apex", {"size": 128}),
                                            "flow": FeatureRequest("release_flow", {"size": 128})}

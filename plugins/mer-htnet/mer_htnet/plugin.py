@@ -42,9 +42,11 @@ class HTNet(Method):
         f = config["features"]
         if int(f["size"]) != int(config["model"]["image_size"]):
             raise ValueError(f"features.size ({f['size']}) must equal model.image_size ({config['model']['image_size']})")
-        return {"flow": FeatureRequest("roi_flow", {
-            "layout": f["layout"], "source": f["source"], "source_size": int(f["source_size"]), "size": int(f["size"]),
-            "landmarks": f["landmarks"], "backend": f["backend"]})}
+        params = {"layout": f["layout"], "source": f["source"], "source_size": int(f["source_size"]),
+                  "size": int(f["size"]), "landmarks": f["landmarks"], "backend": f["backend"]}
+        if f["source"] == "clips":
+            params["align"] = f.get("align", "none")
+        return {"flow": FeatureRequest("roi_flow", params)}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         return build_model(config["model"], num_classes)

@@ -80,9 +80,13 @@ def test_bad_model_options_are_errors():
 
 def test_config_features_stages():
     method = HTNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)
     assert method.features(cfg) == {"flow": FeatureRequest("roi_flow", {
-        "layout": "htnet4", "source": "clips", "source_size": 28, "size": 28, "landmarks": "canonical", "backend": "tvl1"})}
+        "layout": "htnet4", "source": "clips", "source_size": 28, "size": 28, "landmarks": "auto", "backend": "tvl1",
+        "align": "none"})}  # auto landmarks: canonical points on unaligned input, dlib on dlib-aligned clips
+    assert method.features(resolve_config(method, sets=["features.align=dlib"]))["flow"].params["align"] == "dlib"
+    release = method.features(resolve_config(method, inputs="flow-release"))["flow"].params
+    assert release["source"] == "release" and "align" not in release
     stage, = method.stages(cfg)
     assert isinstance(stage, SupervisedTrainer)
     assert (stage.optimizer, stage.lr, stage.batch_size, stage.epochs) == ("adam", 5e-5, 256, 800)

@@ -31,10 +31,10 @@ class MoExt(Method):
     variants = {
         "full": "pre-training on micro + macro pairs with L_re + a1 L_st + a2 L_ss, then objective learning",
         "no-pretrain": "Table 7: objective learning only",
-        "no-macro": "Table 7: pre-training on the fold's micro pairs only",
+        "no-macro": "Table 7: pre-training on micro pairs only",
         "no-motion-extractor": "Table 7: M = |S_a - S_o| instead of the motion extractor",
-        "no-lst": "Table 7: pre-training without L_st (a1 = 0)",
-        "no-lss": "Table 7: pre-training without L_ss (a2 = 0)",
+        "no-lst": "Table 7 'w/o L_st': pre-training without L_st (a1 = 0)",
+        "no-lss": "Table 7 'w/o L_oa': pre-training without L_ss (a2 = 0)",
     }
     default_variant = "full"
     inputs = ("clips",)

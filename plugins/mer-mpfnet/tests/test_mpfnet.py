@@ -10,7 +10,7 @@ import torch
 import mer_mpfnet.plugin
 from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
-from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, magnification_plan
+from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan
 from mer_mpfnet.model import CAI3D, AFEClassifier, EncoderConfig, MPFNetModel, count_parameters
 
 TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2,
@@ -78,9 +78,17 @@ def test_config_profiles_and_features():
     assert paper["meta_learning"]["episodes_per_batch"] == 4 and paper["meta_learning"]["lr"] == 0.05
     assert m.build_model(paper, 3).variant == "p"
     feats = m.features(paper)
-    assert feats["flow"] == FeatureRequest("sequence_flow", {"size": 128, "length": 11, "backend": "tvl1"})
-    assert feats["diff"].extractor == "sequence_diff"
+    assert feats["flow"] == FeatureRequest("sequence_flow", {"size": 128, "length": 11, "backend": "tvl1", "align": "none"})
+    assert feats["diff"] == FeatureRequest("sequence_diff", {"size": 128, "length": 11, "backend": "tvl1",
+                                                             "align": "none", "absolute": True})  # eq. 3
     quick = resolve_config(m, profile="quick")
+    assert m.features(quick)["diff"].params["absolute"] is False  # the signed difference quick was measured with
+    aligned = m.features(resolve_config(m, sets=["features.align=dlib"]))
+    assert {r.params["align"] for r in aligned.values()} == {"dlib"}
+    magnified = feature_params(paper, 3.0, "diff")
+    assert magnified["magnification"] == 3.0 and magnified["absolute"] is True and magnified["align"] == "none"
+    with pytest.raises(ValueError, match="frame_difference"):
+        m.features(resolve_config(m, sets=["features.frame_difference=squared"]))
     model = m.build_model(quick, 3)
     assert model.variant == "c" and count_parameters(model) < 1_000_000
     assert [s.name for s in m.stages(quick)] == ["triplet", "afe-pretrain", "episodic"]

@@ -203,13 +203,16 @@ def test_paper_size_near_43_7m_parameters_and_5_9_gmacs():
 # --- method, config, registration ----------------------------------------------------------------------------
 
 def test_features_follow_config():
+    from mercore.config import resolve_config
+
     method = RRMFNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)
     assert method.features(cfg) == {
         "flow": FeatureRequest("flow_uvs", {"size": 112, "backend": "tvl1", "align": "none"}),
         "apex": FeatureRequest("apex_frame", {"size": 112, "align": "none"}),
     }
-    from mercore.config import resolve_config
+    aligned = method.features(resolve_config(method, sets=["features.align=dlib"]))
+    assert {r.params["align"] for r in aligned.values()} == {"dlib"}
 
     assert method.features(resolve_config(method, inputs="flow-release")) == {
         "flow": FeatureRequest("release_flow", {"size": 112}), "apex": FeatureRequest("release_apex", {"size": 112})}

@@ -53,7 +53,8 @@ class STSTNet(Method):
         feats = config["features"]
         source, size = feats["source"], int(feats["size"])
         if source == "clips":
-            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax"})}
+            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax",
+                                                        "align": feats.get("align", "none")})}
         if source == "release":  # the release's maps are already min-max scaled u/v/strain
             return {"flow": FeatureRequest("release_flow", {"size": size})}
         raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")

@@ -70,8 +70,10 @@ def test_default_config_is_the_public_training_setup():
 
 def test_features_follow_source():
     method = STSTNet()
-    cfg = method.default_config()
-    assert method.features(cfg) == {"flow": FeatureRequest("flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax"})}
+    cfg = resolve_config(method)
+    assert method.features(cfg) == {"flow": FeatureRequest("flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax",
+                                                                        "align": "none"})}
+    assert method.features(resolve_config(method, sets=["features.align=dlib"]))["flow"].params["align"] == "dlib"
     cfg["features"]["source"] = "release"
     assert method.features(cfg) == {"flow": FeatureRequest("release_flow", {"size": 28})}
     cfg["features"]["source"] = "video"
