@@ -1,11 +1,8 @@
 """The AHMSA-Net method as the mer core sees it: config, input stream, model, trainer stage."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
@@ -14,10 +11,6 @@ from .model import build_model
 
 
 NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_ahmsanet").joinpath("config.yaml").read_text())
 
 
 class AHMSANet(Method):
@@ -33,14 +26,7 @@ class AHMSANet(Method):
     }
     default_variant = "regions"
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_ahmsanet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """The ``features.stream`` extractor with its section's parameters; ``features.align`` goes to

@@ -1,21 +1,14 @@
 """The DFR-Net method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, hookimpl
 
 from .model import STREAM_OF, DFRNetConfig, build_model
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_dfrnet").joinpath("config.yaml").read_text())
 
 
 class FlipCropAugment:
@@ -92,14 +85,7 @@ class DFRNet(Method):
     }
     default_variant = "full"
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_dfrnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """One request per branch; ``features.size`` goes to every stream, ``features.align`` to

@@ -1,12 +1,9 @@
 """The MoExt method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, Trainer, hookimpl
@@ -15,10 +12,6 @@ from .model import build_model
 from .pretrain import MirrorRotate, MoExtPretrainer, ObjectiveTrainer
 
 STREAMS = ("onset", "apex")
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_moext").joinpath("config.yaml").read_text())
 
 
 class MoExt(Method):
@@ -38,14 +31,7 @@ class MoExt(Method):
     }
     default_variant = "full"
     inputs = ("clips",)
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_moext"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """Onset and apex requests; ``features.size`` and ``features.align`` (the paper's Dlib

@@ -3,13 +3,10 @@
 prototypical meta-learning with the final centroids from the training subjects)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, TensorSet, Trainer
@@ -20,10 +17,6 @@ from .model import AFEClassifier, MPFNetModel
 
 FEATURE_STREAMS = {"flow": "sequence_flow", "diff": "sequence_diff"}
 DIFFERENCES = ("absolute", "signed")
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_mpfnet").joinpath("config.yaml").read_text())
 
 
 def feature_params(config: Mapping[str, Any], magnification: float = 0.0, stream: str = "flow") -> dict[str, Any]:
@@ -148,14 +141,7 @@ class MPFNet(Method):
     variants = {"c": "cascade", "p": "parallel"}
     default_variant = "c"
     inputs = ("clips",)
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_mpfnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         return {name: FeatureRequest(extractor, feature_params(config, stream=name))
