@@ -201,6 +201,7 @@ def main() -> None:
     parser.add_argument("--workers", default="auto")
     parser.add_argument("--cache-dir", type=Path, default=REPO / ".mer")
     parser.add_argument("--report-only", action="store_true", help="rewrite the outputs from real_data.json")
+    parser.add_argument("--keep", action="store_true", help="skip entries and seeds real_data.json already holds")
     args = parser.parse_args()
     if args.report_only:
         write_outputs(json.loads((HERE / "real_data.json").read_text()))
@@ -214,6 +215,9 @@ def main() -> None:
     runs = {(r["method"], r["variant"], r["seed"]): r for r in previous.get("runs", [])}
     for seed in args.seeds:  # every method once before any is repeated
         for entry in args.only or ENTRIES:
+            method, _, variant = entry.partition(":")
+            if args.keep and (method, variant, seed) in runs:
+                continue
             row = measure(entry, seed, data_root, args.cache_dir.resolve(), workers)
             key = (row["method"], row["variant"], seed)
             if row["loso_wall_s"] is None and key in runs:  # all folds reused: keep the measured wall time
