@@ -24,6 +24,16 @@ def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> in
         raise click.BadParameter(str(exc)) from exc
 
 
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | list[int] | None:
+    """``--seeds``: a count (``3``: the three seeds from run.seed on) or a list (``0,4,7``)."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()] if "," in value else int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a count such as 3 or a list such as 0,1,2") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mercore")
 def cli() -> None:
@@ -59,19 +69,22 @@ def cli() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--seeds", default=None, callback=_parse_seeds, metavar="N|S1,S2,...",
+              help="Run the LOSO once per seed: a count (the N seeds from run.seed on) or a list. Reports each "
+                   "seed's UF1/UAR and their mean +- std; folds resume per (seed, fold).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
         config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
         device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
         tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int | str, executor: str,
-        address: str | None, quiet: bool) -> None:
-    """Run a leave-one-subject-out evaluation of a method."""
+        address: str | None, seeds: int | list[int] | None, quiet: bool) -> None:
+    """Run a leave-one-subject-out evaluation of a method (once, or once per seed with --seeds)."""
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
     from .features.store import FeatureError
     from .plugins import PluginError, UnknownNameError
-    from .reporting import metrics_table
-    from .runner import QUICK, default_profile, load_method, run as run_loso
+    from .reporting import metrics_table, seeds_table
+    from .runner import QUICK, default_profile, load_method, run as run_loso, run_seeds
 
     try:
         registry, method = load_method(None, plugin)
@@ -79,13 +92,16 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         if chosen == QUICK and profile is None:
             click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
                         f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
-        result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
-                          config_file=config_file, overrides=list(sets), profile=chosen,
-                          subjects=list(subjects) or None, device=device, tracking=tracking,
-                          tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
-                          skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                          progress=not quiet, registry=registry, workers=workers, executor=executor,
-                          address=address)
+        kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
+                      overrides=list(sets), profile=chosen, subjects=list(subjects) or None, device=device,
+                      tracking=tracking, tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
+                      skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
+                      progress=not quiet, registry=registry, workers=workers, executor=executor, address=address)
+        if seeds is None:
+            result = run_loso(method, **kwargs)
+        else:
+            multi = run_seeds(method, seeds, **kwargs)
+            result = multi.first
     except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
             RuntimeError) as exc:
         _fail(exc)
@@ -93,6 +109,17 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
                f"{meta['samples']} samples (predictions pooled over folds)")
+    if seeds is not None:
+        reused = sum(r.reused_folds for r in multi.runs)
+        if reused:
+            click.echo(f"{reused} fold(s) reused from earlier identical runs (--fresh recomputes)")
+        click.echo(seeds_table(multi))
+        click.echo(f"\nSeeds folder: {multi.run_dir}")
+        for r in multi.runs:
+            click.echo(f"  seed {r.seed}: {r.run_dir}")
+        if multi.mlflow_run_id:
+            click.echo(f"MLflow run: {multi.mlflow_run_id} (the seeds' runs are nested in it)")
+        return
     if result.reused_folds:
         click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes)")
     click.echo(metrics_table(result))
@@ -250,16 +277,47 @@ def new_plugin(name: str, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mer-report"), show_default=True,
               help="Folder for report.html, report.md and their images.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI to look run ids up in.")
-def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None) -> None:
-    """Report on RUNS (run folders or MLflow run ids): metrics beside the paper's, figures, leakage audit."""
-    from .report import ReportError, load_run, resolve_run, write_report
+@click.option("--compare", "with_compare", is_flag=True,
+              help="Add a paired comparison (as `mer compare`) of every later run against the first.")
+def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_compare: bool) -> None:
+    """Report on RUNS (run folders, --seeds folders or MLflow run ids): metrics with intervals beside
+    the paper's, figures, leakage audit."""
+    from .compare import CompareError, compare, comparison_section
+    from .report import ReportError, load_result, resolve_run, write_report
 
     try:
-        results = [load_run(resolve_run(r, tracking_uri)) for r in runs]
-        paths = write_report(results, out)
-    except ReportError as exc:
+        results = [load_result(resolve_run(r, tracking_uri)) for r in runs]
+        if with_compare and len(results) < 2:
+            raise ReportError("--compare needs at least two runs")
+        preface = [comparison_section(compare(results[0], r)) for r in results[1:]] if with_compare else []
+        paths = write_report(results, out, preface=preface)
+    except (ReportError, CompareError) as exc:
         _fail(exc)
     click.echo(f"wrote {paths[0]} and {paths[1]}")
+
+
+@cli.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--resamples", type=click.IntRange(min=1), default=None,
+              help="Paired bootstrap resamples (default: RUN_A's evaluation.bootstrap.resamples, 2000).")
+@click.option("--permutations", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Random subject-wise swaps of A and B for the p-value.")
+@click.option("--seed", type=int, default=None, help="Seed of the resampling (default: RUN_A's bootstrap seed).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI to look run ids up in.")
+def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int, seed: int | None,
+                tracking_uri: str | None) -> None:
+    """B - A in UF1 / UAR over the same samples (RUN_A, RUN_B: run folders, --seeds folders or MLflow run
+    ids), pooled and per corpus, with a paired subject-bootstrap interval and a permutation p-value."""
+    from .compare import CompareError, compare, comparison_markdown
+    from .report import ReportError, load_result, resolve_run
+
+    try:
+        a, b = (load_result(resolve_run(r, tracking_uri)) for r in (run_a, run_b))
+        result = compare(a, b, resamples=resamples, permutations=permutations, seed=seed)
+    except (ReportError, CompareError) as exc:
+        _fail(exc)
+    click.echo(comparison_markdown(result))
 
 
 @cli.command()
