@@ -321,6 +321,83 @@ def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int
 
 
 @cli.command()
+@click.option("--plugin", "-p", "plugin", required=True, help="Method to tune (see `mer plugins`).")
+@click.option("--space", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="YAML search space: config key -> {type: float|int, low, high[, log, step]} or "
+                   "{type: categorical, choices: [...]}.")
+@click.option("--trials", type=click.IntRange(min=1), required=True, help="Optuna trials per outer fold.")
+@click.option("--inner-folds", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Subject-wise cross-validation folds over each outer fold's training subjects.")
+@click.option("--write-profile", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the most-chosen values (median for numbers) to this YAML file, usable as --config.")
+@click.option("--variant", "-v", default=None, help="Method variant.")
+@click.option("--dataset", "-d", default="synthetic", show_default=True, help="Dataset (see `mer datasets`).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder holding the corpus.")
+@click.option("--task", default=None, help="Label task (dataset default otherwise).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML overrides.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
+@click.option("--profile", default=None, help="Base config profile (default as `mer run`).")
+@click.option("--subjects", multiple=True, help="Restrict to these subjects (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
+@click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE", help="Adapter option.")
+@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow (trials as nested runs).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
+@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+              help="Feature cache and tune folders.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming an identical tune.")
+@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
+              help="Tune N outer folds in parallel processes; auto: one per CPU core (at most 4) on CPU, 0 on a GPU.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile: Path | None, variant: str | None,
+         dataset: str, data_root: Path | None, task: str | None, config_file: Path | None, sets: tuple[str, ...],
+         profile: str | None, subjects: tuple[str, ...], device: str | None, dataset_options: tuple[str, ...],
+         tracking: bool, tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool,
+         workers: int | str, quiet: bool) -> None:
+    """Nested tuning: per outer LOSO fold, an Optuna (TPE) search scored by subject-wise CV on that
+    fold's training subjects; the test subject is predicted once with the chosen values. Costs
+    outer folds x (trials x inner folds + 1) fits; a killed tune resumes."""
+    from .config import ConfigError, parse_set
+    from .data.dataset import DatasetError
+    from .features.store import FeatureError
+    from .plugins import PluginError, UnknownNameError
+    from .reporting import metrics_table
+    from .tuning import tune as run_tune, write_profile as save_profile
+
+    try:
+        outcome = run_tune(plugin, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
+                           variant=variant, task=task, data_root=data_root, config_file=config_file,
+                           overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
+                           dataset_options=parse_set(dataset_options), tracking=tracking, tracking_uri=tracking_uri,
+                           experiment=experiment, cache_dir=cache_dir, fresh=fresh, workers=workers,
+                           progress=not quiet)
+        written = save_profile(outcome, write_profile) if write_profile else None
+    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+            RuntimeError) as exc:
+        _fail(exc)
+    r = outcome.result
+    click.echo(f"\n{r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset} [{r.task}], tuned: "
+               f"{len(outcome.choices)} outer folds x ({trials} trials x {inner_folds} inner folds + 1) = "
+               f"{outcome.fits} fits, {outcome.seconds / 60:.1f} min in this invocation")
+    click.echo("Outer result (each test subject predicted once, with its fold's chosen values):")
+    click.echo(metrics_table(r))
+    keys = [p.key for p in outcome.params]
+    click.echo("\n| outer fold | inner UF1 | " + " | ".join(keys) + " |\n|---|---:|" + "---:|" * len(keys))
+    for c in outcome.choices:
+        click.echo(f"| {c.fold} | {c.inner_uf1:.4f} | " + " | ".join(_short(c.values[k]) for k in keys) + " |")
+    click.echo("| most chosen / median | | " + " | ".join(_short(outcome.profile[k]) for k in keys) + " |")
+    click.echo(f"\nTune folder: {outcome.tune_dir}")
+    if written:
+        click.echo(f"Profile written to {written} (use with --config; values chosen on these subjects)")
+    if r.mlflow_run_id:
+        click.echo(f"MLflow run: {r.mlflow_run_id} (outer folds and their trials are nested in it)")
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+@cli.command()
 @click.option("--plugin", "-p", "plugin", required=True, help="Method the checkpoint belongs to.")
 @click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
               help="A fold model: <run>/folds/NNN/model.pt.")

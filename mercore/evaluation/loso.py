@@ -72,15 +72,18 @@ class LOSOEvaluator(Evaluator):
         self.address = address
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
-                 variant: str | None = None,
-                 on_fold: Callable[[FoldResult, bool], None] | None = None) -> RunResult:
+                 variant: str | None = None, on_fold: Callable[[FoldResult, bool], None] | None = None,
+                 folds: Sequence[Fold] | None = None) -> RunResult:
+        """Every LOSO fold of ``data``, or the given ``folds`` (indices into ``data.samples``:
+        ``mer tune``'s inner subject-wise folds and its outer folds one at a time)."""
         requests = method.features(config)
         samples = data.samples
         inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
                               progress=self.progress)
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
-        folds = loso_folds([s.group for s in samples])
+        folds = list(folds) if folds is not None else loso_folds([s.group for s in samples])
+        by_index = {f.index: f for f in folds}
         done: dict[int, FoldResult] = {}
         for fold in folds:  # finished folds of an earlier identical run are reused, never recomputed
             stored = FoldResult.load(self._fold_path(fold))
@@ -96,7 +99,7 @@ class LOSOEvaluator(Evaluator):
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
 
         def finish(result: FoldResult) -> None:
-            result.save(self._fold_path(folds[result.index]))
+            result.save(self._fold_path(by_index[result.index]))
             done[result.index] = result
             if on_fold is not None:
                 on_fold(result, False)
@@ -182,7 +185,7 @@ class LOSOEvaluator(Evaluator):
             train=TensorSet(norm.apply(train.inputs), train.labels, train.samples),
             val=TensorSet(norm.apply(val.inputs), val.labels, val.samples) if val is not None else None,
             test=TensorSet(norm.apply(test.inputs), test.labels, test.samples),
-            test_groups=(fold.name,),
+            test_groups=tuple(sorted(set(test.groups))),
         )
         device = resolve_device(run_cfg.get("device", "auto"))
         history: list[tuple[str, float, int]] = []
