@@ -13,6 +13,7 @@ from typing import Any
 
 from .evaluation.results import RunResult, SeedsResult, differing_samples, stacked_predictions
 from .evaluation.statistics import DEFAULT_PERMUTATIONS, LEVEL, Difference, paired_differences
+from .metrics import scores
 
 
 class CompareError(ValueError):
@@ -27,6 +28,8 @@ class Comparison:
     label_b: str
     seeds: int
     parts: dict[str, dict[str, Difference]]
+    #: part -> metric -> B - A of each seed pair (A's i-th seed against B's i-th), without resampling
+    per_seed: dict[str, dict[str, list[float]]]
     samples: dict[str, int]
     subjects: dict[str, int]
     resamples: int
@@ -70,7 +73,7 @@ def compare(a: RunResult | SeedsResult, b: RunResult | SeedsResult, *, resamples
     parts: dict[str | None, str] = {None: "all" if len(datasets) > 1 else datasets[0]}
     if len(datasets) > 1:
         parts.update({d: d for d in datasets})
-    out, samples, subjects = {}, {}, {}
+    out, per_seed, samples, subjects = {}, {}, {}, {}
     for dataset, name in parts.items():
         try:
             labels, preds, groups = stacked_predictions([*runs_a, *runs_b], dataset)
@@ -79,8 +82,12 @@ def compare(a: RunResult | SeedsResult, b: RunResult | SeedsResult, *, resamples
         k = len(runs_a)
         out[name] = paired_differences(labels, preds[:k], preds[k:], groups, len(first_a.class_names),
                                        resamples=resamples, permutations=permutations, seed=seed)
+        n_classes = len(first_a.class_names)
+        pairs = [(scores(labels, preds[i], n_classes), scores(labels, preds[k + i], n_classes)) for i in range(k)]
+        per_seed[name] = {m: [getattr(sb, m) - getattr(sa, m) for sa, sb in pairs] for m in ("uf1", "uar")}
         samples[name], subjects[name] = len(labels), len(set(groups))
-    return Comparison(describe(a), describe(b), len(runs_a), out, samples, subjects, resamples, permutations, seed)
+    return Comparison(describe(a), describe(b), len(runs_a), out, per_seed, samples, subjects, resamples,
+                      permutations, seed)
 
 
 def comparison_rows(cmp: Comparison) -> list[list[Any]]:
@@ -100,6 +107,21 @@ HEADER = ["part", "n", "subjects", "UF1 A", "UF1 B", "UF1 B-A", "95% CI", "p", "
           "95% CI", "p"]
 
 
+def seed_lines(cmp: Comparison) -> list[str]:
+    """With several seeds: B - A of each seed pair, and their mean +- std (the seed-to-seed spread
+    the subject bootstrap of the seed means does not show)."""
+    if cmp.seeds < 2:
+        return []
+    lines = []
+    for part, metrics in cmp.per_seed.items():
+        for name, values in metrics.items():
+            mean = sum(values) / len(values)
+            std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+            lines.append(f"{part} {name.upper()} B - A per seed pair: {', '.join(f'{v:+.4f}' for v in values)} "
+                         f"(mean {mean:+.4f} +- {std:.4f} std)")
+    return lines
+
+
 def explanation(cmp: Comparison) -> str:
     what = "seed means" if cmp.seeds > 1 else "pooled figures"
     return (f"B - A of the {what}. {int(LEVEL * 100)}% CI: paired percentile bootstrap over subjects "
@@ -111,7 +133,7 @@ def comparison_markdown(cmp: Comparison) -> str:
     lines = [f"A: {cmp.label_a}", f"B: {cmp.label_b}", "",
              "| " + " | ".join(HEADER) + " |", "|---|" + "---:|" * (len(HEADER) - 1)]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in comparison_rows(cmp)]
-    lines += ["", explanation(cmp)]
+    lines += ["", *seed_lines(cmp), explanation(cmp)]
     return "\n".join(lines)
 
 
@@ -122,5 +144,7 @@ def comparison_section(cmp: Comparison) -> Any:
     section = Section("Paired comparison")
     section.text(f"A: {cmp.label_a}. B: {cmp.label_b}.")
     section.table(HEADER, comparison_rows(cmp), "B - A, paired over the same samples")
+    for line in seed_lines(cmp):
+        section.text(line)
     section.text(explanation(cmp))
     return section

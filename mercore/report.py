@@ -386,9 +386,13 @@ def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None
     aggregates, paired comparisons) come before the runs."""
     if not results:
         raise ReportError("no runs to report")
-    title = "mer report: " + ", ".join(_run_title(r) for r in results)
     sections = [run_section(r, f"run{i}_" if len(results) > 1 else "report_", catalogue)
                 for i, r in enumerate(results, 1)]
+    titles = [s.title for s in sections]
+    for section, r in zip(sections, results):
+        if titles.count(section.title) > 1:  # the seeds of one configuration
+            section.title += f", seed {r.seed}"
+    title = "mer report: " + ", ".join(dict.fromkeys(titles))
     md = [f"# {title}"]
     body = [f"<h1>{html.escape(title)}</h1>"]
     if any(not comparable(r) for r in results):

@@ -90,11 +90,13 @@ def test_seed_folders_compare_seed_means_and_report_includes_the_comparison(tmp_
     cmp = compare(a, b, permutations=500)
     means = [sum(r.scores().uf1 for r in x.runs) / 2 for x in (a, b)]
     assert cmp.seeds == 2 and cmp.parts["all"]["uf1"].delta == pytest.approx(means[1] - means[0])
+    assert cmp.per_seed["all"]["uf1"] == pytest.approx([b.runs[i].scores().uf1 - a.runs[i].scores().uf1
+                                                        for i in range(2)])
     with pytest.raises(CompareError, match="seed"):
         compare(a, a.runs[0])
     out = CliRunner().invoke(cli, ["report", str(tmp_path / "cache" / "seeds" / "A"),
                                    str(tmp_path / "cache" / "seeds" / "B"), "--compare", "--out", str(tmp_path / "r")])
     assert out.exit_code == 0, out.output
     md = (tmp_path / "r" / "report.md").read_text()
-    assert "## Paired comparison" in md and "seed means" in md
+    assert "## Paired comparison" in md and "seed means" in md and "B - A per seed pair" in md
     assert md.count("UF1 / UAR per seed, mean +- std over seeds") == 2
