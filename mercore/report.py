@@ -262,6 +262,12 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
     n = sum(len(f.keys) for f in result.folds)
     section.text(f"LOSO over {len(result.folds)} test subjects, {n} samples, predictions pooled over folds "
                  f"before computing the metrics. Ours: {corpus_label(result)}. Run folder: `{result.run_dir}`.")
+    tuned = result.config.get("tune")
+    if tuned:
+        section.text(f"Nested tuning (mer tune): per outer fold {tuned['trials']} trials scored by "
+                     f"{tuned['inner_folds']}-fold subject-wise cross-validation on its training subjects, over "
+                     f"{', '.join(tuned['space'])}; "
+                     "each test subject predicted once with its fold's chosen values (artifacts/tune.json).")
     # metrics beside the paper's
     reported = reported_figures(result, catalogue)
     by_dataset = {e.get("dataset"): e for e in reported}

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import shutil
 import statistics
 import time
 from collections import Counter
@@ -246,7 +247,8 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # a killed run's trial: redone as a new one
     data = inner_data(prep.data, fold)
-    folds = subject_folds([s.group for s in data.samples], job.inner_folds, int(prep.config["run"]["seed"]) + fold.index)
+    seed = int(prep.config["run"]["seed"]) + fold.index
+    folds = subject_folds([s.group for s in data.samples], job.inner_folds, seed)
     store = prep.registry.feature_store(prep.cache_dir)
     outer_dir = job.tune_dir / "outer" / f"{fold.index:03d}"
 
@@ -332,8 +334,6 @@ def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner
     tune_dir = prep.folder("tunes", {"space": [p.spec() | {"key": p.key} for p in params], "trials": trials,
                                      "inner_folds": inner_folds, "optuna": optuna.__version__.split(".")[0]})
     if fresh and tune_dir.exists():
-        import shutil
-
         shutil.rmtree(tune_dir)
     tune_dir.mkdir(parents=True, exist_ok=True)
     job = _Job(prep, params, trials, inner_folds, tune_dir, f"sqlite:///{(tune_dir / 'optuna.db').resolve()}")
@@ -414,9 +414,11 @@ def write_profile(outcome: TuneResult, path: Path | str) -> Path:
         path = path.with_suffix(".yaml")
     values = parse_set(f"{k}={json.dumps(v)}" for k, v in outcome.profile.items())
     r = outcome.result
-    head = (f"# Written by mer tune: {r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset} [{r.task}],\n"
-            f"# {outcome.trials} trials x {outcome.inner_folds} inner folds per outer fold; tune folder {outcome.tune_dir}.\n"
-            "# Categorical values: the most chosen over the outer folds; numbers: the median (geometric on log scales).\n"
+    name = f"{r.method}{' (' + r.variant + ')' if r.variant else ''}"
+    head = (f"# Written by mer tune: {name} on {r.dataset} [{r.task}], {outcome.trials} trials x\n"
+            f"# {outcome.inner_folds} inner folds per outer fold; tune folder {outcome.tune_dir}.\n"
+            "# Categorical values: the most chosen over the outer folds; numbers: the median (geometric on\n"
+            "# log scales).\n"
             "# These values were chosen on this corpus's subjects: a LOSO run on the same corpus with them is\n"
             "# optimistic. The honest figure of the tuned method is the tune's outer result.\n")
     atomic_write_text(path, head + yaml.safe_dump(values, sort_keys=False))

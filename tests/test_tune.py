@@ -92,6 +92,7 @@ def test_outer_test_subject_never_enters_an_inner_fit_or_score(toy_registry, rec
     summary = json.loads((outcome.tune_dir / "artifacts" / "tune.json").read_text())
     assert summary["outer_result"]["uf1_ci"] == [iv["uf1"].low, iv["uf1"].high]
     assert summary["cost"]["fits"] == 28 and len(summary["outer"]) == 4
+    assert "Nested tuning (mer tune): per outer fold 3 trials" in (outcome.tune_dir / "artifacts" / "report.md").read_text()
 
 
 def test_killed_tune_resumes_without_redoing_finished_trials(toy_registry, recorded, tmp_path):
