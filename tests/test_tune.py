@@ -13,6 +13,7 @@ from click.testing import CliRunner
 import mercore
 from mercore import SupervisedTrainer
 from mercore.cli import cli
+from mercore.compare import describe
 from mercore.config import ConfigError, resolve_config
 from mercore.tuning import load_space, parse_space, tune
 
@@ -92,6 +93,7 @@ def test_outer_test_subject_never_enters_an_inner_fit_or_score(toy_registry, rec
     summary = json.loads((outcome.tune_dir / "artifacts" / "tune.json").read_text())
     assert summary["outer_result"]["uf1_ci"] == [iv["uf1"].low, iv["uf1"].high]
     assert summary["cost"]["fits"] == 28 and len(summary["outer"]) == 4
+    assert "tuned by mer tune (3 trials x 2 inner folds)" in describe(outcome.result)
     assert "Nested tuning (mer tune): per outer fold 3 trials" in (outcome.tune_dir / "artifacts" / "report.md").read_text()
 
 
