@@ -2,7 +2,7 @@
 
 Agreement (128x128, on the default device: CUDA when available) on two kinds of pairs:
 
-* ``smic-warped``: real SMIC apex crops (``/work/shared/data/megc2019-flow-smic/apex``, gray,
+* ``smic-warped``: real SMIC apex crops (``$MER_SHARED/data/megc2019-flow-smic/apex``, gray,
   resized) as ``nxt`` and the same crop warped by a smooth known field ``f`` (three Gaussian
   bumps of up to 1.5 px plus a sub-pixel translation) as ``prev = nxt(x + f(x))``, so the
   ground truth is exactly ``f``;
@@ -35,8 +35,9 @@ from mercore.data import synthetic
 from mercore.data.frames import read_image, resize, to_gray
 from mercore.features.flow import compute_flow, compute_flow_batch
 from mercore.features.torch_flow import tvl1_torch
+from mercore.shared import shared_dir
 
-SMIC_APEX = Path("/work/shared/data/megc2019-flow-smic/apex")
+SMIC_APEX = shared_dir() / "data" / "megc2019-flow-smic" / "apex"
 MARGIN = 8
 
 

@@ -9,11 +9,12 @@ import yaml
 
 
 def catalogue_path() -> Path | None:
-    """``$MER_REGISTRY``, else the ``registry.yaml`` of the source tree ``mercore`` runs from."""
+    """``$MER_REGISTRY``, else the ``registry.yaml`` shipped in the package (in a source checkout a
+    link to the repository's own, resolved so that plugin sources are found beside it)."""
     if os.environ.get("MER_REGISTRY"):
         return Path(os.environ["MER_REGISTRY"])
-    candidate = Path(__file__).resolve().parents[1] / "registry.yaml"
-    return candidate if candidate.exists() else None
+    candidate = (Path(__file__).parent / "registry.yaml").resolve()
+    return candidate if candidate.is_file() else None
 
 
 def read_catalogue(path: Path | None = None) -> dict[str, dict[str, Any]]:

@@ -10,8 +10,16 @@ import click
 EXIT_USAGE = 2
 
 
+class _BadOption(click.ClickException):
+    """A bad config value or option: one line, and the usage exit code (as click's own checks)."""
+
+    exit_code = EXIT_USAGE
+
+
 def _fail(exc: BaseException) -> None:
-    raise click.ClickException(str(exc)) from exc
+    from .config import ConfigError
+
+    raise (_BadOption if isinstance(exc, ConfigError) else click.ClickException)(str(exc)) from exc
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -51,12 +59,14 @@ def cli() -> None:
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
 @click.option("--profile", default=None,
               help="Config profile: `paper` (the paper's setup) or a method's named profile such as `quick`. "
-                   "Default: quick on the synthetic corpus, paper otherwise.")
+                   "Default: quick on the synthetic corpus and on a CPU, paper on a GPU.")
 @click.option("--subjects", multiple=True, help="Restrict LOSO to these subjects (repeatable).")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
               help="Adapter option, e.g. -D subjects=8 for the synthetic generator.")
-@click.option("--skip-invalid", is_flag=True, help="Skip malformed annotation rows and report them.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Leave malformed annotation rows out: each is printed (file, row, reason) and listed in "
+                   "summary.json, skipped.txt and the MLflow run.")
 @click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
 @click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
@@ -82,29 +92,40 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
     from .features.store import FeatureError
+    from .interrupt import Interrupted, stop_on_signals
     from .plugins import PluginError, UnknownNameError
     from .reporting import metrics_table, seeds_table
-    from .runner import QUICK, default_profile, load_method, run as run_loso, run_seeds
+    from .runner import QUICK, load_method, run as run_loso, run_seeds
 
-    try:
-        registry, method = load_method(None, plugin)
-        chosen = default_profile(method, dataset, profile)
-        if chosen == QUICK and profile is None:
-            click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
-                        f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow", err=True)
-        kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
-                      overrides=list(sets), profile=chosen, subjects=list(subjects) or None, device=device,
-                      tracking=tracking, tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
-                      skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                      progress=not quiet, registry=registry, workers=workers, executor=executor, address=address)
-        if seeds is None:
-            result = run_loso(method, **kwargs)
-        else:
-            multi = run_seeds(method, seeds, **kwargs)
-            result = multi.first
-    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-            RuntimeError) as exc:
-        _fail(exc)
+    with stop_on_signals():
+        try:
+            registry, method = load_method(None, plugin)
+
+            def announce(config: dict) -> None:  # everything is checked: the work starts
+                if config["meta"]["profile"] == QUICK and profile is None:
+                    click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
+                                f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
+                                err=True)
+
+            kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
+                          overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
+                          device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
+                          cache_dir=cache_dir, skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options),
+                          fresh=fresh, progress=not quiet, registry=registry, workers=workers, executor=executor,
+                          address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                               err=True),
+                          notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+            if seeds is None:
+                result = run_loso(method, **kwargs)
+            else:
+                multi = run_seeds(method, seeds, **kwargs)
+                result = multi.first
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
@@ -112,7 +133,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     if seeds is not None:
         reused = sum(r.reused_folds for r in multi.runs)
         if reused:
-            click.echo(f"{reused} fold(s) reused from earlier identical runs (--fresh recomputes)")
+            click.echo(f"{reused} fold(s) reused from earlier identical runs (--fresh recomputes them)")
         click.echo(seeds_table(multi))
         click.echo(f"\nSeeds folder: {multi.run_dir}")
         for r in multi.runs:
@@ -120,9 +141,15 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         if multi.mlflow_run_id:
             click.echo(f"MLflow run: {multi.mlflow_run_id} (the seeds' runs are nested in it)")
         return
-    if result.reused_folds:
-        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes)")
+    computed = len(result.folds) - result.reused_folds
+    if result.reused_folds or set(result.recomputed) - {"not run before"}:
+        why = "; ".join(f"{reason} ({n})" for reason, n in result.recomputed.items())
+        click.echo(f"{result.reused_folds} fold(s) reused from an earlier identical run (--fresh recomputes them)"
+                   + (f"; {computed} computed: {why}" if computed else ""))
     click.echo(metrics_table(result))
+    if result.skipped:
+        click.echo(f"{len(result.skipped)} annotation row(s) skipped (--skip-invalid), listed above and in "
+                   f"{result.run_dir / 'artifacts' / 'skipped.txt'}")
     click.echo(f"\nRun folder: {result.run_dir}")
     if result.mlflow_run_id:
         click.echo(f"MLflow run: {result.mlflow_run_id} (open with: mlflow ui --backend-store-uri "
@@ -171,6 +198,34 @@ def plugins_info(name: str) -> None:
     click.echo(yaml.safe_dump({name: {**catalogue.get(name, {}), "installed": status.get(name)}}, sort_keys=False))
 
 
+@cli.command("config")
+@click.option("--plugin", "-p", "plugin", required=True, help="Method (see `mer plugins`).")
+@click.option("--variant", "-v", default=None, help="Method variant.")
+@click.option("--profile", default=None, help="Config profile (default as for `mer run`: quick on the synthetic "
+                                               "corpus and on a CPU, paper on a GPU).")
+@click.option("--dataset", "-d", default="synthetic", show_default=True, help="Dataset (its input kind and name "
+                                                                             "select config sections).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML overrides.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N (decides the default profile).")
+def config_command(plugin: str, variant: str | None, profile: str | None, dataset: str, config_file: Path | None,
+                   sets: tuple[str, ...], device: str | None) -> None:
+    """Print the fully resolved config of a run as YAML: what `mer run` with the same options would use."""
+    import yaml
+
+    from .config import ConfigError
+    from .plugins import PluginError, UnknownNameError
+    from .runner import load_method, run_config
+
+    try:
+        registry, method = load_method(None, plugin)
+        config = run_config(method, registry, dataset=dataset, variant=variant, profile=profile,
+                            config_file=config_file, overrides=list(sets), device=device)
+    except (ConfigError, PluginError, UnknownNameError) as exc:
+        _fail(exc)
+    click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
+
+
 @cli.command()
 def datasets() -> None:
     """Datasets and their tasks."""
@@ -195,12 +250,17 @@ def datasets() -> None:
 def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int, macro: bool, overwrite: bool) -> None:
     """Write the synthetic micro-expression corpus in the CASME II layout."""
     from .data.synthetic import generate
+    from .interrupt import Interrupted, stop_on_signals
 
-    try:
-        path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
-                        macro=macro, overwrite=overwrite)
-    except FileExistsError as exc:
-        _fail(exc)
+    with stop_on_signals():  # SIGTERM too unwinds through generate(), which removes its temporary folder
+        try:
+            path = generate(out, subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
+                            macro=macro, overwrite=overwrite)
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (FileExistsError, ValueError) as exc:
+            _fail(exc)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 
@@ -361,20 +421,28 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
     from .data.dataset import DatasetError
     from .features.store import FeatureError
     from .plugins import PluginError, UnknownNameError
+    from .interrupt import Interrupted, stop_on_signals
     from .reporting import metrics_table
+    from .runner import load_method
     from .tuning import tune as run_tune, write_profile as save_profile
 
-    try:
-        outcome = run_tune(plugin, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
-                           variant=variant, task=task, data_root=data_root, config_file=config_file,
-                           overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
-                           dataset_options=parse_set(dataset_options), tracking=tracking, tracking_uri=tracking_uri,
-                           experiment=experiment, cache_dir=cache_dir, fresh=fresh, workers=workers,
-                           progress=not quiet)
-        written = save_profile(outcome, write_profile) if write_profile else None
-    except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-            RuntimeError) as exc:
-        _fail(exc)
+    with stop_on_signals():
+        try:
+            registry, method = load_method(None, plugin)
+            outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
+                               variant=variant, task=task, data_root=data_root, config_file=config_file,
+                               overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
+                               dataset_options=parse_set(dataset_options), tracking=tracking,
+                               tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
+                               workers=workers, progress=not quiet, registry=registry,
+                               notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+            written = save_profile(outcome, write_profile) if write_profile else None
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
     r = outcome.result
     click.echo(f"\n{r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset} [{r.task}], tuned: "
                f"{len(outcome.choices)} outer folds x ({trials} trials x {inner_folds} inner folds + 1) = "

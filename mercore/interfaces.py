@@ -128,9 +128,10 @@ class FeatureRequest:
 class Method(abc.ABC):
     """A published method as a plugin hands it over.
 
-    ``default_config`` is the paper's setup (usually read from the plugin's YAML); ``profiles``
-    hold named overrides (``quick`` for CPU runs). The core merges config layers, then asks
-    the method for its input streams, its model and its trainer stages.
+    ``default_config`` is the paper's setup and ``profiles`` hold named overrides (``quick`` for
+    CPU runs); both come from the ``config.yaml`` of the package named by ``config_package``, the
+    only source of defaults. The core merges config layers, then asks the method for its input
+    streams, its model and its trainer stages.
     """
 
     name: ClassVar[str]
@@ -139,14 +140,29 @@ class Method(abc.ABC):
     default_variant: ClassVar[str | None] = None
     #: input kinds the method can run on: "clips" (raw frames) and/or "flow-release"
     inputs: ClassVar[tuple[str, ...]] = ("clips",)
+    #: the package whose ``config.yaml`` holds the defaults, ``variants`` and ``profiles``
+    config_package: ClassVar[str | None] = None
 
-    @abc.abstractmethod
+    def config_file(self) -> dict[str, Any]:
+        """``config.yaml`` of ``config_package``, parsed as the core parses every config."""
+        if not self.config_package:
+            raise TypeError(f"{type(self).__name__}: set `config_package` (the package holding config.yaml) "
+                            f"or override default_config()")
+        from importlib import resources
+
+        from .config import yaml_load
+
+        return yaml_load(resources.files(self.config_package).joinpath("config.yaml").read_text()) or {}
+
     def default_config(self) -> dict[str, Any]:
         """The paper's hyperparameters, as a nested dict; ``variant`` overrides live under ``variants``."""
+        config = self.config_file()
+        config.pop("profiles", None)
+        return config
 
     def profiles(self) -> dict[str, dict[str, Any]]:
         """Named config overrides, e.g. ``{"quick": {...}}`` for a CPU-sized run."""
-        return {}
+        return self.config_file().get("profiles") or {} if self.config_package else {}
 
     @abc.abstractmethod
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:

@@ -1,7 +1,9 @@
 """Atomic file writes: a temporary file in the target folder, then a rename.
 
 Readers (a resumed run, a second process) never see half a file; a crash leaves at most a
-stray ``.tmp`` file that nothing reads.
+stray ``.tmp`` file that nothing reads. Files get the mode ``open()`` would give them (0666 less
+the umask), not ``mkstemp``'s 0600: a shared feature cache or an MLflow UI run by another user
+must be able to read them.
 """
 from __future__ import annotations
 
@@ -12,7 +14,20 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
+
+
+def umask() -> int:
+    """The process's umask, read without changing it where the system allows (Linux /proc)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (briefly process-wide)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
@@ -21,6 +36,7 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
+            os.fchmod(f.fileno(), 0o666 & ~umask())
             f.write(data)
         os.replace(tmp, path)
     except BaseException:
@@ -40,6 +56,8 @@ def atomic_save_npy(path: Path | str, array: np.ndarray) -> None:
 
 
 def atomic_torch_save(path: Path | str, obj: Any) -> None:
+    import torch  # here, so that `mer synth` and the data adapters do not load torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     atomic_write_bytes(path, buf.getvalue())
@@ -47,4 +65,6 @@ def atomic_torch_save(path: Path | str, obj: Any) -> None:
 
 def load_checkpoint(path: Path | str) -> Any:
     """Load a checkpoint safely: tensors and plain containers only, never arbitrary pickles."""
+    import torch
+
     return torch.load(path, map_location="cpu", weights_only=True)

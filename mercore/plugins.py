@@ -106,13 +106,36 @@ class Registry:
         return sorted(n for n in table if fnmatch.fnmatch(n, pattern))
 
     # registration ----------------------------------------------------------------------------
-    def _add(self, table: dict[str, Entry], kind: str, obj: Any, plugin: str) -> None:
+    def _add(self, table: dict[str, Entry], kind: str, obj: Any, plugin: str) -> tuple[str, str] | None:
+        """Register ``obj``; returns ``(plugin it was taken from, message)`` when ``plugin`` owns the
+        name (its entry point is called that) and another non-builtin plugin had registered it."""
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {kind} without a string `name`: {obj!r}")
+        taken = None
         if name in table and table[name].plugin != plugin:
-            raise PluginError(f"{kind} {name!r} is registered by both plugin {table[name].plugin!r} and plugin {plugin!r}")
+            other = table[name].plugin
+            message = f"{kind} {name!r} is registered by both plugin {other!r} and plugin {plugin!r}"
+            if not (plugin == name and other not in (name, BUILTIN)):
+                raise PluginError(message)
+            taken = (other, f"{message}; it belongs to {plugin!r}, whose entry point has its name")
         table[name] = Entry(name, obj, plugin)
+        return taken
+
+    def _drop(self, plugin: str, error: str) -> None:
+        """Remove everything ``plugin`` registered and record it as broken with ``error``."""
+        for table in (self.methods, self.datasets, self.extractors):
+            for name in [n for n, e in table.items() if e.plugin == plugin]:
+                del table[name]
+        self.plugins[plugin].error = error
+        if self.manager is not None and self.manager.get_plugin(plugin) is not None:
+            self.manager.unregister(name=plugin)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, SystemExit):
+        return f"SystemExit({exc.code!r}): the plugin called sys.exit while loading"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _call_hooks(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, plugin: Any, strict: bool) -> None:
@@ -121,20 +144,27 @@ def _call_hooks(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, 
               ("mer_register_datasets", registry.datasets, "dataset"),
               ("mer_register_feature_extractors", registry.extractors, "feature extractor"))
     snapshot = [dict(t) for _, t, _ in tables]
+    taken: list[tuple[str, str]] = []  # (plugin, why): plugins this one takes a name from
+
+    def register(table: dict[str, Entry], kind: str, obj: Any) -> None:
+        if (lost := registry._add(table, kind, obj, plugin_name)) is not None:
+            taken.append(lost)
     try:
         for hook_name, table, kind in tables:
             impl = getattr(plugin, hook_name, None)
             if impl is None:
                 continue
-            impl(register=lambda obj, _t=table, _k=kind: registry._add(_t, _k, obj, plugin_name))
-    except Exception as exc:  # a broken plugin must not break the others
+            impl(register=lambda obj, _t=table, _k=kind: register(_t, _k, obj))
+        for other, why in taken:  # only once this plugin registered everything
+            registry._drop(other, why)
+    except (Exception, SystemExit) as exc:  # a broken plugin must not break the others
         for (_, table, _), saved in zip(tables, snapshot):
             table.clear()
             table.update(saved)
         if strict:
             raise
         info = registry.plugins[plugin_name]
-        info.error = f"{type(exc).__name__}: {exc}"
+        info.error = _describe(exc)
         info.traceback = traceback.format_exc()
         pm.unregister(plugin)
 
@@ -185,10 +215,10 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
         registry.plugins[ep.name] = PluginInfo(ep.name, dist_name, dist.version if dist else None, ep.value)
         try:
             obj = ep.load()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # sys.exit() at import must not end `mer` in silence
             if strict:
                 raise
-            registry.plugins[ep.name].error = f"{type(exc).__name__}: {exc}"
+            registry.plugins[ep.name].error = _describe(exc)
             registry.plugins[ep.name].traceback = traceback.format_exc()
             continue
         candidates.append((ep.name, obj, ep))
@@ -199,10 +229,10 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
     for name, obj, _ in candidates:
         try:
             pm.register(obj, name=name)
-        except Exception as exc:  # e.g. a hook implementation that matches no spec signature
+        except (Exception, SystemExit) as exc:  # e.g. a hook implementation that matches no spec signature
             if strict:
                 raise
-            registry.plugins[name].error = f"{type(exc).__name__}: {exc}"
+            registry.plugins[name].error = _describe(exc)
             continue
         _call_hooks(registry, pm, name, obj, strict)
     try:

@@ -134,8 +134,22 @@ def _normalizer(checkpoint: Path, config: dict[str, Any]) -> dict[str, tuple[tor
     if not path.is_file():
         raise PredictError(f"the run used data.normalize: true but {path} (the fold's training statistics) is "
                            "missing; predict needs it to feed the model what it was trained on")
-    stats = load_checkpoint(path)
-    return {name: (s["mean"], s["std"]) for name, s in stats.items()}
+    stats = _load(path, "the fold's normalisation statistics")
+    try:
+        return {name: (s["mean"], s["std"]) for name, s in stats.items()}
+    except (AttributeError, KeyError, TypeError):
+        raise PredictError(f"{path} does not hold normalisation statistics ({{stream: {{mean, std}}}})") from None
+
+
+def _load(path: Path, what: str) -> Any:
+    """``load_checkpoint`` with a one-line error for a file that is corrupt, truncated or not a
+    state dict (``weights_only=True`` refuses pickled objects: the message says so too)."""
+    try:
+        return load_checkpoint(path)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zip errors ...
+        reason = "it holds Python objects besides tensors, which are never unpickled (they could run code)" \
+            if "Weights only load failed" in str(exc) else "not a PyTorch file, or a truncated one"
+        raise PredictError(f"cannot read {path} ({what}): {reason}") from None
 
 
 def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_dir: Path | str | None = None,
@@ -162,6 +176,7 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
     if variant is not None and variant != trained_variant:
         raise PredictError(f"the checkpoint is variant {trained_variant!r} of {plugin}, not {variant!r}")
     registry, method = load_method(registry, plugin)
+    state = _load(checkpoint, "the fold model")  # before the features: a bad file fails fast
     norm = _normalizer(checkpoint, config)
 
     with tempfile.TemporaryDirectory(prefix="mer-predict-") as tmp:
@@ -184,7 +199,12 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
         inputs = build_inputs(store, method.features(config), [sample], progress=False)
     inputs = {k: (v - norm[k][0]) / norm[k][1] if k in norm else v for k, v in inputs.items()}
     model = method.build_model(config, len(classes))
-    model.load_state_dict(load_checkpoint(checkpoint))
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as exc:  # other keys or shapes than this model's
+        reason = str(exc).strip().splitlines()[0]
+        raise PredictError(f"{checkpoint} does not fit {plugin}'s model as the run configured it: {reason[:200]}") \
+            from None
     model.eval()
     with torch.no_grad():
         probs = torch.softmax(model(inputs).float(), dim=1)[0]  # (num_classes,)

@@ -45,6 +45,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "per_subject_accuracy": result.per_subject_accuracy(),
         "pooling": "predictions of all folds pooled before computing UF1/UAR (MEGC2019)",
         "environment": result.environment,
+        "skipped": result.skipped,
     }
 
 
@@ -181,6 +182,8 @@ def write_artifacts(result: RunResult, out_dir: Path) -> list[Path]:
     put("summary.md", f"# {title}\n\nLOSO, {len(result.folds)} folds, predictions pooled over folds.\n\n"
                       f"{metrics_table(result)}\n")
     put("confusion_matrix.png", confusion_png(result.scores().confusion, result.class_names, title))
+    if result.skipped:
+        put("skipped.txt", "".join(f"{line}\n" for line in result.skipped))
     if len(result.datasets) > 1:
         for d, s in result.per_dataset().items():
             put(f"confusion_matrix_{d}.png", confusion_png(s.confusion, result.class_names, f"{result.method} on {d}"))

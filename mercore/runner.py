@@ -3,23 +3,27 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
+import signal
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .config import ConfigError, resolve_config
+from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
-from .evaluation.loso import LOSOEvaluator
+from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult, SeedsResult
 from .interfaces import Method
-from .plugins import Registry, load_registry
+from .interrupt import Interrupted
+from .plugins import Registry, UnknownNameError, load_registry
 from .report import write_report
 from .reporting import write_artifacts, write_seed_artifacts
 from .tracking import make_tracker
 
 QUICK = "quick"
+log = logging.getLogger(__name__)
 
 
 def load_method(registry: Registry | None, name: str) -> tuple[Registry, Method]:
@@ -44,26 +48,78 @@ def select_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> Load
     return LoadedDataset(data.name, data.task, data.labels, kept, data.skipped)
 
 
-def default_profile(method: Method, dataset: str, profile: str | None) -> str:
-    """The quick profile is the default on the built-in synthetic corpus, the paper's setup elsewhere."""
+def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> None:
+    """LOSO trains each fold on the other subjects: one subject leaves nothing to train on."""
+    if len(data.subjects) < 2:
+        source = f"--subjects {' '.join(subjects)}" if subjects else f"dataset {data.name!r} ({data.task})"
+        raise ConfigError(f"{source}: leave-one-subject-out needs at least 2 subjects, got "
+                          f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
+
+
+def check_run_options(config: dict[str, Any], workers: int | str) -> None:
+    """Everything the run will read, checked before any data are read (one line each, exit 2)."""
+    from .training.device import resolve_device
+
+    validate_config(config)
+    try:
+        check_workers(workers)
+        resolve_device(config["run"]["device"])
+    except (ValueError, RuntimeError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def default_profile(method: Method, dataset: str, profile: str | None, device: str | None = None) -> str:
+    """The quick profile where the paper's setup cannot finish -- the built-in synthetic corpus and
+    any run on a CPU -- and the paper's setup on a GPU; ``profile`` when one is asked for."""
     if profile:
         return profile
-    return QUICK if dataset == "synthetic" and QUICK in method.profiles() else "paper"
+    if QUICK not in method.profiles():
+        return "paper"
+    from .training.device import resolve_device  # imports torch, which `mer --help` does not need
+
+    on_cpu = device in (None, "auto", "cpu") and resolve_device(device or "auto").type == "cpu"
+    return QUICK if dataset == "synthetic" or on_cpu else "paper"
+
+
+def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
+    """Refuse, before anything is computed, a dataset whose input kind the method cannot read."""
+    kind = registry.dataset(dataset).kind
+    if kind in method.inputs:
+        return
+    usable = [n for n in registry.list("datasets") if registry.dataset(n).kind in method.inputs]
+    needs = {"clips": "raw clips (onset and apex frames)", "flow-release": "a precomputed-flow release"}
+    raise ConfigError(f"{method.name} needs {' or '.join(needs.get(k, k) for k in method.inputs)}, which dataset "
+                      f"{dataset!r} ({kind}) does not provide; datasets it can use: {', '.join(usable)}")
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
-    """Runs with the same method, data and config share a folder, so a rerun resumes. Settings
-    that cannot change a fold's predictions (feature workers, bootstrap resamples) are left out."""
+    """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
+    fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`).
+    Settings that cannot change a prediction (feature workers, bootstrap resamples) are left out."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
     relevant.get("config", {}).get("evaluation", {}).pop("bootstrap", None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic", variant: str | None = None,
+               profile: str | None = None, config_file: Path | str | None = None,
+               overrides: Iterable[str] | Mapping[str, Any] = (), device: str | None = None) -> dict[str, Any]:
+    """The config ``run`` would use (``mer config`` prints it): the default profile for the
+    device, the sections for the dataset's input kind and name, the file and the overrides."""
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    if device:
+        sets.append(f"run.device={device}")
+    check_inputs(method, dataset, registry)
+    ds = registry.dataset(dataset)
+    return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
+                          config_file=config_file, sets=sets, inputs=ds.kind, dataset=dataset, aligned=ds.face_aligned)
+
+
 @dataclass
 class Prepared:
     """Everything a LOSO run (or a tune) needs before the first fold: the method, its resolved
-    config, the loaded samples and the identity (``key_parts``) its results folder is named by."""
+    config, the checked samples and the identity (``key_parts``) its results folder is named by."""
 
     registry: Registry
     method: Method
@@ -89,13 +145,11 @@ class Prepared:
     def title(self) -> str:
         return f"{self.method.name}{'-' + self.variant if self.variant else ''} {self.dataset} {self.data.task}"
 
-
-def overrides_list(overrides: Iterable[str] | Mapping[str, Any], device: str | None = None) -> list[str]:
-    """``--set`` strings from strings or a flat ``{"train.lr": 0.01}`` mapping (plus the device)."""
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
-    if device:
-        sets.append(f"run.device={device}")
-    return sets
+    def software(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(every version recorded, the versions a fold's result depends on: mercore, the plugin)."""
+        distribution = self.registry.distribution_of(self.method.name)
+        environment = software_versions(distribution)
+        return environment, {k: environment[k] for k in ("mercore", distribution) if k}
 
 
 def resolve_method(method: str | Method, registry: Registry | None) -> tuple[Registry, Method]:
@@ -109,21 +163,34 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
             overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
             subjects: Sequence[str] | None = None, device: str | None = None, cache_dir: Path | str = ".mer",
             skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None,
-            registry: Registry | None = None) -> Prepared:
-    """Resolve the config and load the samples, checking that method and data fit together."""
+            registry: Registry | None = None, workers: int | str = 0,
+            on_skipped: Callable[[str], None] | None = None,
+            on_start: Callable[[dict[str, Any]], None] | None = None,
+            notify: Callable[[str], None] | None = None) -> Prepared:
+    """Resolve the config and read the samples, checking every option and the data before any
+    work (the callbacks as :func:`run` describes them)."""
     registry, method_obj = resolve_method(method, registry)
-    profile = default_profile(method_obj, dataset, profile)
-    config = resolve_config(method_obj, variant=variant, profile=profile, config_file=config_file,
-                            sets=overrides_list(overrides, device))
+    config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
+                        config_file=config_file, overrides=overrides, device=device)
+    check_run_options(config, workers)
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     cache_dir = Path(cache_dir)
-    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=dict(dataset_options or {}))
+    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
+    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
     data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
-    if ds.kind not in method_obj.inputs and not _inputs_overridden(config):
-        raise ConfigError(f"method {method_obj.name} reads {', '.join(method_obj.inputs)} but dataset {dataset!r} "
-                          f"provides {ds.kind}")
+    check_loso_subjects(data, subjects)
+    unlabelled = [s.key for s in data.samples if data.task not in s.labels]
+    if unlabelled:
+        raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
+                          f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
+    for line in data.skipped if on_skipped else ():
+        on_skipped(line)
+    if on_start is not None:
+        on_start(config)
+    for notice in config["meta"].get("notices", []):
+        (notify or log.warning)(notice)
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
     key_parts = {"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
@@ -138,32 +205,49 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
         skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
         progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int | str = 0, executor: str = "local", address: str | None = None) -> RunResult:
+        workers: int | str = 0, executor: str = "local", address: str | None = None,
+        on_skipped: Callable[[str], None] | None = None,
+        on_start: Callable[[dict[str, Any]], None] | None = None,
+        notify: Callable[[str], None] | None = None) -> RunResult:
     """Run a LOSO evaluation of ``method`` and return the pooled result.
 
     ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
     ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
     rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
     a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
+    ``on_skipped`` hears each annotation row ``skip_invalid`` left out, as soon as the data are read;
+    the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run. ``on_start``
+    gets the resolved config once every option and the data have been checked, before any work.
+    The config's ``data.options`` are dataset options under ``dataset_options``. ``notify``
+    receives one-line notices about the setup (default: a logged warning), e.g. that faces go
+    unaligned because dlib is not installed.
     """
     prep = prepare(method, dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
                    overrides=overrides, profile=profile, subjects=subjects, device=device, cache_dir=cache_dir,
-                   skip_invalid=skip_invalid, dataset_options=dataset_options, registry=registry)
+                   skip_invalid=skip_invalid, dataset_options=dataset_options, registry=registry, workers=workers,
+                   on_skipped=on_skipped, on_start=on_start, notify=notify)
     run_dir = prep.folder("runs")
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
     tracker = make_tracker(tracking, tracking_uri, experiment)
-    tags = {**prep.tags(), "mer.run_dir": str(run_dir)}
-    environment = software_versions(prep.registry.distribution_of(prep.method.name))
-    with tracker.parent(run_name or prep.title(), prep.config, tags, environment):
-        result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant, on_fold=tracker.log_fold)
-        result.mlflow_run_id = tracker.run_id
-        result.environment = environment
-        artifacts = write_artifacts(result, run_dir / "artifacts")
-        artifacts += write_report(result, run_dir / "artifacts")
-        tracker.log_result(result, artifacts)
+    environment, software = prep.software()  # a new mercore or plugin version may change results
+    try:
+        with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},
+                            environment):
+            result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant, software=software,
+                                        on_fold=tracker.log_fold)
+            result.mlflow_run_id = tracker.run_id
+            result.environment = environment
+            result.skipped = list(prep.data.skipped)
+            artifacts = write_artifacts(result, run_dir / "artifacts")
+            artifacts += write_report(result, run_dir / "artifacts")
+            tracker.log_result(result, artifacts)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
+        kept = f"{evaluator.finished} of {evaluator.total} folds are recorded" if evaluator.total else "nothing recorded"
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                          f"{kept} in {run_dir}; the same command resumes from there") from None
     return result
 
 
@@ -182,7 +266,7 @@ def seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
 def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: Iterable[str] | Mapping[str, Any] = (),
               tracking: bool = True, tracking_uri: str | None = None, experiment: str = "mer",
               registry: Registry | None = None, **kwargs: Any) -> SeedsResult:
-    """The LOSO run of :func:`run` once per seed, aggregated.
+    """The LOSO run of :func:`run` once per seed, aggregated (``kwargs`` as :func:`run` takes them).
 
     Each seed is an ordinary run (``run.seed`` set), so it has its own run folder keyed by its
     config and resumes per (seed, fold); the feature cache is shared. The aggregate (each seed's
@@ -190,16 +274,19 @@ def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: It
     own and to an MLflow parent run holding the seeds' runs as children.
     """
     registry, method_obj = resolve_method(method, registry)
-    sets = overrides_list(overrides)
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
     base = prepare(method_obj, overrides=sets, registry=registry, **_prepare_kwargs(kwargs))
     chosen = seed_list(seeds, int(base.config["run"]["seed"]))
     tracker = make_tracker(tracking, tracking_uri, experiment)
-    environment = software_versions(registry.distribution_of(method_obj.name))
+    environment, _ = base.software()
     name = f"{kwargs.get('run_name') or base.title()} seeds {','.join(map(str, chosen))}"
+    runs = []
     with tracker.parent(name, base.config, {**base.tags(), "mer.seeds": ",".join(map(str, chosen))}, environment):
-        runs = [run(method_obj, overrides=[*sets, f"run.seed={s}"], tracking=tracking, tracking_uri=tracking_uri,
-                    experiment=experiment, registry=registry, **{**kwargs, "run_name": f"{name}: seed {s}"})
-                for s in chosen]
+        for i, s in enumerate(chosen):
+            quiet = {"on_start": None, "on_skipped": None, "notify": lambda line: None} if i else {}
+            runs.append(run(method_obj, overrides=[*sets, f"run.seed={s}"], tracking=tracking,
+                            tracking_uri=tracking_uri, experiment=experiment, registry=registry,
+                            **{**kwargs, **quiet, "run_name": f"{name}: seed {s}"}))
         folder = base.folder("seeds", {"runs": [r.run_dir.name for r in runs]})
         result = SeedsResult(runs, folder, tracker.run_id)
         artifacts = write_seed_artifacts(result, folder)
@@ -209,12 +296,8 @@ def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: It
 
 
 def _prepare_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of :func:`run` that :func:`prepare` takes too."""
+    """The arguments of :func:`run` that :func:`prepare` takes too, without its callbacks (the
+    seeds' runs call them)."""
     names = ("dataset", "variant", "task", "data_root", "config_file", "profile", "subjects", "device", "cache_dir",
-             "skip_invalid", "dataset_options")
+             "skip_invalid", "dataset_options", "workers")
     return {k: v for k, v in kwargs.items() if k in names}
-
-
-def _inputs_overridden(config: Mapping[str, Any]) -> bool:
-    """A config whose feature section names release extractors can run on flow releases."""
-    return "release_" in json.dumps(config.get("features", {}))

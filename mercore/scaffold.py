@@ -38,9 +38,29 @@ def _files(folder: Traversable, prefix: tuple[str, ...] = ()) -> list[tuple[tupl
     return out
 
 
+def taken(name: str) -> list[str]:
+    """Where ``name`` is already a plugin: the catalogue (registry.yaml) and installed entry points.
+    A second plugin of that name would clash with it (only one may register a method name)."""
+    from .catalogue import read_catalogue
+    from .plugins import entry_points
+
+    found = []
+    entry = read_catalogue().get(name)
+    if entry is not None:
+        found.append(f"registry.yaml lists it ({entry.get('distribution', 'no distribution')})")
+    for ep in entry_points():
+        if ep.name == name:
+            dist = getattr(ep, "dist", None)
+            found.append(f"it is installed ({dist.metadata['Name'] if dist is not None else ep.value})")
+    return found
+
+
 def scaffold(name: str, out: Path | str = ".") -> Path:
     """Write the plugin folder ``out/mer-NAME`` and return it."""
     values = fields(name)
+    if where := taken(name):
+        raise ScaffoldError(f"plugin name {name!r} is taken: {'; '.join(where)}; choose another name (two "
+                            "plugins registering one name clash)")
     target = Path(out) / values["distribution"]
     if target.exists() and any(target.iterdir()):
         raise ScaffoldError(f"{target} already exists and is not empty")

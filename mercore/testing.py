@@ -1,6 +1,7 @@
 """Contract tests for method plugins: one line in a plugin's test module checks that the method
-registers, that its config layers resolve, that its model runs on real features and that a
-tiny LOSO run completes and repeats exactly.
+registers, that its config layers resolve, that its model runs on real features, that a
+tiny LOSO run completes and repeats exactly, and that it runs on a precomputed-flow release
+exactly when it declares that input kind (and is refused before any work otherwise).
 
 Either subclass the base class (pytest collects the subclass)::
 
@@ -16,11 +17,18 @@ or let the kit build that class into the module::
     from mercore.testing import method_contract_tests
     globals().update(method_contract_tests("mer_mynet.plugin", "mynet"))
 
+A second helper pins a plugin's ``paper`` profile to its paper: :func:`paper_config_tests` takes
+the paper's stated settings as a table and the documented deviations with their reasons, and
+builds tests that fail when the resolved config drifts from either::
+
+    globals().update(paper_config_tests(MyNet(), PAPER, DEVIATIONS, doc=DOC))
+
 The tiny run uses ``tiny_overrides`` from the class, else a ``tiny_overrides`` (or
 ``TINY_OVERRIDES``) attribute of the plugin module or of the method class, else every
 ``*.epochs`` key of the config set to 1. All checks run on CPU on a synthetic corpus of
 3 subjects x 4 clips at 64 px, generated once per pytest session into a temporary cache that
-every plugin's kit shares (so features of the same clips are computed once).
+every plugin's kit shares (so features of the same clips are computed once); the release run
+uses a release of the same size written by ``mercore.data.layouts.write_flow_release``.
 """
 from __future__ import annotations
 
@@ -42,6 +50,8 @@ from .interfaces import Method
 CORPUS_OPTIONS: dict[str, Any] = {"subjects": 3, "clips_per_subject": 4, "size": 64}
 SUBJECTS = ["sub01", "sub02", "sub03"]
 VALID_INPUTS = {"clips", "flow-release"}
+#: The tiny precomputed-flow release: (dataset, subject, clip, label) rows, 3 subjects x 4 clips.
+RELEASE_ROWS = [("smic", f"s{s}", f"s{s}_c{c}", c % 3) for s in range(1, 4) for c in range(4)]
 
 
 def _module(plugin: str | ModuleType | Any) -> Any:
@@ -127,6 +137,14 @@ class MethodContract:
 
     @pytest.fixture(scope="class")
     @classmethod
+    def mer_flow_release(cls, tmp_path_factory: pytest.TempPathFactory) -> Path:
+        from .data.layouts import write_flow_release
+
+        root = tmp_path_factory.getbasetemp() / "mer-contract-release"
+        return root if (root / "labels.csv").is_file() else write_flow_release(root, RELEASE_ROWS)
+
+    @pytest.fixture(scope="class")
+    @classmethod
     def contract_runs(cls, mer_contract_cache: Path) -> tuple[Any, Any]:
         """The same tiny LOSO run twice from scratch (``fresh``): for completeness and determinism."""
         return cls.tiny_run(mer_contract_cache), cls.tiny_run(mer_contract_cache)
@@ -153,10 +171,11 @@ class MethodContract:
         assert yaml.safe_load(yaml.safe_dump(profiles)) == profiles
         for variant in list(method.variants) or [None]:
             for profile in ["paper", *profiles]:
-                config = resolve_config(method, variant=variant, profile=profile)
-                assert config["meta"]["variant"] == (variant or method.default_variant)
-                assert yaml.safe_load(yaml.safe_dump(config)) == config
-                assert method.features(config), "a method needs at least one input stream"
+                for inputs in method.inputs:
+                    config = resolve_config(method, variant=variant, profile=profile, inputs=inputs)
+                    assert config["meta"]["variant"] == (variant or method.default_variant)
+                    assert yaml.safe_load(yaml.safe_dump(config)) == config
+                    assert method.features(config), "a method needs at least one input stream"
         # the tiny overrides name existing keys (a typo would fail here, not in the run)
         resolve_config(method, variant=self.variant, profile=self.chosen_profile(method),
                        sets=[f"{k}={json.dumps(v)}" for k, v in self.overrides(method).items()])
@@ -196,6 +215,28 @@ class MethodContract:
                 assert abs(sum(probs) - 1) < 1e-4
         assert set(result.metrics) >= {"uf1", "uar", "acc"}
 
+    def test_runs_on_a_flow_release_exactly_when_it_declares_it(self, mer_flow_release: Path, tmp_path: Path) -> None:
+        """No ``--set`` or ``--variant``: the method picks its release inputs from the input kind."""
+        from .config import ConfigError
+        from .runner import run
+
+        torch.set_num_threads(1)
+        registry = self.registry()
+        method = registry.method(self.method)
+        kwargs = dict(dataset="megc2019-flow", data_root=mer_flow_release, variant=self.variant, tracking=False,
+                      profile=self.chosen_profile(method), overrides=self.overrides(method), cache_dir=tmp_path,
+                      progress=False, registry=registry)
+        if "flow-release" not in method.inputs:
+            with pytest.raises(ConfigError, match=rf"^{self.method} needs .*; datasets it can use: "):
+                run(method, **kwargs)
+            assert not any(tmp_path.iterdir()), "nothing may be computed before the refusal"
+            return
+        result = run(method, **kwargs)
+        assert result.config["meta"]["inputs"] == "flow-release"
+        assert sum(len(f.y_pred) for f in result.folds) == len(RELEASE_ROWS)
+        for request in method.features(result.config).values():  # no clip extractor: a release has no frames
+            assert request.extractor.startswith("release_") or request.params.get("source") == "release", request
+
     def test_same_seed_gives_identical_predictions_on_cpu(self, contract_runs: tuple[Any, Any]) -> None:
         first, second = contract_runs
         assert [f.y_pred for f in first.folds] == [f.y_pred for f in second.folds]
@@ -212,3 +253,99 @@ def method_contract_tests(plugin: str | ModuleType | Any, method: str, **attribu
         raise TypeError(f"unknown contract attributes: {', '.join(sorted(unknown))}")
     cls = type("TestMethodContract", (MethodContract,), {"plugin": plugin, "method": method, **attributes})
     return {"TestMethodContract": cls}
+
+
+# ------------------------------------------------------------------------------- paper settings
+class Within:
+    """A value the paper states as a range: ``Within(0.2, 0.5) == 0.3``."""
+
+    def __init__(self, low: float, high: float) -> None:
+        self.low, self.high = low, high
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, (int, float)) and not isinstance(other, bool) and self.low <= other <= self.high
+
+    def __repr__(self) -> str:
+        return f"Within({self.low}, {self.high})"
+
+
+def config_value(config: Mapping[str, Any], key: str) -> Any:
+    """``config["a"]["b"]`` for ``key="a.b"``; a missing key is an error naming it."""
+    node: Any = config
+    for part in key.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            raise KeyError(f"config has no key {key!r} (no {part!r})")
+        node = node[part]
+    return node
+
+
+def _same(got: Any, want: Any) -> bool:
+    if isinstance(want, float) and isinstance(got, (int, float)) and not isinstance(got, bool):
+        return math.isclose(got, want, rel_tol=1e-9, abs_tol=0.0)
+    return bool(got == want)
+
+
+def _rows(table: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
+    rows = []
+    for row in table:
+        if len(row) not in (3, 4) or not str(row[2]).strip():
+            raise ValueError(f"a row is (config key, value, source or reason[, resolve_config kwargs]): {row!r}")
+        rows.append((row[0], row[1], row[2], dict(row[3]) if len(row) == 4 else {}))
+    return rows
+
+
+def _row_id(row: tuple[str, Any, str, dict[str, Any]]) -> str:
+    where = ",".join(f"{k}={v}" for k, v in sorted(row[3].items()))
+    return f"{row[0]}[{where}]" if where else row[0]
+
+
+def paper_config_tests(method: Method, paper: Any, deviations: Any, doc: Path | None = None) -> dict[str, Any]:
+    """Tests that the resolved ``paper`` profile of ``method`` holds what its paper states.
+
+    The config is resolved as for a raw clip corpus (``aligned=False``) with the ``dlib`` extra
+    taken as installed, the setting the papers describe: ``features.align: auto`` then reads
+    ``dlib``.
+
+    Args:
+        method: the method instance.
+        paper: rows ``(config key, value as the paper prints it, where it says so)``, optionally
+            with a fourth item, ``resolve_config`` keyword arguments (``{"dataset": "smic",
+            "variant": "p"}``) for a value the paper gives per dataset or variant. ``value`` may be
+            :class:`Within` for a stated range.
+        deviations: rows ``(config key, our value, why it differs from the paper)`` in the same form.
+        doc: the method's documentation; every deviating key must be named in it.
+
+    Returns:
+        ``{test name: test function}`` for a test module's ``globals().update(...)``.
+    """
+    paper_rows, deviation_rows = _rows(paper), _rows(deviations)
+    text = Path(doc).read_text() if doc is not None else None
+
+    def resolve(where: Mapping[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+        monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: True)
+        return resolve_config(method, **{"profile": "paper", "aligned": False, **where})
+
+    @pytest.mark.parametrize("key,value,source,where", paper_rows, ids=[_row_id(r) for r in paper_rows])
+    def test_paper_setting(key: str, value: Any, source: str, where: dict[str, Any],
+                           monkeypatch: pytest.MonkeyPatch) -> None:
+        got = config_value(resolve(where, monkeypatch), key)
+        assert _same(got, value), (f"{key} = {got!r} in the paper profile, but the paper says {value!r} ({source}); "
+                                   f"a deliberate difference goes in the deviations, with its reason, and the doc")
+
+    @pytest.mark.parametrize("key,value,reason,where", deviation_rows, ids=[_row_id(r) for r in deviation_rows])
+    def test_documented_deviation(key: str, value: Any, reason: str, where: dict[str, Any],
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+        got = config_value(resolve(where, monkeypatch), key)
+        assert _same(got, value), f"{key} = {got!r}, the documented deviation says {value!r} ({reason})"
+        if text is not None:
+            assert key in text, f"deviation {key} is not named in {Path(doc).name}"  # type: ignore[arg-type]
+
+    def test_paper_and_deviation_rows_do_not_overlap() -> None:
+        keys = [(k, tuple(sorted(w.items()))) for k, _, _, w in paper_rows + deviation_rows]
+        assert len(keys) == len(set(keys)), "a key is listed twice (as a paper setting and as a deviation?)"
+
+    tests = {"test_paper_setting": test_paper_setting, "test_documented_deviation": test_documented_deviation,
+             "test_paper_and_deviation_rows_do_not_overlap": test_paper_and_deviation_rows_do_not_overlap}
+    if not deviation_rows:  # nothing to check (pytest would report an empty parameter set as a skip)
+        del tests["test_documented_deviation"]
+    return tests

@@ -2,20 +2,94 @@
 seeds' runs under a parent of their own, ``mer tune`` its outer folds and their trials.
 
 MLflow is imported lazily (it costs seconds), and all logging happens in the main process from
-finished fold results, so parallel or resumed folds produce the same record.
+finished fold results, so parallel or resumed folds produce the same record. A run stopped by
+Ctrl-C or SIGTERM ends its MLflow runs as KILLED; runs left RUNNING by a process that can no
+longer say so (SIGKILL, power loss) are marked KILLED by the next run of the same run folder.
+
+An SQLite store is created once, under a file lock, in a temporary file renamed into place when
+MLflow has finished its schema: two first runs at once cannot race (MLflow's migrations are not
+safe against that), and a creation killed half-way leaves no store that every later run trips on.
 """
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import platform
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .config import flatten
 from .evaluation.results import FoldResult, RunResult, SeedsResult
+from .interrupt import process_alive
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
+log = logging.getLogger(__name__)
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message says why and what to do."""
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of an ``sqlite:///`` URI (relative or ``sqlite:////absolute``), else None."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    path = uri[len("sqlite:///"):].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" else None
+
+
+@contextlib.contextmanager
+def store_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on ``.<db>.lock`` beside the database (POSIX; elsewhere no lock)."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.parent / f".{path.name}.lock", "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def _finished_store(path: Path) -> bool:
+    """Whether MLflow finished creating the store at ``path``: it writes the default experiment
+    only after the whole schema, so a store without any experiment is half-created (and empty)."""
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.absolute().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            return "experiments" in tables and db.execute("SELECT COUNT(*) FROM experiments").fetchone()[0] > 0
+    except sqlite3.DatabaseError as exc:
+        raise TrackingError(f"{path} is not an MLflow store ({exc}); move it away or pass another "
+                            "--tracking-uri") from None
+
+
+def prepare_sqlite_store(path: Path) -> None:
+    """Make ``path`` a finished MLflow store; call it holding :func:`store_lock`.
+
+    A missing store is created in ``.<db>.creating-<pid>`` and renamed into place. A half-created
+    one (holding nothing, see :func:`_finished_store`) is moved aside and created anew.
+    """
+    for stale in path.parent.glob(f".{path.name}.creating-*"):  # a creation killed before its rename
+        stale.unlink(missing_ok=True)
+    if path.exists() and path.stat().st_size > 0:
+        if _finished_store(path):
+            return
+        aside = path.with_name(f"{path.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}")
+        os.replace(path, aside)
+        log.warning("%s was a half-created MLflow store (its creation was interrupted; it held no runs): "
+                    "moved it to %s and created a new one", path, aside.name)
+    from mlflow.tracking import MlflowClient
+
+    tmp = path.parent / f".{path.name}.creating-{os.getpid()}"
+    try:
+        MlflowClient(f"sqlite:///{tmp.absolute()}").search_experiments()  # schema + default experiment
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 class Tracker:
@@ -55,8 +129,18 @@ class MlflowTracker(Tracker):
 
         self.mlflow = mlflow
         self.uri = uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI
-        mlflow.set_tracking_uri(self.uri)
-        mlflow.set_experiment(experiment)
+        path = sqlite_path(self.uri)
+        with store_lock(path) if path else contextlib.nullcontext():
+            if path:
+                prepare_sqlite_store(path)
+            mlflow.set_tracking_uri(self.uri)
+            try:
+                mlflow.set_experiment(experiment)  # under the lock: two first runs create it once
+            except Exception as exc:  # MLflow raises database, schema and connection errors alike
+                first = (str(exc).strip() or type(exc).__name__).splitlines()[0].split(". ")[0]
+                raise TrackingError(f"MLflow store {self.uri} cannot be used: {first[:300]} (from an older MLflow? "
+                                    f"back it up and run: mlflow db upgrade {self.uri})") from exc
+        self.experiment = experiment
         self.run_id = None
 
     @contextlib.contextmanager
@@ -66,11 +150,13 @@ class MlflowTracker(Tracker):
         import torch
 
         env_tags = {"mer.torch": torch.__version__, "mer.python": platform.python_version(),
-                    "mer.host": platform.node()}
+                    "mer.host": platform.node(), "mer.pid": str(os.getpid())}
         if torch.cuda.is_available():
             env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
-        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}, nested=self.mlflow.active_run() is not None,
-                                   log_system_metrics=_system_metrics(config)) as run:
+        self._close_orphans(tags.get("mer.run_dir"))
+        nested = self.mlflow.active_run() is not None  # a seed's run inside `--seeds`
+        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}, nested=nested,
+                                   log_system_metrics=_system_metrics(config)) as run, self._killed_on_interrupt():
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
             params.update({f"env.{k}": v for k, v in (environment or {}).items()})
@@ -79,13 +165,37 @@ class MlflowTracker(Tracker):
                 self.mlflow.log_params(dict(items[i:i + 100]))
             yield self
 
+    @contextlib.contextmanager
+    def _killed_on_interrupt(self) -> Iterator[None]:
+        """A Ctrl-C or SIGTERM (KeyboardInterrupt) ends every active run as KILLED, not FAILED."""
+        try:
+            yield
+        except KeyboardInterrupt:
+            while self.mlflow.active_run() is not None:
+                self.mlflow.end_run("KILLED")
+            raise
+
+    def _close_orphans(self, run_dir: str | None) -> None:
+        """Mark KILLED the runs of ``run_dir`` that a process of this host left RUNNING when it died."""
+        experiment = self.mlflow.get_experiment_by_name(self.experiment)
+        if run_dir is None or experiment is None:
+            return
+        client = self.mlflow.tracking.MlflowClient()
+        running = client.search_runs([experiment.experiment_id], "attributes.status = 'RUNNING'", max_results=5000)
+        dead = {r.info.run_id for r in running if r.data.tags.get("mer.run_dir") == run_dir
+                and r.data.tags.get("mer.host") == platform.node() and _dead(r.data.tags.get("mer.pid"))}
+        for r in running:
+            if r.info.run_id in dead or r.data.tags.get("mlflow.parentRunId") in dead:
+                client.set_terminated(r.info.run_id, "KILLED")
+
     def log_fold(self, fold: FoldResult, reused: bool) -> None:
         from mlflow.entities import Metric
 
         from .metrics import scores
 
         with self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
-                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run:
+                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run, \
+                self._killed_on_interrupt():
             self.mlflow.log_params({"test_subject": fold.fold, "n_train": fold.n_train, "n_val": fold.n_val,
                                     "n_test": len(fold.keys)})
             client = self.mlflow.tracking.MlflowClient()
@@ -106,6 +216,7 @@ class MlflowTracker(Tracker):
         in a composite, and the baseline; the leaky audit figure only as ``leaky_*`` (not a result)."""
         metrics = {**result.scores().as_dict(), **_interval_metrics(result.intervals())}
         metrics.update(result.baseline_scores().as_dict("baseline_"))
+        metrics["skipped_rows"] = len(result.skipped)  # the rows themselves: skipped.txt, summary.json
         if len(result.datasets) > 1:
             for d, s in result.per_dataset().items():
                 metrics.update({**s.as_dict(f"{d}_"), **_interval_metrics(result.intervals(d), f"{d}_")})
@@ -135,7 +246,7 @@ class MlflowTracker(Tracker):
 
     @contextlib.contextmanager
     def child(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
-        with self.mlflow.start_run(run_name=name, nested=True, tags=dict(tags)):
+        with self.mlflow.start_run(run_name=name, nested=True, tags=dict(tags)), self._killed_on_interrupt():
             if params:
                 self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
             yield self
@@ -150,6 +261,11 @@ class MlflowTracker(Tracker):
 def _interval_metrics(intervals: Mapping[str, Any], prefix: str = "", suffix: str = "") -> dict[str, float]:
     return {f"{prefix}{name}{suffix}_ci_{end}": getattr(iv, end) for name, iv in intervals.items()
             for end in ("low", "high")}
+
+
+def _dead(pid: str | None) -> bool:
+    """Whether the process ``pid`` (a tag; unknown counts as alive) of this host is gone."""
+    return bool(pid) and pid.isdigit() and not process_alive(int(pid))
 
 
 def _system_metrics(config: Mapping[str, Any]) -> bool:

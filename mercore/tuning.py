@@ -15,12 +15,15 @@ from __future__ import annotations
 import json
 import math
 import multiprocessing
+import os
 import shutil
+import signal
 import statistics
 import time
+import traceback
 from collections import Counter
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -30,9 +33,10 @@ from tqdm.auto import tqdm
 
 from .config import ConfigError, deep_merge, parse_set
 from .data.dataset import LoadedDataset
-from .environment import software_versions
-from .evaluation.loso import LOSOEvaluator, auto_workers, usable_cores
+from .evaluation.loso import (STOP_GRACE_S, LOSOEvaluator, _die_with_parent, _exit_reason, _on_term,
+                              _RemoteTraceback, _stop, auto_workers, usable_cores)
 from .evaluation.results import FoldResult, RunResult
+from .interrupt import Interrupted
 from .io import atomic_write_text
 from .plugins import Registry
 from .protocols import Fold, loso_folds, subject_folds
@@ -156,16 +160,10 @@ def load_space(path: Path | str) -> list[Param]:
 
 
 def with_values(config: Mapping[str, Any], values: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """``config`` with dotted ``values`` set; an unknown key or a section named as a value is an error."""
-    sets = parse_set(f"{k}={json.dumps(v)}" for k, v in values.items())
-    merged = deep_merge(config, sets, strict=True, origin=origin)
-    for key in values:
-        node: Any = config
-        for part in key.split("."):
-            node = node[part]
-        if isinstance(node, Mapping):
-            raise ConfigError(f"{key!r}{origin} is a config section, not a value; search one of its keys")
-    return merged
+    """``config`` with dotted ``values`` set, as ``--set`` would (unknown keys, sections named as
+    values and values of another type are errors)."""
+    return deep_merge(config, parse_set(f"{k}={json.dumps(v)}" for k, v in values.items()), strict=True,
+                      origin=origin)
 
 
 def check_space(config: Mapping[str, Any], params: Sequence[Param]) -> None:
@@ -216,6 +214,7 @@ class _Job:
     """What a worker needs to tune one outer fold (picklable for fork, plain for in-process)."""
 
     prep: Prepared
+    software: dict[str, str]
     params: list[Param]
     trials: int
     inner_folds: int
@@ -256,7 +255,8 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
         values = {p.key: p.suggest(trial) for p in job.params}
         config = with_values(with_values(prep.config, values, " (in the search space)"), INNER_SETTINGS, "")
         evaluator = LOSOEvaluator(store, outer_dir / f"trial-{trial.number:04d}", progress=False)
-        inner = evaluator.evaluate(prep.method, data, config, variant=prep.variant, folds=folds)
+        inner = evaluator.evaluate(prep.method, data, config, variant=prep.variant, software=job.software,
+                                   folds=folds)
         scores = inner.scores()
         trial.set_user_attr("inner_uar", scores.uar)
         trial.set_user_attr("seconds", sum(f.seconds for f in inner.folds))
@@ -268,30 +268,47 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     best = study.best_trial
     failed = len(study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.FAIL,)))
     choice = OuterChoice(fold.index, fold.name, dict(best.params), float(best.value), job.trials, failed)
-    record = outer_dir / "choice.json"
-    stored = json.loads(record.read_text()) if record.is_file() else None
-    final_path = job.tune_dir / "folds" / f"{fold.index:03d}.json"
-    if stored != choice.values and final_path.exists():
-        final_path.unlink()  # predicted with other values: predict again with these
+    # a final fit recorded under other values does not hold (its identity names the config): redone
     config = with_values(prep.config, choice.values, " (in the search space)")
     final = LOSOEvaluator(store, job.tune_dir, progress=False).evaluate(
-        prep.method, prep.data, config, variant=prep.variant, folds=[fold])
-    atomic_write_text(record, json.dumps(choice.values))
+        prep.method, prep.data, config, variant=prep.variant, software=job.software, folds=[fold])
     return choice, final.folds[0]
 
 
 _JOB: _Job | None = None
 
 
-def _tune_in_worker(fold: Fold) -> tuple[OuterChoice, FoldResult]:
+def _tune_worker_main(conn: Connection, threads: int, parent: int) -> None:
+    """An outer-fold process: tune the outer folds the parent sends until it sends None. Stopped
+    like a fold process of ``mer run`` (it dies with the parent; SIGTERM unwinds it), a trial it
+    was in stays RUNNING in the study and is replaced when the tune resumes."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
+    signal.signal(signal.SIGTERM, _on_term)
+    torch.set_num_threads(threads)
     assert _JOB is not None
-    return tune_outer_fold(_JOB, fold)
+    while True:
+        try:
+            fold = conn.recv()
+        except EOFError:
+            return
+        if fold is None:
+            return
+        try:
+            conn.send(("done", tune_outer_fold(_JOB, fold), None))
+        except Exception as exc:
+            remote = traceback.format_exc()
+            try:
+                conn.send(("error", exc, remote))
+            except Exception:  # an exception that does not pickle: its type and message
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), remote))
 
 
 def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
                     finish: Callable[[OuterChoice, FoldResult], None]) -> None:
     """Outer folds one after another, or in ``workers`` forked processes (the cheapest way to use
-    several cores: a fold's trials are sequential, the folds independent)."""
+    several cores: a fold's trials are sequential, the folds independent). Results come back to
+    this process, which logs them; on any exit the processes are stopped."""
     global _JOB
     if workers <= 1 or len(folds) <= 1:
         for fold in folds:
@@ -299,16 +316,43 @@ def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
         return
     _JOB = job
     ctx = multiprocessing.get_context("fork")
+    queue = list(folds)
+    busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Fold]] = {}
+    processes = []
     try:
-        with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
-                                 initargs=(max(1, usable_cores() // workers),)) as pool:
-            pending = {pool.submit(_tune_in_worker, fold) for fold in folds}
-            while pending:
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for future in finished:
-                    finish(*future.result())
+        for _ in range(min(workers, len(queue))):
+            here, there = ctx.Pipe()
+            process = ctx.Process(target=_tune_worker_main,
+                                  args=(there, max(1, usable_cores() // workers), os.getpid()))
+            process.start()
+            there.close()
+            processes.append(process)
+            fold = queue.pop(0)
+            here.send(fold)
+            busy[here] = (process, fold)
+        while busy:
+            for conn in wait(list(busy)):
+                process, fold = busy.pop(conn)
+                try:
+                    kind, payload, remote = conn.recv()
+                except EOFError:
+                    process.join(STOP_GRACE_S)
+                    raise RuntimeError(f"the process tuning outer fold {fold.index} ({fold.name}) died "
+                                       f"({_exit_reason(process.exitcode)})") from None
+                if kind == "error":
+                    raise payload from _RemoteTraceback(remote)
+                finish(*payload)
+                if queue:
+                    fold = queue.pop(0)
+                    conn.send(fold)
+                    busy[conn] = (process, fold)
+                else:
+                    conn.send(None)
+        for process in processes:
+            process.join(STOP_GRACE_S)
     finally:
         _JOB = None
+        _stop(processes)
 
 
 def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner_folds: int = 3,
@@ -323,7 +367,7 @@ def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner
     if trials < 1:
         raise ConfigError(f"--trials {trials}: give at least one trial")
     params = load_space(space) if isinstance(space, (str, Path)) else list(space)
-    prep = prepare(method, registry=registry, **prepare_kwargs)
+    prep = prepare(method, registry=registry, workers=workers, **prepare_kwargs)
     check_space(prep.config, params)
     groups = [s.group for s in prep.data.samples]
     outer = loso_folds(groups)
@@ -336,40 +380,54 @@ def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner
     if fresh and tune_dir.exists():
         shutil.rmtree(tune_dir)
     tune_dir.mkdir(parents=True, exist_ok=True)
-    job = _Job(prep, params, trials, inner_folds, tune_dir, f"sqlite:///{(tune_dir / 'optuna.db').resolve()}")
+    environment, software = prep.software()
+    job = _Job(prep, software, params, trials, inner_folds, tune_dir,
+               f"sqlite:///{(tune_dir / 'optuna.db').resolve()}")
     optuna.storages.RDBStorage(job.storage).engine.dispose()  # tables created once, before workers open the file
     tracker = make_tracker(tracking, tracking_uri, experiment)
-    environment = software_versions(prep.registry.distribution_of(prep.method.name))
     tags = {**prep.tags(), "mer.run_dir": str(tune_dir), "mer.tune": f"{trials} trials, {inner_folds} inner folds"}
     start = time.perf_counter()
+    count = auto_workers(str(prep.config["run"].get("device", "auto")), len(outer)) if workers == "auto" else workers
+    try:
+        with tracker.parent(f"tune {prep.title()}", prep.config, tags, environment):
+            outcome = _tune_all(tracker, optuna, job, outer, int(count), progress, start, environment)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
+                          f"finished trials and outer folds are kept in {tune_dir}; the same command resumes "
+                          "from there") from None
+    return outcome
+
+
+def _tune_all(tracker: Any, optuna: Any, job: _Job, outer: Sequence[Fold], workers: int, progress: bool,
+              start: float, environment: dict[str, str]) -> TuneResult:
+    """Every outer fold, then the pooled outer result and its records (inside the parent run)."""
+    prep, params, trials, inner_folds, tune_dir = job.prep, job.params, job.trials, job.inner_folds, job.tune_dir
     choices: dict[int, OuterChoice] = {}
     results: dict[int, FoldResult] = {}
-    count = auto_workers(str(prep.config["run"].get("device", "auto")), len(outer)) if workers == "auto" else workers
-    with tracker.parent(f"tune {prep.title()}", prep.config, tags, environment):
-        tracker.log_params({"tune.trials": trials, "tune.inner_folds": inner_folds,
-                            "tune.space": json.dumps({p.key: p.spec() for p in params})})
-        bar = tqdm(total=len(outer), desc=f"tune {prep.method.name}", unit="outer fold", disable=not progress)
+    tracker.log_params({"tune.trials": trials, "tune.inner_folds": inner_folds,
+                        "tune.space": json.dumps({p.key: p.spec() for p in params})})
+    bar = tqdm(total=len(outer), desc=f"tune {prep.method.name}", unit="outer fold", disable=not progress)
 
-        def finish(choice: OuterChoice, fold: FoldResult) -> None:
-            choices[choice.index], results[choice.index] = choice, fold
-            _log_outer(tracker, optuna, job, choice, fold)
-            bar.update()
+    def finish(choice: OuterChoice, fold: FoldResult) -> None:
+        choices[choice.index], results[choice.index] = choice, fold
+        _log_outer(tracker, optuna, job, choice, fold)
+        bar.update()
 
-        run_outer_folds(job, outer, int(count), finish)
-        bar.close()
-        config = {**prep.config, "tune": {"trials": trials, "inner_folds": inner_folds,
-                                          "space": {p.key: p.spec() for p in params}}}
-        result = RunResult(prep.method.name, prep.variant, prep.data.name, prep.data.task, prep.data.labels.classes,
-                           config, [results[f.index] for f in outer], tune_dir, mlflow_run_id=tracker.run_id,
-                           environment=environment)
-        ordered = [choices[f.index] for f in outer]
-        outcome = TuneResult(result, ordered, params, trials, inner_folds, time.perf_counter() - start, tune_dir,
-                             profile={p.key: p.summarise([c.values[p.key] for c in ordered]) for p in params})
-        artifacts = write_artifacts(result, tune_dir / "artifacts")
-        artifacts += write_report(result, tune_dir / "artifacts")
-        artifacts.append(tune_dir / "artifacts" / "tune.json")
-        atomic_write_text(artifacts[-1], json.dumps(tune_summary(outcome), indent=2))
-        tracker.log_result(result, artifacts)
+    run_outer_folds(job, outer, workers, finish)
+    bar.close()
+    config = {**prep.config, "tune": {"trials": trials, "inner_folds": inner_folds,
+                                      "space": {p.key: p.spec() for p in params}}}
+    result = RunResult(prep.method.name, prep.variant, prep.data.name, prep.data.task, prep.data.labels.classes,
+                       config, [results[f.index] for f in outer], tune_dir, mlflow_run_id=tracker.run_id,
+                       environment=environment)
+    ordered = [choices[f.index] for f in outer]
+    outcome = TuneResult(result, ordered, params, trials, inner_folds, time.perf_counter() - start, tune_dir,
+                         profile={p.key: p.summarise([c.values[p.key] for c in ordered]) for p in params})
+    artifacts = write_artifacts(result, tune_dir / "artifacts")
+    artifacts += write_report(result, tune_dir / "artifacts")
+    artifacts.append(tune_dir / "artifacts" / "tune.json")
+    atomic_write_text(artifacts[-1], json.dumps(tune_summary(outcome), indent=2))
+    tracker.log_result(result, artifacts)
     return outcome
 
 

@@ -1,6 +1,8 @@
-"""Shared fixtures: a toy corpus and method that need no frames, and an isolated MLflow store."""
+"""Shared fixtures: a toy corpus and method that need no frames, a small CASME II-layout corpus
+with an editable CSV sheet and a method that reads its frames, and an isolated MLflow store."""
 from __future__ import annotations
 
+import csv
 import hashlib
 import shutil
 import types
@@ -73,12 +75,13 @@ class ToyMethod(Method):
 
 
 class _Wrap(nn.Module):
-    def __init__(self, net):
+    def __init__(self, net, stream="x"):
         super().__init__()
         self.net = net
+        self.stream = stream
 
     def forward(self, batch):
-        return self.net(batch["x"])
+        return self.net(batch[self.stream])
 
 
 def make_toy_plugin():
@@ -126,3 +129,95 @@ def mlflow_uri(_migrated_store, tmp_path) -> str:
     dest = tmp_path / "mlflow.db"
     shutil.copy(_migrated_store, dest)
     return f"sqlite:///{dest}"
+
+
+@pytest.fixture
+def toy_cli(toy_registry, tmp_path, monkeypatch):
+    """`mer run --plugin toy --dataset toy ...` through the real command, in an empty cache."""
+    import mercore.runner
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
+
+    monkeypatch.setattr(mercore.runner, "load_method", lambda registry, name: (toy_registry, toy_registry.method(name)))
+    cache, db = tmp_path / "cache", tmp_path / "mlflow.db"
+
+    def invoke(*args: str):
+        return CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--cache-dir", str(cache),
+                                        "--tracking-uri", f"sqlite:///{db}", "-q", *args])
+    invoke.cache, invoke.db, invoke.uri = cache, db, f"sqlite:///{db}"
+    return invoke
+
+
+class DiffNet(Method):
+    """Linear model on the 8 px gray |apex - onset|: features that read the frames."""
+
+    name = "idnet"
+
+    def default_config(self):
+        return {"train": {"optimizer": "adam", "lr": 0.05, "epochs": 3, "batch_size": 4}}
+
+    def features(self, config):
+        return {"diff": FeatureRequest("frame_diff", {"size": 8, "gray": True})}
+
+    def build_model(self, config, num_classes):
+        return _Wrap(nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)), "diff")
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+@pytest.fixture
+def diff_registry():
+    from mercore.plugins import load_registry
+
+    module = types.ModuleType("idnet_plugin")
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(DiffNet)
+
+    module.mer_register_methods = mer_register_methods
+    return load_registry(only=[], extra_plugins=[("idnet", module)])
+
+
+SHEET_HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"]
+SHEET = "CASME2-coding-synthetic.csv"
+
+
+@pytest.fixture
+def corpus(tmp_path) -> Path:
+    """A 3-subject CASME II-layout corpus (4 clips each) whose coding sheet is a CSV to edit."""
+    from mercore.data.casme2 import read_coding_table
+    from mercore.data.synthetic import SHEET_NAME, generate
+
+    root = generate(tmp_path / "corpus", subjects=3, clips_per_subject=4, size=32, min_frames=6, max_frames=8)
+    rows = read_coding_table(root / SHEET_NAME)
+    (root / SHEET_NAME).unlink()
+    write_sheet(root, [[r["subject"], r["filename"], r["onset"], r["apex"], r["offset"], r.get("action_units"),
+                        r["emotion"]] for r in rows])
+    return root
+
+
+def write_sheet(root: Path, rows: list[list]) -> None:
+    with open(root / SHEET, "w", newline="") as f:
+        csv.writer(f).writerows([SHEET_HEADER, *rows])
+
+
+class Sheet:
+    """The rows of the corpus's coding sheet (strings, header left out), to read and rewrite."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def read(self) -> list[list[str]]:
+        with open(self.root / SHEET, newline="") as f:
+            return list(csv.reader(f))[1:]
+
+    def write(self, rows: list[list]) -> None:
+        write_sheet(self.root, rows)
+
+
+@pytest.fixture
+def sheet(corpus) -> Sheet:
+    return Sheet(corpus)

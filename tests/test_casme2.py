@@ -11,9 +11,10 @@ import pytest
 
 from mercore.data.casme2 import Casme2Dataset, load_casme2_tree, read_coding_table
 from mercore.data.dataset import DatasetError, LoadOptions
+from mercore.shared import shared_dir
 
 HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"]
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 TINY = np.full((8, 8, 3), 128, np.uint8)
 _JPG = cv2.imencode(".jpg", TINY)[1].tobytes()
 
@@ -89,6 +90,16 @@ def test_sde5_keeps_others(tmp_path):
     assert len(ds.samples) == 5
     others = next(s for s in ds.samples if s.clip == "EP05_02")
     assert others.labels == {"sde5": 4}
+
+
+def test_all_emotions_keeps_clips_outside_the_task(tmp_path):
+    make_tree(tmp_path)
+    ds = Casme2Dataset().load(tmp_path, LoadOptions(task="megc3", extra={"all_emotions": True}))
+    assert len(ds.samples) == 5
+    others = next(s for s in ds.samples if s.clip == "EP05_02")
+    assert others.labels == {"sde5": 4} and "megc3" not in others.labels
+    with pytest.raises(DatasetError, match="all_emotions must be true or false"):
+        Casme2Dataset().load(tmp_path, LoadOptions(extra={"all_emotions": "yes"}))
 
 
 def test_unknown_task(tmp_path):
@@ -212,7 +223,7 @@ def test_megc2019_exclusions(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED / "data/annotations/casme2_5class_frames.csv").is_file(),
-                    reason="../shared/data/annotations not present beside the repository")
+                    reason=f"{SHARED}/data/annotations absent (set MER_SHARED)")
 def test_real_annotations_give_megc2019_counts(tmp_path):
     """The real subjects, clip names and frame numbers: 145 = 88/32/25 from 24 subjects."""
     words = {1: "happiness", 2: "surprise", 3: "disgust", 4: "repression", 5: "others"}
@@ -224,7 +235,8 @@ def test_real_annotations_give_megc2019_counts(tmp_path):
         write_frames(tmp_path / "CASME2_RAW_selected" / sub / clip, sorted({on, (on + ap) // 2, ap, off}))
         rows.append([sub[3:], clip, on, ap, off, "", words[int(cls)]])
     write_sheet(tmp_path / "CASME2-coding-20190701.xlsx", rows)
-    ds = Casme2Dataset().load(tmp_path, LoadOptions(task="megc3"))
+    sparse = {"sparse_frames": True}  # onset, apex, offset and one frame between
+    ds = Casme2Dataset().load(tmp_path, LoadOptions(task="megc3", extra=sparse))
     assert len(ds.samples) == 145
     assert Counter(s.label("megc3") for s in ds.samples) == {0: 88, 1: 32, 2: 25}
     assert len(ds.subjects) == 24
@@ -235,5 +247,17 @@ def test_real_annotations_give_megc2019_counts(tmp_path):
         if s is not None:
             assert (s.frame_numbers[s.onset], s.frame_numbers[s.apex], s.frame_numbers[s.offset]) == \
                 (int(on), int(ap), int(off))
-    sde5 = Casme2Dataset().load(tmp_path, LoadOptions(task="sde5"))
+    sde5 = Casme2Dataset().load(tmp_path, LoadOptions(task="sde5", extra=sparse))
     assert Counter(s.label("sde5") for s in sde5.samples) == {0: 32, 1: 25, 2: 64, 3: 27, 4: 99}
+
+
+def test_a_frame_missing_from_the_middle_of_a_clip_is_an_error(tmp_path):
+    make_tree(tmp_path)
+    (tmp_path / "CASME2_RAW_selected" / "sub01" / "EP02_01f" / "img12.jpg").unlink()  # between onset 9 and offset 14
+    with pytest.raises(DatasetError, match=r"CASME2-coding-20190701.xlsx row 2 \(1/EP02_01f\): .*EP02_01f misses "
+                                           r"frame\(s\) img12 \(img8..img15, 7 files\); -D sparse_frames=true"):
+        Casme2Dataset().load(tmp_path, LoadOptions(task="sde5"))
+    skipped = Casme2Dataset().load(tmp_path, LoadOptions(task="sde5", skip_invalid=True))
+    assert len(skipped.samples) == 4 and "misses frame(s) img12" in skipped.skipped[0]
+    sparse = Casme2Dataset().load(tmp_path, LoadOptions(task="sde5", extra={"sparse_frames": True}))
+    assert len(sparse.samples) == 5

@@ -10,12 +10,13 @@ import pytest
 from mercore.data.casme3 import Casme3Dataset
 from mercore.data.dataset import DatasetError, LoadOptions
 from mercore.data.layouts import _xlsx, write_casme3
+from mercore.shared import shared_dir
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 ANN = SHARED / "data" / "annotations"
 HEADER = ["Subject", "Filename", "Onset", "Apex", "Offset", "AU", "Objective class", "emotion"]
 needs_shared = pytest.mark.skipif(not (ANN / "casme3_partA_ME_label_JpgIndex_v2.xlsx").is_file(),
-                                  reason="/work/shared annotations absent")
+                                  reason=f"{ANN} absent (set MER_SHARED)")
 
 
 @needs_shared
@@ -54,5 +55,10 @@ def test_errors(tmp_path: Path) -> None:
             Casme3Dataset().load(tmp_path, LoadOptions())
         ds = Casme3Dataset().load(tmp_path, LoadOptions(skip_invalid=True))
         assert [s.clip for s in ds.samples] == ["a_10"] and len(ds.skipped) == 1
+    _xlsx(tmp_path / "casme3_partA_ME_label_JpgIndex_v2.xlsx", HEADER,
+          rows + [["spNO.1", "a", "12", "12", "14", "4", "III", "others"]])
+    assert [s.clip for s in Casme3Dataset().load(tmp_path, LoadOptions()).samples] == ["a_10"]
+    every = Casme3Dataset().load(tmp_path, LoadOptions(extra={"all_emotions": True})).samples
+    assert [(s.clip, s.labels) for s in every] == [("a_10", {"megc3": 0}), ("a_12", {})]
     with pytest.raises(DatasetError, match="rule="):
         Casme3Dataset().load(tmp_path, LoadOptions(extra={"rule": "mine"}))

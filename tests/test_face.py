@@ -1,11 +1,22 @@
-"""Face pipeline: canonical landmarks and regions; dlib detection + alignment on a real face."""
+"""Face pipeline: canonical landmarks and regions; dlib detection + alignment on a real face; `features.align:
+auto` through `mer run` with a stand-in landmark detector."""
 from __future__ import annotations
+
+import importlib
+import types
+from pathlib import Path
 
 import numpy as np
 import pytest
+from torch import nn
 
+import mercore
+from mercore import FeatureRequest, LoadedDataset, LoadOptions, Method, Sample, SupervisedTrainer, hookimpl
+from mercore.data.frames import write_image
 from mercore.face import align_clip, alignment_transform, apply_alignment, dlib_available, five_points, landmarks, regions
 from mercore.face.landmarks import UNIT_CANONICAL
+from mercore.plugins import load_registry
+from mercore.runner import run
 
 
 def test_canonical_from_shape() -> None:
@@ -63,3 +74,102 @@ def test_extractor_align_hook_uses_onset_transform(tmp_path) -> None:
     apex = load_key_frame(s, "apex", 64, align="dlib")
     m = alignment_transform(read_image(tmp_path / "img1.png"), 64, backend="dlib")
     assert apex.shape == (64, 64, 3) and np.allclose(apex, apply_alignment(read_image(tmp_path / "img2.png"), m, 64))
+
+
+# --- features.align: auto through `mer run`, with a stand-in for dlib's landmarks -------------------
+FACE_BOX = (20, 12, 24)  # x0, y0, side of the face in the 64 x 48 raw frames
+
+
+class RawToy(mercore.Dataset):
+    """A raw clip corpus: a bright square face in a wider dark frame, not aligned."""
+
+    name = "rawtoy"
+    tasks = {"megc3": mercore.MEGC3}
+    requires_root = False
+
+    def load(self, root, options):
+        samples = []
+        x0, y0, side = FACE_BOX
+        for s in range(2):
+            for c in range(3):
+                folder = Path(options.cache_dir) / "rawtoy" / f"s{s}" / f"c{c}"
+                folder.mkdir(parents=True, exist_ok=True)
+                for t in range(2):
+                    img = np.zeros((48, 64, 3), np.uint8)
+                    img[y0:y0 + side, x0:x0 + side] = 255 - 20 * t * c
+                    write_image(folder / f"{t}.png", img)
+                samples.append(Sample("rawtoy", f"s{s}", f"c{c}", frames=(folder / "0.png", folder / "1.png"), onset=0,
+                                      apex=1, offset=1, labels={"megc3": c}))
+        return LoadedDataset(self.name, "megc3", mercore.MEGC3, samples)
+
+
+class AlignToy(Method):
+    """Reads the apex frame with the config's ``features.align``."""
+
+    name = "aligntoy"
+
+    def default_config(self):
+        return {"features": {"size": 16, "align": "auto"},
+                "train": {"optimizer": "adam", "lr": 0.01, "epochs": 1, "batch_size": 4}}
+
+    def features(self, config):
+        f = config["features"]
+        return {"apex": FeatureRequest("apex_frame", {"size": f["size"], "align": f["align"]})}
+
+    def build_model(self, config, num_classes):
+        return _Flat(nn.Linear(3 * 16 * 16, num_classes))
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+class _Flat(nn.Module):
+    def __init__(self, linear: nn.Module) -> None:
+        super().__init__()
+        self.linear = linear
+
+    def forward(self, batch):
+        return self.linear(batch["apex"].flatten(1))
+
+
+def _aligntoy_plugin() -> types.ModuleType:
+    module = types.ModuleType("aligntoy_plugin")
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(AlignToy)
+
+    @hookimpl
+    def mer_register_datasets(register):
+        register(RawToy)
+
+    module.mer_register_methods, module.mer_register_datasets = mer_register_methods, mer_register_datasets
+    return module
+
+
+def test_auto_alignment_crops_the_face_in_mer_run_and_says_when_it_cannot(tmp_path, monkeypatch):
+    registry = load_registry(only=[], extra_plugins=[("aligntoy", _aligntoy_plugin())])
+    x0, y0, side = FACE_BOX
+    calls = []
+
+    def fake_landmarks(image, backend="dlib"):  # where dlib would put the 68 points of the face box
+        calls.append(backend)
+        return UNIT_CANONICAL * side + (x0, y0)
+
+    monkeypatch.setattr(importlib.import_module("mercore.face.align"), "landmarks", fake_landmarks)
+    monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: True)
+    common = dict(dataset="rawtoy", registry=registry, tracking=False, cache_dir=tmp_path, progress=False)
+    result = run("aligntoy", **common)
+    assert result.config["features"]["align"] == "dlib" and "notices" not in result.config["meta"]
+    assert calls and set(calls) == {"dlib"}
+    store = registry.feature_store(tmp_path)
+    samples = registry.dataset("rawtoy").load(None, LoadOptions(cache_dir=tmp_path)).samples
+    aligned = store.stack(FeatureRequest("apex_frame", {"size": 16, "align": "dlib"}), samples[:1])
+    whole = store.stack(FeatureRequest("apex_frame", {"size": 16, "align": "none"}), samples[:1])
+    assert aligned.mean() > 0.9 and whole.mean() < 0.3  # the crop is the face; the resized frame mostly background
+
+    monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: False)
+    notices: list[str] = []
+    result = run("aligntoy", **common, notify=notices.append)
+    assert result.config["features"]["align"] == "none"
+    assert len(notices) == 1 and "dlib is not installed" in notices[0]

@@ -11,9 +11,10 @@ from mercore.features.extractors import BUILTIN_EXTRACTORS
 from mercore.features.flow import compute_flow
 from mercore.features.store import FeatureError, FeatureStore
 from mercore.sample import Sample
+from mercore.shared import shared_dir
 
 SIZE = 32
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = shared_dir()
 RELEASE = SHARED / "data" / "megc2019-flow-smic"
 
 
@@ -111,6 +112,7 @@ def test_values(store: FeatureStore, clip: Sample) -> None:
     np.testing.assert_array_equal(seq[-1], apex)
     diff = store.get("sequence_diff", clip, size=SIZE, length=5)
     np.testing.assert_allclose(diff.sum(axis=1), apex - onset, atol=1e-5)
+    np.testing.assert_array_equal(store.get("sequence_diff", clip, size=SIZE, length=5, absolute=True), np.abs(diff))
     sflow = store.get("sequence_flow", clip, size=SIZE, length=5)
     assert np.median(sflow[0, :, c, c]) == pytest.approx(0.25, abs=0.1)
 

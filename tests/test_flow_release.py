@@ -9,11 +9,12 @@ import pytest
 from mercore.data.dataset import DatasetError, LoadOptions
 from mercore.data.flow_release import MegcFlowReleaseDataset
 from mercore.data.layouts import write_flow_release
+from mercore.shared import shared_dir
 
-SMIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "megc2019-flow-smic"
+SMIC = shared_dir() / "data" / "megc2019-flow-smic"
 
 
-@pytest.mark.skipif(not (SMIC / "labels.csv").is_file(), reason="/work/shared flow release absent")
+@pytest.mark.skipif(not (SMIC / "labels.csv").is_file(), reason=f"{SMIC} absent (set MER_SHARED)")
 def test_shared_smic_release() -> None:
     ds = MegcFlowReleaseDataset().load(SMIC, LoadOptions())
     assert len(ds.samples) == 164 and len(ds.subjects) == 16 and ds.skipped == []

@@ -44,3 +44,29 @@ def test_repository_registry_points_at_existing_plugin_folders(monkeypatch):
     monkeypatch.delenv("MER_REGISTRY", raising=False)
     command = pip_command("dfrnet")
     assert command[-2] == "-e" and command[-1].endswith("plugins/mer-dfrnet")
+
+
+@pytest.mark.slow
+def test_registry_ships_in_the_wheel_and_is_read_from_it(tmp_path, monkeypatch):
+    """`mer plugins` from an installed wheel shows the catalogue: registry.yaml is package data."""
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w",
+                    str(tmp_path), str(repo)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("mercore-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        shipped = zf.read("mercore/registry.yaml").decode()
+        zf.extractall(tmp_path / "site")
+    assert shipped == (repo / "registry.yaml").read_text()
+    monkeypatch.delenv("MER_REGISTRY", raising=False)
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); "  # the unpacked wheel, not the editable checkout
+            "sys.meta_path[:] = [f for f in sys.meta_path if 'editable' not in type(f).__module__]; "
+            "import pathlib, mercore.catalogue as c; p = c.catalogue_path(); "
+            "print(p.parent.name, p.parent.parent == pathlib.Path(sys.argv[1]), len(c.read_catalogue()))")
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "site")], check=True, capture_output=True,
+                         text=True)
+    folder, inside_wheel, count = out.stdout.split()
+    assert folder == "mercore" and inside_wheel == "True" and int(count) >= 7

@@ -119,3 +119,46 @@ def test_registration_without_name_is_rejected():
     assert "without a string `name`" in registry.plugins["nameless"].error
     with pytest.raises(PluginError):
         load_registry(only=[], extra_plugins=[("nameless", module)], strict=True)
+
+
+def test_a_plugin_that_exits_at_import_is_reported_not_fatal(site):
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
+
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    _write_dist(site, "mer-quits", "mer_test_quits", "import sys\nsys.exit(3)\n", "quits")
+    registry = load_registry()
+    assert "mynet" in registry.methods
+    assert registry.plugins["quits"].error == "SystemExit(3): the plugin called sys.exit while loading"
+    out = CliRunner().invoke(cli, ["plugins"])
+    assert out.exit_code == 0 and "quits" in out.output and "BROKEN" in out.output
+    assert "plugin 'quits' failed to load: SystemExit(3)" in out.output
+    out = CliRunner().invoke(cli, ["datasets"])
+    assert out.exit_code == 0 and "synthetic" in out.output
+    hook = """
+        import sys
+        from mercore import hookimpl
+        @hookimpl
+        def mer_register_methods(register):
+            sys.exit("no")
+    """
+    _write_dist(site, "mer-quits-late", "mer_test_quits_late", hook, "quitslate")
+    assert load_registry().plugins["quitslate"].error.startswith("SystemExit('no')")
+
+
+def test_a_plugin_taking_another_plugins_name_is_the_one_reported(site):
+    """`aaa` loads first and registers `mynet`; the name stays with the plugin called mynet."""
+    _write_dist(site, "mer-aaa", "mer_test_impostor", GOOD, "aaa")
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    registry = load_registry()
+    assert registry.methods["mynet"].plugin == "mynet"
+    assert registry.plugins["mynet"].error is None
+    assert registry.plugins["aaa"].error == ("method 'mynet' is registered by both plugin 'aaa' and plugin 'mynet'; "
+                                             "it belongs to 'mynet', whose entry point has its name")
+    assert registry.manager.get_plugin("aaa") is None
+    from mercore.catalogue import installed_status
+
+    status = installed_status()
+    assert status["mynet"]["error"] is None and status["mynet"]["distribution"] == "mer-mynet"
+    assert status["aaa"]["error"].startswith("method 'mynet' is registered by both")

@@ -151,3 +151,52 @@ def test_frames_in_natural_order_and_fallback_apex(tmp_path):
     frames = clip_frames(tmp_path, tmp_path)
     assert [p.name for p in frames] == ["img1.jpg", "img2.jpg", "img10.jpg"]
     assert largest_difference_apex(frames, 0) == 2
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not torch", "pickle"])
+def test_a_corrupt_checkpoint_or_norm_file_is_one_line(trained, tmp_path, damage, monkeypatch):
+    import pickle
+
+    registry, result, samples = trained
+    monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (registry, registry.method(name)))
+    run_dir = tmp_path / "run"
+    (run_dir / "artifacts").mkdir(parents=True)
+    (run_dir / "folds" / "000").mkdir(parents=True)
+    for name in ("config.yaml", "summary.json"):
+        text = (result.run_dir / "artifacts" / name).read_text()
+        (run_dir / "artifacts" / name).write_text(text.replace("normalize: false", "normalize: true"))
+    checkpoint = run_dir / "folds" / "000" / "model.pt"
+    good = Path(result.folds[0].checkpoint).read_bytes()
+    bad = {"truncated": good[: len(good) // 2], "not torch": b"hello" * 100,
+           "pickle": pickle.dumps(Path("x"))}[damage]  # weights_only refuses objects
+    clip = str(Path(samples[result.folds[0].keys[0]].frames[0]).parent)
+    args = ["predict", "--plugin", "diffnet", "--checkpoint", str(checkpoint), clip, "--apex", "3"]
+    checkpoint.write_bytes(bad)
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and "Traceback" not in out.output
+    reason = "it holds Python objects besides tensors" if damage == "pickle" else "not a PyTorch file, or a truncated"
+    assert out.output.startswith(f"Error: cannot read {checkpoint} (the fold model): {reason}")
+    assert len(out.output.strip().splitlines()) == 1
+    checkpoint.write_bytes(good)
+    checkpoint.with_name("norm.pt").write_bytes(bad)
+    out = CliRunner().invoke(cli, args)
+    assert out.exit_code == 1 and len(out.output.strip().splitlines()) == 1
+    assert out.output.startswith(f"Error: cannot read {checkpoint.with_name('norm.pt')} (the fold's normalisation ")
+
+
+def test_a_checkpoint_of_another_model_is_one_line(trained, tmp_path):
+    registry, result, samples = trained
+    from mercore.io import atomic_torch_save
+
+    other = Path(result.run_dir) / "folds" / "000" / "other.pt"
+    atomic_torch_save(other, {"fc.weight": torch.zeros(2, 3)})
+    stray = Path(result.folds[0].checkpoint)
+    saved = stray.read_bytes()
+    try:
+        stray.write_bytes(other.read_bytes())
+        with pytest.raises(PredictError, match=r"does not fit diffnet's model as the run configured it"):
+            predict_clip("diffnet", stray, Path(samples[result.folds[0].keys[0]].frames[0]).parent, registry=registry,
+                         apex=3)
+    finally:
+        stray.write_bytes(saved)
+        other.unlink()

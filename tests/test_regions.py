@@ -107,14 +107,15 @@ def test_extractor_reads_flow_of_clips_or_release():
     assert REGION_EXTRACTORS == (RoiFlow,) and RoiFlow.name == "roi_flow"
     src = FakeSource()
     out = RoiFlow(source_size=56).extract(None, src)  # type: ignore[arg-type]
-    assert src.calls == [("flow_uvs", {"size": 56, "backend": "tvl1", "normalize": "minmax"})]
+    assert src.calls == [("flow_uvs", {"size": 56, "backend": "tvl1", "normalize": "minmax", "align": "none"})]
     assert out.shape == (3, 28, 28) and majority(out[0, 14:, 14:]) == 4
     src = FakeSource()
     out = RoiFlow(source="release", layout="ahmsa5").extract(None, src)  # type: ignore[arg-type]
     assert src.calls == [("release_flow", {"size": 28})] and out.shape == (3, 28, 28)
     assert RoiFlow().params() == {"layout": "htnet4", "source": "clips", "source_size": 28, "size": 28,
-                                  "landmarks": "canonical", "backend": "tvl1"}
-    for bad in (dict(layout="nine"), dict(source="video"), dict(source_size=30), dict(size=2.5)):
+                                  "landmarks": "canonical", "backend": "tvl1", "align": "none"}
+    for bad in (dict(layout="nine"), dict(source="video"), dict(source_size=30), dict(size=2.5), dict(align="mtcnn"),
+                dict(source="release", align="dlib")):
         with pytest.raises(ValueError):
             RoiFlow(**bad)
 
@@ -140,5 +141,14 @@ def test_detector_landmarks_come_from_mercore_face_on_the_apex(monkeypatch):
     monkeypatch.setattr(mercore.face, "five_points", fake_five_points)
     src = FakeSource()
     points = RoiFlow(landmarks="dlib", source_size=56)._points(None, src)  # type: ignore[arg-type]
-    assert src.calls == [("apex_frame", {"size": 224})] and seen == {"shape": (224, 224, 3), "backend": "dlib"}
+    assert src.calls == [("apex_frame", {"size": 224, "align": "none"})]
+    assert seen == {"shape": (224, 224, 3), "backend": "dlib"}
     assert points["nose"] == (28.0, 14.0)  # scaled from the 224 apex to the 56 map
+    # auto: detected on the dlib-aligned apex (flow computed on aligned frames too), canonical otherwise
+    src, seen = FakeSource(), {}
+    RoiFlow(landmarks="auto", align="dlib", source_size=56).extract(None, src)  # type: ignore[arg-type]
+    assert src.calls == [("flow_uvs", {"size": 56, "backend": "tvl1", "normalize": "minmax", "align": "dlib"}),
+                         ("apex_frame", {"size": 224, "align": "dlib"})] and seen["backend"] == "dlib"
+    src, seen = FakeSource(), {}
+    assert RoiFlow(landmarks="auto", source_size=56)._points(None, src) == canonical_five_points(56)  # type: ignore[arg-type]
+    assert src.calls == [] and seen == {}

@@ -83,7 +83,7 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{result.mlflow_run_id}'")
     assert len(children) == 3
     history = client.get_metric_history(children[0].info.run_id, "train.loss")
-    assert len(history) == 30
+    assert len(history) == 10                              # the quick profile: the default on a CPU
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
 
@@ -160,7 +160,7 @@ def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_regi
     assert on.metrics == off.metrics                       # auditing never feeds back into training
     assert off.leaky_scores() is None
     leaky = on.leaky_scores()
-    assert len(on.folds[0].audit) == 30                   # one entry per epoch
+    assert len(on.folds[0].audit) == 10                   # one entry per epoch (quick profile on a CPU)
     assert leaky.acc >= on.scores().acc                   # selecting on the test subject can only flatter
 
 
@@ -177,6 +177,61 @@ def test_ray_executor_matches_local_run(toy_registry, tmp_path, mlflow_uri):
     exp = client.get_experiment_by_name("ray")
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{remote.mlflow_run_id}'")
     assert sorted(c.data.tags["mer.fold"] for c in children) == ["toy/s0", "toy/s1", "toy/s2"]
+
+
+def test_a_method_refuses_an_input_kind_it_cannot_read_before_loading_anything(toy_registry, tmp_path):
+    class NeedsRelease(type(toy_registry.method("toy"))):
+        inputs = ("flow-release",)
+
+    with pytest.raises(ConfigError, match=r"^toy needs a precomputed-flow release, which dataset 'toy' \(clips\) "
+                                          r"does not provide; datasets it can use: megc2019-flow$"):
+        run(NeedsRelease(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "features").exists()
+
+
+def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry, tmp_path, monkeypatch):
+    """Same processes and torch threads: otherwise its last digits (and predictions) could differ."""
+    from mercore.evaluation import loso
+
+    monkeypatch.setattr(loso, "usable_cores", lambda: 2)
+    calls = []
+    parallel = loso.LOSOEvaluator._run_parallel
+    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
+                        lambda self, method, full, todo, *args: calls.append((len(todo), args[-1]))
+                        or parallel(self, method, full, todo, *args))
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
+                  workers="auto", subjects=["s0", "s1", "s2"])
+    first = run("toy", **kwargs)
+    (first.run_dir / "folds" / "002.json").unlink()
+    second = run("toy", **kwargs)
+    assert calls == [(3, 2), (1, 2)]  # the one fold left still runs in a fold process of 2 workers' threads
+    assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]
+
+
+def test_dataset_options_from_the_config_reach_the_adapter_and_d_options_win(toy_registry, tmp_path, monkeypatch):
+    seen = []
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+    monkeypatch.setattr(cls, "load", lambda self, root, options: seen.append(dict(options.extra)) or load(self, root, options))
+    common = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                  subjects=["s0", "s1"], overrides=["train.epochs=1", "data.options.apex=spotting"])
+    run("toy", **common)
+    run("toy", **common, dataset_options={"apex": "middle", "rule": "x"})
+    assert seen == [{"apex": "spotting"}, {"apex": "middle", "rule": "x"}]
+
+
+def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monkeypatch):
+    cls = type(toy_registry.dataset("toy"))
+    load = cls.load
+
+    def with_unlabelled(self, root, options):
+        data = load(self, root, options)
+        data.samples.append(mercore.Sample("toy", "s0", "others", emotion="others"))
+        return data
+
+    monkeypatch.setattr(cls, "load", with_unlabelled)
+    with pytest.raises(ConfigError, match=r"^1 samples have no megc3 label \(e.g. toy/s0/others\); .*all_emotions"):
+        run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
 
 
 def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_the_table(toy_registry, tmp_path):

@@ -34,6 +34,13 @@ def test_scaffold_writes_a_complete_package(tmp_path):
         scaffold("My-Net", tmp_path)
 
 
+def test_a_name_taken_by_a_known_plugin_is_refused(tmp_path):
+    out = CliRunner().invoke(cli, ["new-plugin", "dfrnet", "--out", str(tmp_path)])
+    assert out.exit_code == 1 and list(tmp_path.iterdir()) == []
+    assert out.output == ("Error: plugin name 'dfrnet' is taken: registry.yaml lists it (mer-dfrnet); it is installed "
+                          "(mer-dfrnet); choose another name (two plugins registering one name clash)\n")
+
+
 @pytest.mark.slow
 def test_generated_plugin_installs_and_runs_loso(tmp_path):
     """pip install -e into this environment, `mer run` on 3 synthetic subjects, pip uninstall."""

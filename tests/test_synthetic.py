@@ -177,3 +177,46 @@ def test_macro_tree(tmp_path):
 def test_unknown_parameter(tmp_path):
     with pytest.raises(TypeError, match="unknown generator parameter"):
         generate(tmp_path / "x", subjects=1, colour=True)
+
+
+def test_a_synth_stopped_by_sigterm_leaves_no_temporary_folder(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "corpus"
+    proc = subprocess.Popen([sys.executable, "-c", "from mercore.cli import main; main()", "synth", "--out", str(out),
+                             "--subjects", "16", "--size", "64"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not any(p.is_file() for p in tmp_path.rglob("*.jpg")):  # frames are being written
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert f"stopped by SIGTERM: nothing written to {out}" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_folders_of_killed_generators_are_removed_by_the_next(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    orphan = tmp_path / f".corpus.tmp-{int(dead.stdout)}-abc"   # a generator killed outright (SIGKILL)
+    running = tmp_path / f".corpus.tmp-{os.getpid()}-xyz"       # one still at work (this process)
+    for folder in (orphan, running):
+        (folder / "sub01").mkdir(parents=True)
+    generate(tmp_path / "corpus", subjects=1, clips_per_subject=1, size=32, min_frames=3, max_frames=4)
+    assert not orphan.exists() and running.exists()
+
+
+def test_bad_generator_options_name_the_option(tmp_path):
+    from mercore.config import ConfigError
+
+    with pytest.raises(ConfigError, match="-D option of the synthetic corpus: generator parameter 'subjects': "
+                                          "expected an integer, got 'abc'"):
+        SyntheticDataset().load(None, LoadOptions(cache_dir=tmp_path, extra={"subjects": "abc"}))

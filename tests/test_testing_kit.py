@@ -150,3 +150,30 @@ def test_kit_catches_config_that_is_not_plain_yaml():
 
     with pytest.raises(Exception):
         contract(PathConfig).test_config_round_trips_and_every_variant_and_profile_resolves()
+
+
+def test_paper_config_tests_fail_on_drift_and_on_an_undocumented_deviation(tmp_path, monkeypatch):
+    from mercore.testing import Within, paper_config_tests
+
+    doc = tmp_path / "kitnet.md"
+    doc.write_text("`model.hidden` is 8 because ...")
+    paper = [("train.lr", 0.01, "Sec. 1"), ("train.epochs", Within(10, 30), "Sec. 2"),
+             ("model.hidden", 16, "Table 1", {"variant": "b"})]
+    tests = paper_config_tests(KitNet(), paper, [("model.hidden", 8, "smaller on purpose")], doc=doc)
+    for key, value, source, where in [(*row[:3], row[3] if len(row) == 4 else {}) for row in paper]:
+        tests["test_paper_setting"](key, value, source, where, monkeypatch)
+    tests["test_documented_deviation"]("model.hidden", 8, "smaller on purpose", {}, monkeypatch)
+    tests["test_paper_and_deviation_rows_do_not_overlap"]()
+    with pytest.raises(AssertionError, match=r"train.lr = 0.01 in the paper profile, but the paper says 0.001 \(Sec. 1\)"):
+        tests["test_paper_setting"]("train.lr", 0.001, "Sec. 1", {}, monkeypatch)
+    with pytest.raises(AssertionError, match="Within"):
+        tests["test_paper_setting"]("train.epochs", Within(30, 40), "Sec. 2", {}, monkeypatch)
+    with pytest.raises(KeyError, match="no key 'train.momentum'"):
+        tests["test_paper_setting"]("train.momentum", 0.9, "Sec. 1", {}, monkeypatch)
+    undocumented = paper_config_tests(KitNet(), paper, [("train.batch_size", 4, "why")], doc=doc)
+    with pytest.raises(AssertionError, match="deviation train.batch_size is not named in kitnet.md"):
+        undocumented["test_documented_deviation"]("train.batch_size", 4, "why", {}, monkeypatch)
+    twice = paper_config_tests(KitNet(), paper, [("train.lr", 0.01, "listed twice")])
+    with pytest.raises(AssertionError, match="listed twice"):
+        twice["test_paper_and_deviation_rows_do_not_overlap"]()
+    assert "test_documented_deviation" not in paper_config_tests(KitNet(), paper, [])

@@ -15,8 +15,9 @@ from mercore.data import synthetic
 from mercore.data.frames import read_image, resize, to_gray
 from mercore.features.flow import compute_flow, compute_flow_batch
 from mercore.features.torch_flow import _pyramid, _resize_flow, tvl1_torch
+from mercore.shared import shared_dir
 
-SMIC_APEX = Path("/work/shared/data/megc2019-flow-smic/apex")
+SMIC_APEX = shared_dir() / "data" / "megc2019-flow-smic" / "apex"
 # Agreement with scikit-image (docs/torch-flow.md): endpoint error over all pixels of a pair.
 MEAN_TOL, P99_TOL, MAX_TOL = 1e-3, 1e-2, 0.1
 

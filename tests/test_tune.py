@@ -174,7 +174,7 @@ def test_search_space_errors_are_clear(tmp_path, toy_registry):
         load_space(tmp_path / "missing.yaml")
     with pytest.raises(ConfigError, match=r"unknown config key 'train.lrr' \(in the search space\)"):
         _tune(toy_registry, tmp_path, space=parse_space({"train.lrr": {"type": "float", "low": 0.1, "high": 1}}))
-    with pytest.raises(ConfigError, match="is a config section"):
+    with pytest.raises(ConfigError, match=r"config key 'train' \(in the search space\) is a section"):
         _tune(toy_registry, tmp_path, space=parse_space({"train": {"type": "categorical", "choices": [1]}}))
     with pytest.raises(ConfigError, match=r"--inner-folds 4: must be between 2 and .* \(3\)"):
         _tune(toy_registry, tmp_path, inner_folds=4)
@@ -184,3 +184,10 @@ def test_missing_optuna_is_a_clear_error(toy_registry, tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "optuna", None)
     with pytest.raises(RuntimeError, match=r"pip install 'mercore\[tune\]'"):
         _tune(toy_registry, tmp_path)
+
+
+def test_parallel_outer_folds_give_the_sequential_result(toy_registry, tmp_path):
+    sequential = _tune(toy_registry, tmp_path / "a")
+    parallel = _tune(toy_registry, tmp_path / "b", workers=2)
+    assert [c.values for c in parallel.choices] == [c.values for c in sequential.choices]
+    assert [f.y_pred for f in parallel.result.folds] == [f.y_pred for f in sequential.result.folds]

@@ -132,7 +132,7 @@ def find_coding_file(root: Path, extra: Mapping[str, Any] | None = None) -> Path
         p = Path(extra["coding"])
         p = p if p.is_absolute() else root / p
         if not p.is_file():
-            raise DatasetError(f"coding file {p} (option 'coding') not found")
+            raise DatasetError(f"coding file {p} (-D coding=PATH) not found")
         return p
     folders = [root]
     if not any(any(root.glob(pat)) for pat in CODING_PATTERNS) and _has_subject_folders(root):
@@ -141,11 +141,11 @@ def find_coding_file(root: Path, extra: Mapping[str, Any] | None = None) -> Path
         found = sorted({p for pat in CODING_PATTERNS for p in folder.glob(pat) if p.is_file()}, key=_date_key)
         if found:
             if len(found) > 1:
-                log.info("several CASME II coding files in %s; using %s (set option 'coding' to choose)",
+                log.info("several CASME II coding files in %s; using %s (choose with -D coding=PATH)",
                          folder, found[-1].name)
             return found[-1]
     raise DatasetError(f"no CASME II coding file ({' or '.join(CODING_PATTERNS)}) in "
-                       f"{' or '.join(str(f) for f in folders)}; pass option 'coding' to name one")
+                       f"{' or '.join(str(f) for f in folders)}; name one with -D coding=PATH")
 
 
 def _has_subject_folders(folder: Path) -> bool:
@@ -159,7 +159,7 @@ def find_frames_root(root: Path, extra: Mapping[str, Any] | None = None) -> Path
     if extra.get("frames"):
         p = root / str(extra["frames"])
         if not p.is_dir():
-            raise DatasetError(f"frames folder {p} (option 'frames') not found")
+            raise DatasetError(f"frames folder {p} (-D frames=NAME) not found")
         return p
     for name in FRAME_FOLDERS:
         if (root / name).is_dir():
@@ -226,6 +226,16 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+def keep_all_emotions(extra: Mapping[str, Any], dataset: str) -> bool:
+    """Option ``all_emotions``: also return clips whose emotion is in no class of the task (their
+    ``labels`` lack it), for self-supervised use such as MoExt's pre-training; never for a
+    classification run, whose samples all need the task's label."""
+    value = extra.get("all_emotions", False)
+    if not isinstance(value, bool):
+        raise DatasetError(f"dataset {dataset!r}: option all_emotions must be true or false, got {value!r}")
+    return value
+
+
 def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str = "casme2", *,
                      excluded: Iterable[tuple[str, str]] | None = None, fps: float = FPS,
                      tasks: Mapping[str, LabelSet] | None = None) -> LoadedDataset:
@@ -233,8 +243,10 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
 
     Args:
         root: data root (see the module docstring for the accepted layouts).
-        options: ``task``, ``skip_invalid``; ``extra`` may hold ``coding`` (sheet to use) and
-            ``frames`` (frame folder name under root).
+        options: ``task``, ``skip_invalid``; ``extra`` may hold ``coding`` (sheet to use),
+            ``frames`` (frame folder name under root), ``sparse_frames`` (accept clip folders
+            that hold only some of their frames; without it a missing frame is an error) and
+            ``all_emotions`` (see :func:`keep_all_emotions`).
         dataset_name: ``Sample.dataset`` of the samples (``"synthetic"`` for the generated corpus).
         excluded: (subject, clip) pairs left out of ``megc3``; default: the three official MEGC2019
             exclusions for ``casme2``, none for other names.
@@ -257,9 +269,11 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
         excluded = MEGC2019_CASME2_EXCLUDED if dataset_name == "casme2" else ()
     excluded = {(normalize_subject(s), c) for s, c in excluded}
     extra = options.extra or {}
+    sparse = extra.get("sparse_frames") in (True, "true", "yes", 1)
     coding = find_coding_file(root, extra)
     frames_root = find_frames_root(root, extra)
     rules = {"megc3": MEGC3_RULES, "sde5": SDE5_RULES}
+    all_emotions = keep_all_emotions(extra, dataset_name)
 
     samples: list[Sample] = []
     skipped: list[str] = []
@@ -292,7 +306,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
                 idx = map_emotion("casme2", emotion, rules.get(name, {}), ls)
                 if idx is not None:
                     labels[name] = idx
-            if task not in labels:
+            if task not in labels and not all_emotions:
                 continue  # not part of the requested task: left out, not an error
 
             clip_dir = frames_root / subject / clip
@@ -309,6 +323,11 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             for col, n in (("OnsetFrame", onset_n), ("ApexFrame", apex_n), ("OffsetFrame", offset_n)):
                 if n is not None and n not in pos:
                     raise ValueError(f"{col} {n} is not among the frames of {clip_dir} ({span})")
+            holes = [] if sparse else sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+            if holes:  # a deleted frame changes what sequence methods see between onset and offset
+                named = ", ".join(f"img{n}" for n in holes[:5]) + (f" and {len(holes) - 5} more" if len(holes) > 5 else "")
+                raise ValueError(f"{clip_dir} misses frame(s) {named} ({span}); -D sparse_frames=true accepts "
+                                 "clip folders that hold only some frames")
             onset, offset = pos[onset_n], pos[offset_n]
             apex = pos[apex_n] if apex_n is not None else (onset + offset) // 2
             if apex_n is None:
@@ -318,7 +337,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
 
         samples.append(Sample(
             dataset=dataset_name, subject=subject, clip=clip,

@@ -3,9 +3,9 @@
 Layout::
 
     <root>/.../spNO.N/<clip letter>/color/<frame>.jpg       (the folder holding spNO.* is searched
-                                                             up to 3 levels down, or option 'frames')
-    <root>/casme3_partA_ME_label_JpgIndex_v2.xlsx           (any *ME_label*.xlsx; option 'labels')
-    <root>/*MaE_label*.xlsx                                 (macro-expressions; option 'macro_labels')
+                                                             up to 3 levels down, or -D frames=PATH)
+    <root>/casme3_partA_ME_label_JpgIndex_v2.xlsx           (any *ME_label*.xlsx; -D labels=PATH)
+    <root>/*MaE_label*.xlsx                                 (macro-expressions; -D macro_labels=PATH)
 
 Columns: Subject, Filename, Onset, Apex, Offset, AU, Objective class, emotion (numbers are stored
 as text in the v2 sheet). One ``spNO.N/<letter>`` recording holds several expressions, so a clip is
@@ -24,7 +24,9 @@ as text in the v2 sheet). One ``spNO.N/<letter>`` recording holds several expres
 Option ``kind: micro|macro``: macro-expressions from the macro sheet, with the 5th frame of the
 sample (onset + 4; MoExt's pseudo-apex, "the 5th frame" counting the onset as the 1st) as apex.
 Macro rows whose emotion maps to no class are kept only when the sheet has no emotion column
-(then ``labels`` is empty: for self-supervised pre-training, not for a classification run).
+(then ``labels`` is empty: for self-supervised pre-training, not for a classification run), or
+with option ``all_emotions: true``, which keeps every micro or macro row whatever its emotion
+(MoExt pre-trains on all of them; see :func:`mercore.data.casme2.keep_all_emotions`).
 
 Quirks: one v2 row (spNO.149/d, onset 112, apex 83) has its apex outside onset..offset; the apex
 is then taken as the midpoint (logged), since the row's onset/offset are plausible. Rows outside
@@ -40,7 +42,7 @@ from typing import Any, Mapping
 
 from ..labels import MEGC3, LabelSet
 from ..sample import Sample
-from .casme2 import _frame_number, _norm_header
+from .casme2 import _frame_number, _norm_header, keep_all_emotions
 from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
 from .samm import check_clip_dir, frame_positions, option_path
 
@@ -125,7 +127,7 @@ def find_frames_root(root: Path, extra: Mapping[str, Any]) -> Path:
                 return folder
         level = sorted(p for f in level for p in f.iterdir() if p.is_dir() and not p.name.startswith("."))
     raise DatasetError(f"no folder with spNO.* subject folders found within 3 levels of {root} "
-                       f"(pass option 'frames')")
+                       f"(name it with -D frames=PATH)")
 
 
 def _htnet_rows(path: Path) -> dict[tuple[str, str, int], int]:
@@ -169,6 +171,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
         raise DatasetError(f"no CAS(ME)^3 {what} label sheet in {root} or its parent; pass option "
                            f"'{'labels' if kind == 'micro' else 'macro_labels'}'")
     frames_root = find_frames_root(root, extra)
+    all_emotions = keep_all_emotions(extra, "casme3")
     htnet: dict[tuple[str, str, int], int] | None = None
     if rule == "htnet" and kind == "micro":
         csv_path = option_path(root, extra, "htnet_csv", folder=False) or \
@@ -202,7 +205,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
             elif rule == "htnet" and kind == "micro" and key in HTNET_REMOVED:
                 continue
             labels = {task: label_set.index(target)} if target is not None else {}
-            if kind == "micro" and not labels or kind == "macro" and has_emotion and not labels:
+            if not labels and not all_emotions and (kind == "micro" or has_emotion):
                 continue  # not part of the task
             offset_n = _frame_number(rec["offset"], "Offset")
             apex_n = _frame_number(rec["apex"], "Apex")
@@ -232,7 +235,7 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
         samples.append(Sample(
             dataset="casme3", subject=subject, clip=f"{letter}_{onset_n}", frames=tuple(p for _, p in frames),
             onset=onset, apex=apex, offset=offset, emotion=emotion, labels=labels, fps=FPS,

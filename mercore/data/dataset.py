@@ -53,6 +53,10 @@ class Dataset(abc.ABC):
     #: "clips" (raw frames) or "flow-release" (precomputed apex + u/v/strain images)
     kind: ClassVar[str] = "clips"
     requires_root: ClassVar[bool] = True
+    #: True when the frames are already aligned face crops (the synthetic corpus): a method's
+    #: ``features.align: auto`` then aligns nothing. Raw corpora (CASME II, SAMM, SMIC, CAS(ME)^3)
+    #: film the whole head and background, so ``auto`` detects and aligns the face there.
+    face_aligned: ClassVar[bool] = False
 
     @abc.abstractmethod
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:

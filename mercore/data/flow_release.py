@@ -1,6 +1,6 @@
 """Precomputed-flow releases of the MEGC2019 composite (apex crops + normalised u/v/strain maps).
 
-Layout (as in the public release; ``/work/shared/data/megc2019-flow-smic`` is its SMIC part)::
+Layout (as in the public release; ``../shared/data/megc2019-flow-smic`` is its SMIC part)::
 
     <root>/labels.csv                      dataset,subject,clip,label   (label 0 negative, 1 positive, 2 surprise)
     <root>/apex/<subject>_<clip>.jpg       224x224 apex crop
@@ -80,7 +80,7 @@ def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
         label = int(label_raw)
         samples.append(Sample(dataset=dataset, subject=subject, clip=clip, emotion=MEGC3.classes[label],
                               labels={"megc3": label}, extras=extras))

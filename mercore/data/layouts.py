@@ -1,7 +1,7 @@
 """Writers of small synthetic trees in each real corpus layout (spreadsheets included).
 
 They let the real adapters be tested end to end without the corpora: subjects, clip names and
-frame indices come from the real annotation tables (``/work/shared/data/annotations`` or any
+frame indices come from the real annotation tables (``../shared/data/annotations`` or any
 folder with the same files), frames are tiny placeholder images (``image="tiny"``, fast) or faces
 and facial actions rendered by :mod:`mercore.data.synthetic` (``image="face"``). Only a few frames
 per clip are written (onset, apex, offset and evenly spaced ones between, ``frames_per_clip``;

@@ -72,7 +72,8 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
     if task != "megc3":
         raise DatasetError(f"dataset 'megc2019' has no task {task!r}; choose one of ['megc3']")
     extra = dict(options.extra or {})
-    sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "casme2": {}, "samm": {}}
+    sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "samm": {},
+                 "casme2": {k: extra[k] for k in ("sparse_frames",) if k in extra}}
     loaders = {"smic": lambda r, o: load_smic(r, o), "casme2": lambda r, o: load_casme2_tree(r, o, "casme2"),
                "samm": lambda r, o: load_samm(r, o)}
     samples, skipped = [], []
@@ -95,7 +96,7 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
                 problem = f"{dataset}/{subject}/{clip} has label {s.labels.get('megc3')} here, {label} in the GT"
             if problem:
                 if not options.skip_invalid:
-                    raise DatasetError(f"{gt_path} row {row}: {problem} (use skip_invalid to leave it out)")
+                    raise DatasetError(f"{gt_path} row {row}: {problem} (pass --skip-invalid to leave it out)")
                 skipped.append(f"{gt_path} row {row}: {problem}")
                 continue
             kept.append(s)

@@ -48,7 +48,7 @@ def option_path(root: Path, extra: Mapping[str, Any], key: str, *, folder: bool)
     p = Path(str(extra[key])).expanduser()
     p = p if p.is_absolute() else root / p
     if not (p.is_dir() if folder else p.is_file()):
-        raise DatasetError(f"{'folder' if folder else 'file'} {p} (option '{key}') not found")
+        raise DatasetError(f"{'folder' if folder else 'file'} {p} (-D {key}=PATH) not found")
     return p
 
 
@@ -134,7 +134,7 @@ def find_sheet(root: Path, frames_root: Path, extra: Mapping[str, Any]) -> Path:
         if found:
             return found[-1]
     raise DatasetError(f"no SAMM coding sheet ({' or '.join(SHEET_PATTERNS)}) in "
-                       f"{' or '.join(str(f) for f in folders)}; pass option 'coding' to name one")
+                       f"{' or '.join(str(f) for f in folders)}; name one with -D coding=PATH")
 
 
 def load_samm(root: Path | str, options: LoadOptions, tasks: Mapping[str, LabelSet] | None = None) -> LoadedDataset:
@@ -195,7 +195,7 @@ def load_samm(root: Path | str, options: LoadOptions, tasks: Mapping[str, LabelS
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave such rows out)") from None
+            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
         samples.append(Sample(
             dataset="samm", subject=subject, clip=clip, frames=tuple(p for _, p in frames),
             onset=onset, apex=apex, offset=offset, emotion=emotion, labels=labels, fps=FPS,

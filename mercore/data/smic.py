@@ -50,7 +50,7 @@ def find_hs_root(root: Path, extra: Mapping[str, Any]) -> Path:
         if cand.is_dir() and any(p.is_dir() and _SUBJECT_DIR.match(p.name) for p in cand.iterdir()):
             return cand
     raise DatasetError(f"no SMIC-HS folder under {root}: expected {root / 'HS'} with s1/, s2/ ... "
-                       f"(or pass option 'frames')")
+                       f"(or name it with -D frames=PATH)")
 
 
 def _spotting_cache(cache_dir: Path, frames: list[Path], backend: str) -> Path:
@@ -107,7 +107,7 @@ def load_smic(root: Path | str, options: LoadOptions) -> LoadedDataset:
             if options.skip_invalid:
                 skipped.append(msg)
                 continue
-            raise DatasetError(msg + " (use skip_invalid to leave it out)")
+            raise DatasetError(msg + " (pass --skip-invalid to leave it out)")
         for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
             for clip_dir in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
                 try:
@@ -128,7 +128,7 @@ def load_smic(root: Path | str, options: LoadOptions) -> LoadedDataset:
                     if options.skip_invalid:
                         skipped.append(msg)
                         continue
-                    raise DatasetError(msg + " (use skip_invalid to leave such clips out)") from None
+                    raise DatasetError(msg + " (pass --skip-invalid to leave such clips out)") from None
                 labels = {name: idx for name, ls in tasks.items()
                           if (idx := map_emotion("smic", emotion, MEGC3_RULES, ls)) is not None}
                 samples.append(Sample(

@@ -31,6 +31,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
+from ..config import ConfigError
+from ..interrupt import process_alive
+from ..io import umask
 from ..labels import CASME2_SDE5, MEGC3
 from .casme2 import load_casme2_tree
 from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
@@ -477,10 +480,16 @@ def generator_params(**overrides: Any) -> dict[str, Any]:
     if unknown:
         raise TypeError(f"unknown generator parameter(s) {sorted(unknown)}; known: {sorted(DEFAULTS)}")
     params = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
-    params["peak_px"] = [float(v) for v in params["peak_px"]]
+    try:
+        params["peak_px"] = [float(v) for v in params["peak_px"]]
+    except (TypeError, ValueError):
+        raise ValueError(f"generator parameter 'peak_px': expected two numbers, got {params['peak_px']!r}") from None
     for k in ("subjects", "clips_per_subject", "size", "seed", "min_frames", "max_frames", "jpeg_quality",
               "macro_clips_per_subject"):
-        params[k] = int(params[k])
+        value = params[k]
+        if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().lstrip("-").isdigit()):
+            raise ValueError(f"generator parameter {k!r}: expected an integer, got {value!r}")
+        params[k] = int(value)
     params["macro"] = bool(params["macro"])
     if params["subjects"] < 1 or params["clips_per_subject"] < 1 or params["size"] < 32:
         raise ValueError("need subjects >= 1, clips_per_subject >= 1 and size >= 32")
@@ -508,7 +517,9 @@ def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int 
             ``macro_clips_per_subject``).
 
     The tree is built in a hidden sibling folder and renamed into place at the end, so an
-    interrupted run never leaves a partial ``out_dir``; ``generator.json`` is written last.
+    interrupted run never leaves a partial ``out_dir``; ``generator.json`` is written last. An
+    interrupted generator removes its folder (SIGTERM too, under ``mer synth``); one killed
+    outright leaves it to the next generator of the same ``out_dir``, which removes it.
     """
     params = generator_params(subjects=subjects, clips_per_subject=clips_per_subject, size=size, seed=seed,
                               macro=macro, **more)
@@ -516,7 +527,8 @@ def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int 
     if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
         raise FileExistsError(f"{out_dir} exists and is not empty (pass overwrite=True to replace it)")
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-"))
+    _remove_orphans(out_dir)
+    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.tmp-{os.getpid()}-"))
     try:
         faces = [make_face(s, params["size"], params["seed"]) for s in range(params["subjects"])]
         specs = plan_corpus(**params)
@@ -532,10 +544,10 @@ def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int 
             _write_tree(tmp / "macro", faces, mspecs, MACRO_SHEET_NAME, params["jpeg_quality"])
             meta["macro_clips"] = [asdict(s) for s in mspecs]
         (tmp / "generator.json").write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)
+        os.chmod(tmp, 0o777 & ~umask())  # mkdtemp's 0700 would hide a shared corpus from others
         old = None
         if out_dir.exists():
-            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-"))
+            old = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}.old-{os.getpid()}-"))
             os.replace(out_dir, old / "x")
         try:
             os.replace(tmp, out_dir)
@@ -550,6 +562,16 @@ def generate(out_dir: Path | str, *, subjects: int = 16, clips_per_subject: int 
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out_dir
+
+
+def _remove_orphans(out_dir: Path) -> None:
+    """Remove the ``.<name>.tmp-<pid>-*`` / ``.old-<pid>-*`` folders of generators that died
+    (SIGKILL: no cleanup ran); those of a generator still running are left alone."""
+    pattern = re.compile(rf"^\.{re.escape(out_dir.name)}\.(?:tmp|old)-(\d+)-")
+    for folder in out_dir.parent.iterdir():
+        m = pattern.match(folder.name)
+        if m and folder.is_dir() and not process_alive(int(m.group(1))):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_generator_json(root: Path | str) -> dict[str, Any]:
@@ -568,6 +590,7 @@ class SyntheticDataset(Dataset):
     default_task = "megc3"
     kind = "clips"
     requires_root = False
+    face_aligned = True  # faces are generated centred and level: nothing to detect or align
 
     GENERATOR_KEYS = ("subjects", "clips_per_subject", "size", "seed", "min_frames", "max_frames", "peak_px",
                       "jpeg_quality", "macro", "macro_clips_per_subject")
@@ -576,8 +599,11 @@ class SyntheticDataset(Dataset):
         """The cached corpus for the generator parameters in ``options.extra`` (generated if absent)."""
         extra = dict(options.extra or {})
         wants_macro = extra.get("kind") == "macro" or bool(extra.get("macro"))
-        params = generator_params(**{k: extra[k] for k in self.GENERATOR_KEYS if k in extra and k != "macro"},
-                                  macro=wants_macro)
+        try:
+            params = generator_params(**{k: extra[k] for k in self.GENERATOR_KEYS if k in extra and k != "macro"},
+                                      macro=wants_macro)
+        except ValueError as exc:  # a bad -D value: a usage error, as a bad --set is
+            raise ConfigError(f"-D option of the synthetic corpus: {exc}") from None
         root = Path(options.cache_dir) / "synthetic" / params_hash(params)
         if not (root / "generator.json").is_file():
             generate(root, overwrite=root.exists(), **params)

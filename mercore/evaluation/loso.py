@@ -2,14 +2,18 @@
 
 Per fold, everything that is fitted -- weights, normalisation statistics, the validation split
 used for early stopping, any pre-training or support set -- sees the training subjects only.
-Finished folds are stored atomically, so an interrupted run resumes where it stopped.
+Finished folds are recorded atomically as they finish (by the process that ran them), so an
+interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import time
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+import traceback
+from collections import Counter
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -22,8 +26,10 @@ from ..features.store import FeatureStore, build_inputs
 from ..io import atomic_torch_save
 from ..interfaces import Evaluator, FeatureRequest, Method, StageContext
 from ..protocols import Fold, loso_folds, validation_split
+from ..sample import Sample
 from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
+from .identity import changes, run_identity
 from .normalize import Identity, Normalizer
 from .results import FoldResult, RunResult
 
@@ -70,12 +76,16 @@ class LOSOEvaluator(Evaluator):
         self.workers = workers
         self.executor = executor
         self.address = address
+        self.finished = self.total = 0  # folds recorded / in the run, for a message when it is stopped
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
-                 variant: str | None = None, on_fold: Callable[[FoldResult, bool], None] | None = None,
+                 variant: str | None = None, software: Mapping[str, str] | None = None,
+                 on_fold: Callable[[FoldResult, bool], None] | None = None,
                  folds: Sequence[Fold] | None = None) -> RunResult:
         """Every LOSO fold of ``data``, or the given ``folds`` (indices into ``data.samples``:
-        ``mer tune``'s inner subject-wise folds and its outer folds one at a time)."""
+        ``mer tune``'s inner subject-wise folds, its outer folds one at a time), reusing those an
+        earlier run finished under the same identity (:mod:`.identity`; ``software``: the
+        versions the result depends on, by name)."""
         requests = method.features(config)
         samples = data.samples
         inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
@@ -83,23 +93,27 @@ class LOSOEvaluator(Evaluator):
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
         folds = list(folds) if folds is not None else loso_folds([s.group for s in samples])
-        by_index = {f.index: f for f in folds}
+        identity = run_identity(config, software or {}, samples, data.task, self.store.fingerprint)
         done: dict[int, FoldResult] = {}
+        recomputed: Counter[str] = Counter()
         for fold in folds:  # finished folds of an earlier identical run are reused, never recomputed
-            stored = FoldResult.load(self._fold_path(fold))
-            if stored is not None and stored.keys == [samples[i].key for i in fold.test]:
+            stored, why = self._stored(fold, samples, identity)
+            if stored is None:
+                recomputed[why] += 1
+            else:
                 done[fold.index] = stored
         reused = len(done)
         for index in sorted(done):
             if on_fold is not None:
                 on_fold(done[index], True)
         todo = [f for f in folds if f.index not in done]
-        workers = auto_workers(str(config["run"].get("device", "auto")), len(todo)) if self.workers == "auto" \
+        # from all folds, not those left: a resumed run computes its last folds as the first run
+        # would have (same processes and torch threads, so the same last digits)
+        workers = auto_workers(str(config["run"].get("device", "auto")), len(folds)) if self.workers == "auto" \
             else self.workers
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
 
         def finish(result: FoldResult) -> None:
-            result.save(self._fold_path(by_index[result.index]))
             done[result.index] = result
             if on_fold is not None:
                 on_fold(result, False)
@@ -107,50 +121,96 @@ class LOSOEvaluator(Evaluator):
             bar.set_postfix(acc=f"{correct / max(sum(len(r.y_true) for r in done.values()), 1):.3f}")
             bar.update()
 
-        if self.executor == "ray":
-            self._run_ray(method, full, todo, requests, config, data, finish)
-        elif workers > 1 and len(todo) > 1:
-            self._run_parallel(method, full, todo, requests, config, data, finish, workers)
-        else:
-            for fold in todo:
-                finish(self._run_fold(method, full, fold, requests, config, data))
-        bar.close()
+        self.finished, self.total = reused, len(folds)
+        try:
+            if self.executor == "ray":
+                self._run_ray(method, full, todo, requests, config, data, identity, finish)
+            elif workers > 1 and todo:
+                self._run_parallel(method, full, todo, requests, config, data, identity, finish, workers)
+            else:
+                for fold in todo:
+                    finish(self._run_fold(method, full, fold, requests, config, data, identity))
+        finally:
+            bar.close()  # below: a worker may have recorded a fold this process was not told of
+            self.finished = len(done) + sum(self._stored(f, samples, identity)[0] is not None
+                                            for f in todo if f.index not in done)
         results = [done[f.index] for f in folds]
         return RunResult(method.name, variant, data.name, data.task, data.labels.classes, dict(config), results,
-                         self.run_dir, reused_folds=reused)
+                         self.run_dir, reused_folds=reused, recomputed=dict(recomputed))
 
-    def _fold_path(self, fold: Fold) -> Path:
-        return self.run_dir / "folds" / f"{fold.index:03d}.json"
+    def _fold_path(self, index: int) -> Path:
+        return self.run_dir / "folds" / f"{index:03d}.json"
+
+    def _stored(self, fold: Fold, samples: Sequence[Sample], identity: dict[str, Any]) -> tuple[FoldResult | None, str]:
+        """The recorded result of ``fold`` if it holds for this run, else None and why not."""
+        path = self._fold_path(fold.index)
+        stored = FoldResult.load(path)
+        if stored is None:
+            return None, "record unreadable" if path.exists() else "not run before"
+        if stored.keys != [samples[i].key for i in fold.test]:
+            return None, "other test samples"
+        why = changes(stored.identity, identity)
+        return (stored, "") if why is None else (None, why)
 
     def _run_parallel(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
-                      config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None],
-                      workers: int) -> None:
+                      config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
+                      finish: Callable[[FoldResult], None], workers: int) -> None:
         """Folds in worker processes (forked, so the preloaded tensors are shared, not copied).
 
         Each fold is seeded by its index, so results equal a sequential run's with the same thread
-        count. Results come back to this process, which stores and logs them: one writer for the
-        run folder and MLflow.
+        count. A worker records its fold itself (atomically, before reporting it), so a fold that
+        finished is kept whatever happens to this process; this process logs it to MLflow. On any
+        exit from here (a Ctrl-C or SIGTERM arrives as KeyboardInterrupt) the workers are stopped:
+        SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`. They also die with this process.
         """
         global _WORKER_STATE
-        _WORKER_STATE = (self, method, full, requests, config, data)
+        _WORKER_STATE = (self, method, full, requests, config, data, identity)
         threads = max(1, usable_cores() // workers)
         ctx = multiprocessing.get_context("fork")
+        queue = list(todo)
+        busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Fold]] = {}
+        processes = []
         try:
-            with ProcessPoolExecutor(workers, mp_context=ctx, initializer=torch.set_num_threads,
-                                     initargs=(threads,)) as pool:
-                pending = {pool.submit(_fold_in_worker, fold) for fold in todo}
-                while pending:
-                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                    for future in finished:
-                        finish(future.result())
+            for _ in range(min(workers, len(queue))):
+                here, there = ctx.Pipe()
+                process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()))
+                process.start()
+                there.close()
+                processes.append(process)
+                fold = queue.pop(0)
+                here.send(fold)
+                busy[here] = (process, fold)
+            while busy:
+                for conn in wait(list(busy)):
+                    process, fold = busy.pop(conn)
+                    try:
+                        kind, payload, remote = conn.recv()
+                    except EOFError:
+                        process.join(STOP_GRACE_S)
+                        raise RuntimeError(f"the process running fold {fold.index} ({fold.name}) died "
+                                           f"({_exit_reason(process.exitcode)})") from None
+                    if kind == "error":
+                        raise payload from _RemoteTraceback(remote)
+                    finish(payload)
+                    if queue:
+                        fold = queue.pop(0)
+                        conn.send(fold)
+                        busy[conn] = (process, fold)
+                    else:
+                        conn.send(None)  # no more folds: the worker returns
+            for process in processes:
+                process.join(STOP_GRACE_S)
         finally:
             _WORKER_STATE = None
+            _stop(processes)
 
     def _run_ray(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
-                 config: Mapping[str, Any], data: LoadedDataset, finish: Callable[[FoldResult], None]) -> None:
+                 config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
+                 finish: Callable[[FoldResult], None]) -> None:
         """Folds as Ray tasks (``--executor ray [--address ADDR]``), each asking for the CPUs and
-        GPUs of ``run.ray_cpus`` / ``run.ray_gpus``. Results return to this process, which stores
-        and logs them, so the MLflow record looks the same as a local run's."""
+        GPUs of ``run.ray_cpus`` / ``run.ray_gpus``. Results return to this process, which records
+        (a remote task's disk is not this one's) and logs them, so the MLflow record looks the same
+        as a local run's."""
         try:
             import ray
         except ImportError:
@@ -161,19 +221,22 @@ class LOSOEvaluator(Evaluator):
         run_cfg = config["run"]
         remote = ray.remote(num_cpus=float(run_cfg.get("ray_cpus", 1)), num_gpus=float(run_cfg.get("ray_gpus", 0)))(
             _fold_on_ray)
-        state = ray.put((self.store, self.run_dir, method, full, requests, dict(config), data))
+        state = ray.put((self.store, self.run_dir, method, full, requests, dict(config), data, identity))
         try:
             pending = [remote.remote(state, fold) for fold in todo]
             while pending:
                 finished, pending = ray.wait(pending, num_returns=1)
-                finish(ray.get(finished[0]))
+                result = ray.get(finished[0])
+                result.save(self._fold_path(result.index))
+                finish(result)
         finally:
             if started_here:
                 ray.shutdown()
 
     def _run_fold(self, method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
-                  config: Mapping[str, Any], data: LoadedDataset) -> FoldResult:
-        start = time.perf_counter()
+                  config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any]) -> FoldResult:
+        """Fit and test one fold; its record (written last, atomically) is what a rerun reuses."""
+        start, cpu_start = time.perf_counter(), time.process_time()
         run_cfg = config["run"]
         seed = int(run_cfg["seed"]) + fold.index
         groups = full.groups
@@ -238,25 +301,103 @@ class LOSOEvaluator(Evaluator):
                 atomic_torch_save(fold_dir / "norm.pt", {k: {"mean": m, "std": sd} for k, (m, sd) in norm.stats.items()})
         majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
         tests = fold_data.test.samples
-        return FoldResult(
+        result = FoldResult(
             index=fold.index, fold=fold.name, keys=[s.key for s in tests], datasets=[s.dataset for s in tests],
             subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
             y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
-            history=history, seconds=time.perf_counter() - start, checkpoint=checkpoint,
+            history=history, seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+            checkpoint=checkpoint,
             n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit, artifacts=artifacts,
-            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None)
+            peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
+            identity=identity)
+        result.save(self._fold_path(fold.index))
+        return result
 
 
+STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all
 _WORKER_STATE: tuple | None = None
 
 
-def _fold_in_worker(fold: Fold) -> FoldResult:
-    evaluator, method, full, requests, config, data = _WORKER_STATE
+class _RemoteTraceback(Exception):
+    """The traceback of an exception raised in a fold process, shown as the cause of its re-raise."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0])
+
+
+def _exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}; out of memory?" if -code == signal.SIGKILL \
+            else f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def _stop(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """End the fold processes: SIGTERM (they exit through ``finally``), SIGKILL whoever is left."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux), or poll for it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):  # not Linux: a thread notices the parent is gone
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request above
+        os._exit(1)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: a half-written record's temp file is removed
+
+
+def _worker_main(conn: Connection, threads: int, parent: int) -> None:
+    """A fold process: run the folds the parent sends until it sends None (or goes away)."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
+    signal.signal(signal.SIGTERM, _on_term)
+    torch.set_num_threads(threads)
+    evaluator, method, full, requests, config, data, identity = _WORKER_STATE
     evaluator = LOSOEvaluator(evaluator.store, evaluator.run_dir, progress=False)
-    return evaluator._run_fold(method, full, fold, requests, config, data)
+    while True:
+        try:
+            fold = conn.recv()
+        except EOFError:
+            return
+        if fold is None:
+            return
+        try:
+            result = evaluator._run_fold(method, full, fold, requests, config, data, identity)
+        except Exception as exc:
+            remote = traceback.format_exc()
+            try:
+                conn.send(("error", exc, remote))
+            except Exception:  # an exception that does not pickle: its type and message
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), remote))
+            continue
+        conn.send(("done", result, None))
 
 
 def _fold_on_ray(state: tuple, fold: Fold) -> FoldResult:
-    store, run_dir, method, full, requests, config, data = state
+    store, run_dir, method, full, requests, config, data, identity = state
     torch.set_num_threads(max(1, int(config["run"].get("ray_cpus", 1))))
-    return LOSOEvaluator(store, run_dir, progress=False)._run_fold(method, full, fold, requests, config, data)
+    return LOSOEvaluator(store, run_dir, progress=False)._run_fold(method, full, fold, requests, config, data,
+                                                                    identity)

@@ -28,6 +28,8 @@ class FoldResult:
     baseline_pred: list[int]
     history: list[tuple[str, float, int]] = field(default_factory=list)
     seconds: float = 0.0
+    #: CPU time of the fold's process (all its threads): what a fold costs on a machine of its own
+    cpu_seconds: float = 0.0
     checkpoint: str | None = None
     n_train: int = 0
     n_val: int = 0
@@ -36,6 +38,8 @@ class FoldResult:
     artifacts: list[str] = field(default_factory=list)
     #: leakage audit: "stage:epoch" -> test predictions after that epoch (empty unless enabled)
     audit: dict[str, list[int]] = field(default_factory=dict)
+    #: what the fold was computed under (``mercore.evaluation.identity``); reused only while it holds
+    identity: dict[str, Any] = field(default_factory=dict)
 
     def save(self, path: Path) -> None:
         atomic_write_bytes(path, json.dumps(asdict(self)).encode())
@@ -64,9 +68,13 @@ class RunResult:
     folds: list[FoldResult]
     run_dir: Path
     reused_folds: int = 0
+    #: why the folds that were not reused were computed ("not run before", "labels of X changed") -> count
+    recomputed: dict[str, int] = field(default_factory=dict)
     mlflow_run_id: str | None = None
     #: software versions the run was computed with (``mercore.environment.software_versions``)
     environment: dict[str, str] = field(default_factory=dict)
+    #: annotation rows left out by ``--skip-invalid``, each naming its file, row and reason
+    skipped: list[str] = field(default_factory=list)
 
     def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int], list[str]]:
         y_true, y_pred, groups = [], [], []

@@ -10,6 +10,7 @@ from .landmarks import (
     FaceNotFoundError,
     canonical_landmarks,
     dlib_available,
+    dlib_installed,
     five_points,
     landmarks,
     regions,
@@ -17,6 +18,6 @@ from .landmarks import (
 
 __all__ = [
     "AlignmentError", "DlibUnavailableError", "FaceNotFoundError", "align_clip", "align_image",
-    "alignment_transform", "apply_alignment", "canonical_landmarks", "dlib_available", "five_points",
+    "alignment_transform", "apply_alignment", "canonical_landmarks", "dlib_available", "dlib_installed", "five_points",
     "landmarks", "regions",
 ]

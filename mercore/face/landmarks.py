@@ -113,6 +113,19 @@ def _hw(shape_or_image: Any) -> tuple[int, int]:
     return dims[0], dims[1]
 
 
+def dlib_installed() -> bool:
+    """True when dlib and the 68-point model file are installed; cheap (nothing is imported or
+    loaded), for deciding whether ``features.align: auto`` can align. :func:`dlib_available`
+    also loads them."""
+    if importlib.util.find_spec("dlib") is None:
+        return False
+    try:
+        _model_path()
+    except DlibUnavailableError:
+        return False
+    return True
+
+
 def dlib_available() -> bool:
     """True when dlib and the 68-point model can be loaded."""
     try:

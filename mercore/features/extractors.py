@@ -19,7 +19,7 @@ the flow of a magnified clip is computed honestly from the onset to that rendere
 Precomputed-flow releases (``release_flow``): the 28x28 ``u_v_os/*.png`` maps of the public
 MEGC2019 release are stored in RGB order R = u, G = v, B = optical strain (as written by an
 RGB image writer from an array [u, v, os]); :func:`read_image` returns RGB, so the output is
-(u, v, strain). Checked on the 164 SMIC maps in ``/work/shared/data/megc2019-flow-smic``: the
+(u, v, strain). Checked on the 164 SMIC maps in ``../shared/data/megc2019-flow-smic``: the
 strain recomputed from the other two channels correlates best with the B channel (r = 0.81 vs
 -0.08 / -0.03 for G, R), and with u = R, v = G better than with u = G, v = R (r = 0.87 vs 0.85,
 R-as-u better on 83 % of the files).
@@ -299,9 +299,12 @@ class _SequenceBase(FeatureExtractor):
             params["source_size"] = _size(source_size)
         super().__init__(**params)
 
+    #: parameters of this extractor that the interpolated sequence it reads does not take
+    _own: ClassVar[tuple[str, ...]] = ("source_size",)
+
     def _source_sequence(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         """The interpolated sequence at the size the maps are computed at."""
-        p = {k: v for k, v in self._params.items() if k != "source_size"}
+        p = {k: v for k, v in self._params.items() if k not in self._own}
         p["size"] = self._params.get("source_size", p["size"])
         return features.get("interpolated_sequence", sample, **p)
 
@@ -339,14 +342,25 @@ class SequenceFlow(_SequenceBase):
 
 
 class SequenceDiff(_SequenceBase):
-    """Signed differences of consecutive frames of ``interpolated_sequence``,
-    ``frame[t + 1] - frame[t]``, (3, length - 1, size, size)."""
+    """Differences of consecutive frames of ``interpolated_sequence``, (3, length - 1, size, size):
+    signed, ``frame[t + 1] - frame[t]``, or with ``absolute`` ``|frame[t + 1] - frame[t]|``
+    (MPFNet's eq. 3; taken before pooling to ``size``)."""
 
     name = "sequence_diff"
+
+    def __init__(self, size: int = 128, length: int = 11, backend: str = "tvl1", magnification: float = 0.0,
+                 interpolator: str = "flow", align: str = "none", source_size: int | None = None,
+                 absolute: bool = False) -> None:
+        super().__init__(size, length, backend, magnification, interpolator, align, source_size)
+        self._params["absolute"] = bool(absolute)
+
+    _own = ("source_size", "absolute")
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         frames = self._source_sequence(sample, features)
         diffs = np.moveaxis(frames[1:] - frames[:-1], 1, 0)  # (3, length - 1, H, W)
+        if self._params["absolute"]:
+            diffs = np.abs(diffs)
         return np.ascontiguousarray(pool_maps(diffs, self._params["size"], rescale=False), dtype=np.float32)
 
 

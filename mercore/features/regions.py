@@ -26,7 +26,13 @@ of the crop. They fall on the eyes, nose tip and mouth corners of the SMIC crops
 precomputed-flow release and inside the eye/mouth halves of the synthetic faces. They are NOT
 ``mercore.face``'s ``canonical`` 68-point template, which is for tighter crops (eyes at 25 % of
 the height, the release's at 39 %). Any other value is a ``mercore.face.five_points`` detector
-backend (``dlib``), run on the apex frame at 224x224 and scaled to the map.
+backend (``dlib``), run on the apex frame at 224x224 and scaled to the map. ``auto`` is ``dlib`` when
+the frames are aligned with dlib (``align: dlib``: raw video, as the papers detect landmarks on it)
+and ``canonical`` otherwise (aligned crops, releases).
+
+``align`` (clips only): ``dlib`` computes the flow on, and detects the landmarks in, frames aligned
+and cropped with the onset's transform (:mod:`mercore.face.align`), as the papers preprocess raw
+video; ``none`` uses the whole frames resized.
 """
 from __future__ import annotations
 
@@ -127,16 +133,18 @@ class RoiFlow(FeatureExtractor):
             the blocks are HTNet's 14x14; a larger size computes the flow at a finer scale and
             crops the same face regions before resizing to ``size``.
         size: side of the output map.
-        landmarks: ``canonical`` (HTNet's fixed points for aligned crops) or a ``mercore.face``
-            detector backend (``dlib``), run on the 224x224 apex frame.
+        landmarks: ``canonical`` (HTNet's fixed points for aligned crops), a ``mercore.face``
+            detector backend (``dlib``), run on the 224x224 apex frame, or ``auto`` (``dlib`` with
+            ``align: dlib``, else ``canonical``).
         backend: optical flow backend for ``source="clips"``.
+        align: ``none`` or ``dlib``, face alignment of the clip's frames (``source="clips"`` only).
     """
 
     name = "roi_flow"
     version = "1"
 
     def __init__(self, layout: str = "htnet4", source: str = "clips", source_size: int = 28, size: int = 28,
-                 landmarks: str = "canonical", backend: str = "tvl1") -> None:
+                 landmarks: str = "canonical", backend: str = "tvl1", align: str = "none") -> None:
         if layout not in LAYOUTS:
             raise ValueError(f"unknown layout {layout!r}; choose one of: {', '.join(LAYOUTS)}")
         if source not in SOURCES:
@@ -147,14 +155,18 @@ class RoiFlow(FeatureExtractor):
         if int(source_size) % 4:
             raise ValueError(f"source_size must be divisible by 4 (blocks of source_size / 2 centred on a pixel), "
                              f"got {source_size}")
+        if align not in ("none", "dlib"):
+            raise ValueError(f"unknown align {align!r}; choose none or dlib")
+        if source == "release" and align != "none":
+            raise ValueError("align applies to clips; a release's maps are already cropped (use align none)")
         super().__init__(layout=layout, source=source, source_size=int(source_size), size=int(size),
-                         landmarks=str(landmarks), backend=str(backend))
+                         landmarks=str(landmarks), backend=str(backend), align=align)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         p = self._params
         s = p["source_size"]
         if p["source"] == "clips":
-            uvs = features.get("flow_uvs", sample, size=s, backend=p["backend"], normalize="minmax")
+            uvs = features.get("flow_uvs", sample, size=s, backend=p["backend"], normalize="minmax", align=p["align"])
         else:
             uvs = features.get("release_flow", sample, size=s)
         return recombine(uvs, self._points(sample, features), p["layout"], p["size"])
@@ -162,12 +174,17 @@ class RoiFlow(FeatureExtractor):
     def _points(self, sample: Sample, features: FeatureSource) -> dict[str, tuple[float, float]]:
         """The five landmarks in pixels of the ``source_size`` map."""
         backend, s = self._params["landmarks"], self._params["source_size"]
+        if backend == "auto":
+            backend = "dlib" if self._params["align"] == "dlib" else "canonical"
         if backend == "canonical":
             return canonical_five_points(s)
         from ..face import five_points
 
-        apex = "apex_frame" if self._params["source"] == "clips" else "release_apex"
-        image = np.moveaxis(features.get(apex, sample, size=DETECT_SIZE), 0, -1)  # (224, 224, 3) in [0, 1]
+        if self._params["source"] == "clips":
+            image = features.get("apex_frame", sample, size=DETECT_SIZE, align=self._params["align"])
+        else:
+            image = features.get("release_apex", sample, size=DETECT_SIZE)
+        image = np.moveaxis(image, 0, -1)  # (224, 224, 3) in [0, 1]
         scale = s / DETECT_SIZE
         return {k: (x * scale, y * scale) for k, (x, y) in five_points(image, backend=backend).items()}
 

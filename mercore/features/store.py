@@ -84,8 +84,12 @@ def build_inputs(store: FeatureStore, requests: Mapping[str, FeatureRequest], sa
         job = [(n.extractor, dict(n.params)) for n in requests.values()]
         args = [(store.extractors, store.cache_dir, job, s) for s in samples]
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            errors = [e for e in tqdm(pool.map(_warm_one, args, chunksize=4), total=len(args),
-                                      desc="features", disable=not progress) if e]
+            try:
+                errors = [e for e in tqdm(pool.map(_warm_one, args, chunksize=4), total=len(args),
+                                          desc="features", disable=not progress) if e]
+            except BaseException:  # e.g. Ctrl-C: drop the clips not started, wait only for those running
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
         if errors:
             raise FeatureError(f"{len(errors)} clips failed; first: {errors[0]}")
     return {name: store.stack(req, samples, progress=progress and workers == 0, desc=f"feature {name}")

@@ -14,6 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import OPTIMIZERS, SCHEDULERS
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 
@@ -37,7 +38,7 @@ def build_optimizer(params: Any, name: str, lr: float, weight_decay: float = 0.0
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose adam, adamw or sgd")
+    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
 def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | None, epochs: int):
@@ -50,7 +51,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | 
                                                gamma=float(spec.get("gamma", 0.1)))
     if name == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    raise ValueError(f"unknown scheduler {name!r}; choose none, step or cosine")
+    raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:

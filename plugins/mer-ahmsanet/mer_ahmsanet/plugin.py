@@ -1,11 +1,8 @@
 """The AHMSA-Net method as the mer core sees it: config, input stream, model, trainer stage."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
@@ -13,8 +10,7 @@ from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 from .model import build_model
 
 
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_ahmsanet").joinpath("config.yaml").read_text())
+NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
 
 
 class AHMSANet(Method):
@@ -24,29 +20,25 @@ class AHMSANet(Method):
     name = "ahmsanet"
     description = "AHMSA-Net: hierarchical channel+spatial multi-scale attention on 28x28 u/v/strain region maps (arXiv 2025)"
     variants = {
-        "regions": "the paper: five landmark-centred regions of the onset->apex TV-L1 u/v/strain map (roi_flow), recombined at 28x28",
-        "release": "the same regions cropped from a precomputed-flow release's u/v/strain map (roi_flow, source release)",
-        "whole-face": "the whole-face 28x28 u/v/strain map of the clip, no regions (flow_uvs, min-max)",
-        "release-whole-face": "a release's whole-face u/v/strain map as is (release_flow)",
+        "regions": "the paper: five landmark-centred regions of the onset->apex TV-L1 u/v/strain map (roi_flow), "
+                   "recombined at 28x28; on a precomputed-flow release, cut from its u/v/strain map",
+        "whole-face": "the whole-face 28x28 u/v/strain map, no regions (flow_uvs, min-max; a release's map as is)",
     }
     default_variant = "regions"
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_ahmsanet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """The ``features.stream`` extractor with its section's parameters; ``features.align`` goes to
+        the extractors that read clip frames (``roi_flow`` from clips, ``flow_uvs``)."""
         feats = config["features"]
         stream = feats["stream"]
-        if stream not in feats or stream == "stream":
-            options = sorted(k for k in feats if k != "stream")
+        if stream not in feats or stream in NOT_STREAMS:
+            options = sorted(k for k in feats if k not in NOT_STREAMS)
             raise ValueError(f"features.stream {stream!r} has no parameter section; choose one of: {', '.join(options)}")
         params = dict(feats[stream] or {})
+        if stream == "flow_uvs" or stream == "roi_flow" and params.get("source", "clips") == "clips":
+            params.setdefault("align", feats.get("align", "none"))
         if "size" in params and int(params["size"]) != int(config["model"]["image_size"]):
             raise ValueError(f"features.{stream}.size {params['size']} differs from model.image_size "
                              f"{config['model']['image_size']}")

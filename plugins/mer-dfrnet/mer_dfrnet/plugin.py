@@ -1,21 +1,14 @@
 """The DFR-Net method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, hookimpl
 
 from .model import STREAM_OF, DFRNetConfig, build_model
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_dfrnet").joinpath("config.yaml").read_text())
 
 
 class FlipCropAugment:
@@ -91,17 +84,12 @@ class DFRNet(Method):
         "apex-flow": "apex + flow only (differential branch off), for precomputed-flow releases without an onset frame",
     }
     default_variant = "full"
-    inputs = ("clips",)
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    inputs = ("clips", "flow-release")
+    config_package = "mer_dfrnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
+        """One request per branch; ``features.size`` goes to every stream, ``features.align`` to
+        the clip extractors (a release's maps are already cropped), unless a stream's params set them."""
         branches = DFRNetConfig.from_config(config["model"]).branches
         feats = config["features"]
         size = feats.get("size")
@@ -110,6 +98,8 @@ class DFRNet(Method):
             stream = STREAM_OF[branch]
             spec = feats[stream]
             params = dict(spec.get("params") or {})
+            if not str(spec["extractor"]).startswith("release_"):
+                params = {"align": feats.get("align", "none"), **params}
             if size is not None:
                 params = {"size": size, **params}
             out[stream] = FeatureRequest(spec["extractor"], params)

@@ -227,17 +227,20 @@ def test_default_config_and_profiles():
 
 
 def test_features_follow_config():
+    from mercore.config import resolve_config
+
     method = DFRNet()
-    cfg = method.default_config()
-    assert method.features(cfg) == {
-        "apex": FeatureRequest("apex_frame", {"size": 128}),
-        "flow": FeatureRequest("flow_uvs", {"size": 128, "backend": "tvl1", "source_size": None}),
-        "diff": FeatureRequest("frame_diff", {"size": 128}),
+    assert method.features(resolve_config(method)) == {
+        "apex": FeatureRequest("apex_frame", {"size": 128, "align": "none"}),
+        "flow": FeatureRequest("flow_uvs", {"size": 128, "align": "none", "backend": "tvl1", "source_size": None}),
+        "diff": FeatureRequest("frame_diff", {"size": 128, "align": "none"}),
     }
-    cfg["model"]["branches"] = ["spatial", "temporal"]
-    cfg["features"]["apex"] = {"extractor": "release_apex", "params": {}}
-    cfg["features"]["flow"] = {"extractor": "release_flow", "params": {}}
-    cfg["features"]["size"] = None
+    aligned = method.features(resolve_config(method, sets=["features.align=dlib"]))  # the clip extractors only
+    assert {r.params["align"] for r in aligned.values()} == {"dlib"}
+    on_release = resolve_config(method, inputs="flow-release")  # no onset frame: no differential branch
+    assert method.features(on_release) == {"apex": FeatureRequest("release_apex", {"size": 128}),
+                                           "flow": FeatureRequest("release_flow", {"size": 128})}
+    cfg = resolve_config(method, inputs="flow-release", sets=["features.size=null"])
     assert method.features(cfg) == {"apex": FeatureRequest("release_apex", {}), "flow": FeatureRequest("release_flow", {})}
 
 

@@ -1,20 +1,13 @@
 """The HTNet method as the mer core sees it: config, input stream (roi_flow), model, trainer stages."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 
 from .model import build_model
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_htnet").joinpath("config.yaml").read_text())
 
 
 class HTNet(Method):
@@ -29,22 +22,17 @@ class HTNet(Method):
     }
     default_variant = "base"
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_htnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         f = config["features"]
         if int(f["size"]) != int(config["model"]["image_size"]):
             raise ValueError(f"features.size ({f['size']}) must equal model.image_size ({config['model']['image_size']})")
-        return {"flow": FeatureRequest("roi_flow", {
-            "layout": f["layout"], "source": f["source"], "source_size": int(f["source_size"]), "size": int(f["size"]),
-            "landmarks": f["landmarks"], "backend": f["backend"]})}
+        params = {"layout": f["layout"], "source": f["source"], "source_size": int(f["source_size"]),
+                  "size": int(f["size"]), "landmarks": f["landmarks"], "backend": f["backend"]}
+        if f["source"] == "clips":
+            params["align"] = f.get("align", "none")
+        return {"flow": FeatureRequest("roi_flow", params)}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         return build_model(config["model"], num_classes)

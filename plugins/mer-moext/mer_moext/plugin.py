@@ -1,12 +1,9 @@
 """The MoExt method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, Trainer, hookimpl
@@ -15,10 +12,6 @@ from .model import build_model
 from .pretrain import MirrorRotate, MoExtPretrainer, ObjectiveTrainer
 
 STREAMS = ("onset", "apex")
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_moext").joinpath("config.yaml").read_text())
 
 
 class MoExt(Method):
@@ -31,21 +24,14 @@ class MoExt(Method):
     variants = {
         "full": "pre-training on micro + macro pairs with L_re + a1 L_st + a2 L_ss, then objective learning",
         "no-pretrain": "Table 7: objective learning only",
-        "no-macro": "Table 7: pre-training on the fold's micro pairs only",
+        "no-macro": "Table 7: pre-training on micro pairs only",
         "no-motion-extractor": "Table 7: M = |S_a - S_o| instead of the motion extractor",
-        "no-lst": "Table 7: pre-training without L_st (a1 = 0)",
-        "no-lss": "Table 7: pre-training without L_ss (a2 = 0)",
+        "no-lst": "Table 7 'w/o L_st': pre-training without L_st (a1 = 0)",
+        "no-lss": "Table 7 'w/o L_oa': pre-training without L_ss (a2 = 0)",
     }
     default_variant = "full"
     inputs = ("clips",)
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_moext"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """Onset and apex requests; ``features.size`` and ``features.align`` (the paper's Dlib

@@ -1,14 +1,18 @@
 """MoExt pre-training (Section 3.1): apex reconstruction with contrastive losses on micro + macro pairs.
 
-Micro pairs are the fold's training samples (``data.train``). Macro pairs come from a macro
-corpus (the synthetic corpus's ``macro/`` clips or CAS(ME)^3 Part A macro clips) with the 5th
-frame as pseudo-apex, filtered so that only the fold's training subjects (or people of a corpus
+The pairs are the paper's pre-training data (Sec. 4.1.2: CASME II and CAS(ME)^3 part A, micro and
+macro expressions): the fold's training clips (``data.train``), the micro clips of the
+``micro_sources`` corpora of every emotion (pre-training is self-supervised, so a clip outside the
+task's classes still counts), and the macro clips of ``macro_source`` with the 5th frame as
+pseudo-apex. On the synthetic corpus the sources are its own clips of every emotion and its macro
+clips. Every extra clip is filtered so that only the fold's training subjects (or people of a corpus
 that is not being evaluated at all) take part: the test subject never does.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +30,12 @@ from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
 
 MACRO_SOURCES = ("auto", "synthetic", "casme3", "none")
+MICRO_SOURCES = ("synthetic", "casme2", "casme3")
+#: What ``auto`` means: the paper's corpora on real data, the corpus's own clips on the synthetic one.
+PAPER_MICRO_SOURCES = ("casme2", "casme3")
 VIEW_OPS = ("noise", "contrast", "grayscale")
 PREVIEW_FILE = "moext_reconstruction.png"
+log = logging.getLogger(__name__)
 
 
 # ----------------------------------------------------------------------------- augmentation
@@ -104,20 +112,32 @@ class ViewExpansion:
         return gray.expand_as(pair).clone()
 
 
-# ----------------------------------------------------------------------------- macro data
+# ----------------------------------------------------------------------------- extra pre-training data
+def synthetic_root(micro: Sequence[Sample]) -> Path:
+    """The synthetic corpus folder the micro samples were read from
+    (``root/CASME2_RAW_selected/subNN/clip/imgN.jpg``)."""
+    framed = [s for s in micro if s.frames]
+    if not framed:
+        raise ValueError("pre-training on the synthetic corpus needs micro samples with frames to locate the corpus")
+    return Path(framed[0].frames[0]).parents[3]
+
+
+def synthetic_micro_samples(micro: Sequence[Sample]) -> list[Sample]:
+    """Every micro clip of the synthetic corpus the samples come from, whatever its emotion."""
+    from mercore.data.synthetic import SyntheticDataset
+
+    return SyntheticDataset().load(synthetic_root(micro), LoadOptions(task="megc3", extra={"all_emotions": True})).samples
+
+
 def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
     """The macro clips of the synthetic corpus the micro samples were read from.
 
-    The corpus root is found from a frame path (``root/CASME2_RAW_selected/subNN/clip/imgN.jpg``);
-    a root written with ``macro=True`` has ``root/macro``; otherwise the macro corpus is generated
+    A root written with ``macro=True`` has ``root/macro``; otherwise the macro corpus is generated
     into the same cache with the same generator parameters (same seed -> same faces and subjects).
     """
     from mercore.data.synthetic import SyntheticDataset
 
-    framed = [s for s in micro if s.frames]
-    if not framed:
-        raise ValueError("pretrain.macro_source=synthetic needs micro samples with frames to locate the corpus")
-    root = Path(framed[0].frames[0]).parents[3]
+    root = synthetic_root(micro)
     dataset = SyntheticDataset()
     if (root / "macro").is_dir():
         return dataset.load(root, LoadOptions(task="sde5", extra={"kind": "macro"})).samples
@@ -130,19 +150,47 @@ def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
     return dataset.load(None, LoadOptions(task="sde5", cache_dir=root.parents[1], extra={**extra, "kind": "macro"})).samples
 
 
-def casme3_macro_samples(root: str | Path | None) -> list[Sample]:
-    """CAS(ME)^3 Part A macro clips through the registered ``casme3`` adapter (``kind: macro``)."""
+def corpus_root(name: str, given: str | Path | None, evaluated: Sequence[Sample]) -> Path:
+    """The folder of corpus ``name``: ``given``, else found from the frames of its evaluated clips:
+    CASME II ``<frames>/subNN/<clip>/imgN.jpg`` (the adapter finds the sheet beside ``<frames>``),
+    CAS(ME)^3 ``.../spNO.N/<letter>/color/N.jpg`` (the nearest folder above holding a label sheet)."""
+    if given:
+        return Path(given).expanduser()
+    framed = [s for s in evaluated if s.dataset == name and s.frames]
+    hint = (f"MoExt pre-training on {name} clips (the paper's data) needs pretrain.{name}_root, the {name} "
+            f"folder; or drop {name} from pretrain.micro_sources" + (" and set pretrain.macro_source none"
+                                                                     if name == "casme3" else ""))
+    if not framed:
+        raise ValueError(hint)
+    frame = Path(framed[0].frames[0])
+    if name == "casme2":
+        return frame.parents[2]
+    for folder in list(frame.parents)[3:7]:
+        if any(folder.glob("*ME_label*.xlsx")) or any(folder.glob("*ME_label*.csv")):
+            return folder
+    raise ValueError(f"no CAS(ME)^3 label sheet found above {frame}: {hint}")
+
+
+def corpus_samples(name: str, root: Path, kind: str = "micro") -> list[Sample]:
+    """Every ``kind`` clip of a registered corpus, whatever its emotion (option ``all_emotions``).
+
+    Rows the adapter cannot read (the CAS(ME)^3 v2 sheet has "others" rows whose offset precedes
+    the onset) are left out and counted in a logged warning: they hold no usable pair.
+    """
     from mercore.plugins import load_registry
 
-    if root is None:
-        raise ValueError("MoExt pre-training on CAS(ME)^3 macro clips needs pretrain.macro_root (the CAS(ME)^3 folder); "
-                         "or set pretrain.macro_source=none (Table 7 'w/o macro') or synthetic")
-    dataset = load_registry().dataset("casme3")
-    return dataset.load(Path(root).expanduser(), LoadOptions(extra={"kind": "macro"})).samples
+    extra: dict[str, Any] = {"all_emotions": True}
+    if name == "casme3":
+        extra["kind"] = kind
+    data = load_registry(only=[]).dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
+    if data.skipped:
+        log.warning("MoExt pre-training: %d unreadable %s %s rows left out (first: %s)", len(data.skipped), name, kind,
+                    data.skipped[0])
+    return data.samples
 
 
-def filter_macro(samples: Sequence[Sample], data: FoldData) -> list[Sample]:
-    """Keep macro clips of the fold's training subjects, or of a corpus the fold does not evaluate.
+def filter_pretraining(samples: Sequence[Sample], data: FoldData) -> list[Sample]:
+    """Keep clips of the fold's training subjects, or of a corpus the fold does not evaluate.
 
     A clip of a subject from the evaluated corpora who is not in ``data.train`` (the test subject,
     a validation subject, a subject left out of the run) is dropped.
@@ -166,8 +214,8 @@ def pseudo_apex(sample: Sample, frame: int) -> Sample:
 class MoExtPretrainer(Trainer):
     """Pre-training stage: L = L_re + a1 L_st + a2 L_ss on micro (+ macro) onset/apex pairs.
 
-    ``requests`` are the method's ``onset``/``apex`` feature requests (the macro frames must be
-    computed exactly as the micro ones). After training, a PNG grid (onset | apex | reconstruction)
+    ``requests`` are the method's ``onset``/``apex`` feature requests (the extra frames must be
+    computed exactly as the fold's). After training, a PNG grid (onset | apex | reconstruction)
     of a few training pairs goes to ``ctx.work_dir``.
     """
 
@@ -178,15 +226,17 @@ class MoExtPretrainer(Trainer):
     momentum: float = 0.9
     epochs: int = 30
     batch_size: int = 20
-    a1: float = 0.1
-    a2: float = 0.1
+    a1: float = 0.5
+    a2: float = 1.0
     margin: float = 0.3
     views: int = 3
     view_ops: Sequence[str] = VIEW_OPS
     noise_std: float = 0.05
     contrast: Sequence[float] = (1.2, 1.8)
+    micro_sources: str | Sequence[str] = "auto"
     macro_source: str = "auto"
-    macro_root: str | None = None
+    casme2_root: str | None = None
+    casme3_root: str | None = None
     macro_frame: int = 5
     preview: int = 4
     requests: Mapping[str, FeatureRequest] = field(default_factory=dict)
@@ -204,31 +254,67 @@ class MoExtPretrainer(Trainer):
         stage = cls(**dict(cfg), **overrides)
         if stage.macro_source not in MACRO_SOURCES:
             raise ValueError(f"pretrain.macro_source must be one of {MACRO_SOURCES}, got {stage.macro_source!r}")
+        if stage.micro_sources != "auto" and (isinstance(stage.micro_sources, str) or
+                                               any(m not in MICRO_SOURCES for m in stage.micro_sources)):
+            raise ValueError(f"pretrain.micro_sources must be auto or a list of {MICRO_SOURCES}, "
+                             f"got {stage.micro_sources!r}")
         if not 0 <= stage.margin:
             raise ValueError(f"pretrain.margin must be >= 0, got {stage.margin}")
         return stage
 
     # data ------------------------------------------------------------------------------------
+    @staticmethod
+    def _on_synthetic(data: FoldData) -> bool:
+        return all(s.dataset == "synthetic" for s in data.train.samples)
+
+    @staticmethod
+    def _evaluated(data: FoldData) -> list[Sample]:
+        return [s for part in (data.train, data.val, data.test) if part is not None for s in part.samples]
+
+    def micro_samples(self, data: FoldData) -> list[Sample]:
+        """Micro clips of ``micro_sources`` beyond the fold's training clips, every emotion, filtered
+        to the fold (``auto``: CASME II + CAS(ME)^3 part A, or the synthetic corpus's own)."""
+        sources = self.micro_sources
+        if sources == "auto":
+            sources = ("synthetic",) if self._on_synthetic(data) else PAPER_MICRO_SOURCES
+        evaluated = self._evaluated(data)
+        raw: list[Sample] = []
+        for name in sources:
+            if name == "synthetic":
+                raw += synthetic_micro_samples(data.train.samples)
+            else:
+                root = corpus_root(name, self.casme2_root if name == "casme2" else self.casme3_root, evaluated)
+                raw += corpus_samples(name, root)
+        have = {s.key for s in data.train.samples}
+        unique = {s.key: s for s in raw if s.key not in have}  # the fold's own clips are already in
+        return filter_pretraining(list(unique.values()), data)
+
     def macro_samples(self, data: FoldData) -> list[Sample]:
         """Macro clips of the configured source, filtered to the fold, with their pseudo-apex."""
         source = self.macro_source
         if source == "auto":
-            source = "synthetic" if all(s.dataset == "synthetic" for s in data.train.samples) else "casme3"
+            source = "synthetic" if self._on_synthetic(data) else "casme3"
         if source == "none":
             return []
-        raw = synthetic_macro_samples(data.train.samples) if source == "synthetic" else casme3_macro_samples(self.macro_root)
-        return [pseudo_apex(s, self.macro_frame) for s in filter_macro(raw, data)]
+        if source == "synthetic":
+            raw = synthetic_macro_samples(data.train.samples)
+        else:
+            root = corpus_root("casme3", self.casme3_root, self._evaluated(data))
+            raw = corpus_samples("casme3", root, kind="macro")
+        return [pseudo_apex(s, self.macro_frame) for s in filter_pretraining(raw, data)]
 
-    def pairs(self, data: FoldData, ctx: StageContext) -> tuple[torch.Tensor, torch.Tensor, int]:
-        """All (onset, apex) pairs: micro first, then macro; and the number of macro pairs."""
+    def pairs(self, data: FoldData, ctx: StageContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
+        """All (onset, apex) pairs: the fold's training clips, the extra micro clips, the macro clips;
+        and how many pairs each part holds."""
         onset, apex = data.train.inputs["onset"].cpu(), data.train.inputs["apex"].cpu()
-        macro = self.macro_samples(data)
-        if macro:
+        micro, macro = self.micro_samples(data), self.macro_samples(data)
+        extra = micro + macro
+        if extra:
             if ctx.extract is None:
-                raise RuntimeError("macro pre-training needs StageContext.extract to compute the macro frames")
-            onset = torch.cat([onset, ctx.normalize("onset", ctx.extract(self.requests["onset"], macro))])
-            apex = torch.cat([apex, ctx.normalize("apex", ctx.extract(self.requests["apex"], macro))])
-        return onset, apex, len(macro)
+                raise RuntimeError("pre-training on extra clips needs StageContext.extract to compute their frames")
+            onset = torch.cat([onset, ctx.normalize("onset", ctx.extract(self.requests["onset"], extra))])
+            apex = torch.cat([apex, ctx.normalize("apex", ctx.extract(self.requests["apex"], extra))])
+        return onset, apex, {"micro_pairs": len(data.train), "extra_micro_pairs": len(micro), "macro_pairs": len(macro)}
 
     # training --------------------------------------------------------------------------------
     def losses(self, model: MoExtModel, onset: torch.Tensor, apex: torch.Tensor,
@@ -253,10 +339,10 @@ class MoExtPretrainer(Trainer):
             raise TypeError("MoExt pre-training needs a MoExtModel with its texture branch, R and f")
         device = ctx.device
         model.to(device)
-        onset, apex, n_macro = self.pairs(data, ctx)
+        onset, apex, counts = self.pairs(data, ctx)
         n = len(onset)
-        ctx.log_metric(f"{self.stage_name}/micro_pairs", float(len(data.train)), 0)
-        ctx.log_metric(f"{self.stage_name}/macro_pairs", float(n_macro), 0)
+        for key, count in counts.items():
+            ctx.log_metric(f"{self.stage_name}/{key}", float(count), 0)
         expansion = ViewExpansion(self.views, tuple(self.view_ops), self.noise_std, tuple(self.contrast))
         opt = build_optimizer([p for p in model.parameters() if p.requires_grad], self.optimizer, self.lr,
                               self.weight_decay, self.momentum)

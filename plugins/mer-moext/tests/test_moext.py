@@ -14,9 +14,10 @@ from mer_moext import MoExt, MoExtPretrainer, ObjectiveTrainer, ViewExpansion, b
 from mer_moext.losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from mer_moext.model import (IMAGENET_MEAN, IMAGENET_STD, ApexReconstructor, Branch, ConvBlock, MotionExtractor,
                              ResNetTrunk)
-from mer_moext.pretrain import PREVIEW_FILE, MirrorRotate, batch_indices, filter_macro, pseudo_apex
+from mer_moext.pretrain import PREVIEW_FILE, MirrorRotate, batch_indices, filter_pretraining, pseudo_apex
 from mercore import FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
+from mercore.shared import shared_dir
 
 torch.set_num_threads(1)
 
@@ -251,7 +252,7 @@ def test_pretraining_lowers_reconstruction_loss(tmp_path):
     torch.manual_seed(0)
     onset, apex = synthetic_pairs(8)
     model = build_model(tiny_model_cfg(), 2, 32)
-    stage = MoExtPretrainer(epochs=1, batch_size=8, lr=3e-3, macro_source="none", preview=3)
+    stage = MoExtPretrainer(epochs=1, batch_size=8, lr=3e-3, micro_sources=[], macro_source="none", preview=3)
     expansion = ViewExpansion()
 
     def l_re() -> float:
@@ -278,7 +279,8 @@ def test_pretraining_updates_separator_and_motion_but_objective_drops_texture(tm
     onset, apex = synthetic_pairs(6)
     model = build_model(tiny_model_cfg(), 2, 32)
     w0 = model.motion.c1[0].weight.detach().clone()
-    MoExtPretrainer(epochs=1, batch_size=6, macro_source="none", preview=0).fit(model, fold_of(onset, apex), ctx_for(tmp_path))
+    MoExtPretrainer(epochs=1, batch_size=6, micro_sources=[], macro_source="none", preview=0).fit(
+        model, fold_of(onset, apex), ctx_for(tmp_path))
     assert not torch.equal(w0, model.motion.c1[0].weight)
     w1 = model.motion.c1[0].weight.detach().clone()
     trainer = ObjectiveTrainer(epochs=1, batch_size=5, lr=1e-3)  # 6 % 5 == 1: runs with batch 6
@@ -342,7 +344,7 @@ def test_macro_filter_never_includes_the_test_subject():
         return TensorSet({"onset": torch.zeros(len(samples), 1)}, torch.zeros(len(samples), dtype=torch.long), samples)
 
     data = FoldData(ts(train), ts(val), ts(test), ("synthetic/sub05",))
-    kept = filter_macro(macro, data)
+    kept = filter_pretraining(macro, data)
     groups = {s.group for s in kept}
     assert groups == {"synthetic/sub01", "synthetic/sub02", "synthetic/sub03", "casme3/spNO.1", "casme3/spNO.2"}
     assert "synthetic/sub05" not in groups and "synthetic/sub04" not in groups  # test and validation subjects
@@ -350,15 +352,22 @@ def test_macro_filter_never_includes_the_test_subject():
     # a macro corpus that is the evaluated corpus (CAS(ME)^3 on CAS(ME)^3) is filtered the same way
     data3 = FoldData(ts([Sample("casme3", "spNO.1", "x")]), None, ts([Sample("casme3", "spNO.2", "y")]), ("casme3/spNO.2",))
     casme3 = [s for s in macro if s.dataset == "casme3"]
-    assert {s.group for s in filter_macro(casme3, data3)} == {"casme3/spNO.1"}
+    assert {s.group for s in filter_pretraining(casme3, data3)} == {"casme3/spNO.1"}
 
 
-def test_macro_source_auto_and_casme3_needs_a_root():
+def test_sources_auto_need_the_paper_corpora_on_real_data():
     onset, apex = synthetic_pairs(2)
-    data = fold_of(onset, apex)  # dataset "toy", not synthetic: auto -> casme3
-    with pytest.raises(ValueError, match="macro_root"):
+    data = fold_of(onset, apex)  # dataset "toy", not synthetic: auto -> CASME II + CAS(ME)^3
+    with pytest.raises(ValueError, match="casme3_root"):
         MoExtPretrainer().macro_samples(data)
+    with pytest.raises(ValueError, match="casme2_root"):
+        MoExtPretrainer().micro_samples(data)
     assert MoExtPretrainer(macro_source="none").macro_samples(data) == []
+    assert MoExtPretrainer(micro_sources=[]).micro_samples(data) == []
+    with pytest.raises(ValueError, match="micro_sources"):
+        MoExtPretrainer.from_config({"micro_sources": "casme2"})
+    with pytest.raises(ValueError, match="micro_sources"):
+        MoExtPretrainer.from_config({"micro_sources": ["ckplus"]})
 
 
 def test_pseudo_apex_is_the_fifth_frame():
@@ -368,16 +377,20 @@ def test_pseudo_apex_is_the_fifth_frame():
     assert pseudo_apex(short, 5).apex == 2
 
 
-def test_synthetic_macro_pairs_come_from_training_subjects(tmp_path):
-    """End to end on a tiny generated corpus: the stage loads macro clips and extracts their frames."""
+def test_synthetic_pretraining_pairs_come_from_training_subjects(tmp_path):
+    """End to end on a tiny generated corpus: the stage adds the training subjects' clips of every
+    emotion (outside the task's classes too) and their macro clips, and extracts their frames."""
     from mercore.data.synthetic import SyntheticDataset
     from mercore.features.extractors import BUILTIN_EXTRACTORS
     from mercore.features.store import FeatureStore
     from mercore import LoadOptions
 
-    opts = {"subjects": 3, "clips_per_subject": 2, "size": 32, "min_frames": 8, "max_frames": 10,
+    opts = {"subjects": 3, "clips_per_subject": 6, "size": 32, "min_frames": 8, "max_frames": 10,
             "macro_clips_per_subject": 1}
-    micro = SyntheticDataset().load(None, LoadOptions(task="sde5", cache_dir=tmp_path, extra=opts)).samples
+    micro = SyntheticDataset().load(None, LoadOptions(task="megc3", cache_dir=tmp_path, extra=opts)).samples
+    every = SyntheticDataset().load(None, LoadOptions(task="megc3", cache_dir=tmp_path,
+                                                      extra={**opts, "all_emotions": True})).samples
+    assert len(every) > len(micro)  # "others" clips have no megc3 label and are not in the task
     store = FeatureStore({e.name: e for e in BUILTIN_EXTRACTORS}, tmp_path)
     method = MoExt()
     cfg = config(**{"features.size": 32})
@@ -391,13 +404,17 @@ def test_synthetic_macro_pairs_come_from_training_subjects(tmp_path):
 
     data = FoldData(ts(train), None, ts(test), ("synthetic/sub03",))
     stage = MoExtPretrainer.from_config(cfg["pretrain"], requests=requests)
+    extra = stage.micro_samples(data)
+    expected = {s.key for s in every if s.subject != "sub03"} - {s.key for s in train}
+    assert extra and {s.key for s in extra} == expected and all(s.frames for s in extra)
     macro = stage.macro_samples(data)
     assert macro and {s.subject for s in macro} == {"sub01", "sub02"}
     assert all(s.apex == s.onset + 4 and s.clip.startswith("MA") for s in macro)
     ctx = ctx_for(tmp_path)
     ctx.extract = store.stack
-    onset, apex, n_macro = stage.pairs(data, ctx)
-    assert n_macro == 2 and onset.shape == apex.shape == (len(train) + 2, 3, 32, 32)
+    onset, apex, counts = stage.pairs(data, ctx)
+    assert counts == {"micro_pairs": len(train), "extra_micro_pairs": len(expected), "macro_pairs": 2}
+    assert onset.shape == apex.shape == (len(train) + len(expected) + 2, 3, 32, 32)
 
 
 # --- registration and LOSO ------------------------------------------------------------------------
@@ -441,3 +458,46 @@ def test_short_loso_runs_both_stages_end_to_end(tmp_path):
     assert all(math.isfinite(result.metrics[k]) for k in ("uf1", "uar"))
     assert len(list(Path(result.run_dir, "folds").rglob(PREVIEW_FILE))) == len(subjects)
     assert [[Path(a).name for a in f.artifacts] for f in result.folds] == [[PREVIEW_FILE]] * len(subjects)  # -> MLflow
+
+
+SHARED_ANNOTATIONS = shared_dir() / "data" / "annotations"
+
+
+@pytest.mark.skipif(not (SHARED_ANNOTATIONS / "casme3_partA_ME_label_JpgIndex_v2.xlsx").is_file(),
+                    reason="../shared annotations absent")
+def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tmp_path):
+    """CASME II found from the evaluated clips, CAS(ME)^3 from its option; every emotion, no test subject."""
+    from mercore import LoadOptions
+    from mercore.data.casme2 import Casme2Dataset
+    from mercore.data.casme3 import Casme3Dataset
+    from mercore.data.layouts import write_casme2, write_casme3
+
+    root2 = write_casme2(tmp_path / "casme2", SHARED_ANNOTATIONS)
+    root3 = write_casme3(tmp_path / "casme3", SHARED_ANNOTATIONS, macro_rows=1)
+    evaluated = Casme2Dataset().load(root2, LoadOptions(task="megc3")).samples
+
+    def ts(samples):
+        return TensorSet({"onset": torch.zeros(len(samples), 1)}, torch.zeros(len(samples), dtype=torch.long), samples)
+
+    train = [s for s in evaluated if s.subject != "sub01"]
+    data = FoldData(ts(train), None, ts([s for s in evaluated if s.subject == "sub01"]), ("casme2/sub01",))
+    stage = MoExtPretrainer.from_config({"casme3_root": str(root3)})  # micro_sources / macro_source: auto
+    extra = stage.micro_samples(data)
+    casme2 = [s for s in extra if s.dataset == "casme2"]
+    every2 = Casme2Dataset().load(root2, LoadOptions(extra={"all_emotions": True})).samples
+    train_groups = {s.group for s in train}  # sub10 and sub18 have no 3-class clip: not in the run, left out
+    assert {s.key for s in casme2} == {s.key for s in every2 if s.group in train_groups} - {s.key for s in train}
+    assert casme2 and all("megc3" not in s.labels for s in casme2)  # only clips outside the task were missing
+    every3 = Casme3Dataset().load(root3, LoadOptions(extra={"all_emotions": True}, skip_invalid=True)).samples
+    assert {s.key for s in extra if s.dataset == "casme3"} == {s.key for s in every3}  # not evaluated: all of it
+    assert len(every3) > 699  # more than the 3-class set: "others" count for pre-training
+    macro = stage.macro_samples(data)
+    assert macro and {s.dataset for s in macro} == {"casme3"}
+    assert not {s.group for s in extra + macro} & {"casme2/sub01"}
+    # the evaluated CAS(ME)^3 needs no root option either: found from its clips' frames
+    evaluated3 = Casme3Dataset().load(root3, LoadOptions()).samples
+    test3 = evaluated3[0].group
+    data3 = FoldData(ts([s for s in evaluated3 if s.group != test3]), None, ts([s for s in evaluated3 if s.group == test3]),
+                     (test3,))
+    extra3 = MoExtPretrainer.from_config({"micro_sources": ["casme3"]}).micro_samples(data3)
+    assert extra3 and test3 not in {s.group for s in extra3}

@@ -3,13 +3,10 @@
 prototypical meta-learning with the final centroids from the training subjects)."""
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Mapping
 
 import torch
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, TensorSet, Trainer
@@ -19,19 +16,23 @@ from mercore.training.triplet import TripletTrainer
 from .model import AFEClassifier, MPFNetModel
 
 FEATURE_STREAMS = {"flow": "sequence_flow", "diff": "sequence_diff"}
+DIFFERENCES = ("absolute", "signed")
 
 
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_mpfnet").joinpath("config.yaml").read_text())
-
-
-def feature_params(config: Mapping[str, Any], magnification: float = 0.0) -> dict[str, Any]:
+def feature_params(config: Mapping[str, Any], magnification: float = 0.0, stream: str = "flow") -> dict[str, Any]:
+    """Extractor parameters of ``stream`` (``flow`` or ``diff``), optionally of a magnified clip."""
     f = config["features"]
-    params = {"size": int(f["size"]), "length": int(f["length"]), "backend": str(f["backend"])}
+    params = {"size": int(f["size"]), "length": int(f["length"]), "backend": str(f["backend"]),
+              "align": str(f.get("align", "none"))}
     if f.get("source_size"):
         params["source_size"] = int(f["source_size"])
     if magnification:
         params["magnification"] = float(magnification)
+    if stream == "diff":
+        difference = f.get("frame_difference", "absolute")
+        if difference not in DIFFERENCES:
+            raise ValueError(f"features.frame_difference must be one of {DIFFERENCES}, got {difference!r}")
+        params["absolute"] = difference == "absolute"
     return params
 
 
@@ -96,7 +97,7 @@ def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageCo
             subset = [data.samples[i] for i in idx]
             inputs = {}
             for name in data.inputs:
-                request = FeatureRequest(streams[name], feature_params(config, phi))
+                request = FeatureRequest(streams[name], feature_params(config, phi, name))
                 inputs[name] = ctx.normalize(name, ctx.extract(request, subset).float())
             parts_inputs.append(inputs)
             parts_labels.append(labels[idx])
@@ -140,17 +141,11 @@ class MPFNet(Method):
     variants = {"c": "cascade", "p": "parallel"}
     default_variant = "c"
     inputs = ("clips",)
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_mpfnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        return {name: FeatureRequest(extractor, feature_params(config)) for name, extractor in FEATURE_STREAMS.items()}
+        return {name: FeatureRequest(extractor, feature_params(config, stream=name))
+                for name, extractor in FEATURE_STREAMS.items()}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         model_cfg = dict(config["model"])

@@ -10,7 +10,7 @@ import torch
 import mer_mpfnet.plugin
 from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
-from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, magnification_plan
+from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan
 from mer_mpfnet.model import CAI3D, AFEClassifier, EncoderConfig, MPFNetModel, count_parameters
 
 TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2,
@@ -78,9 +78,17 @@ def test_config_profiles_and_features():
     assert paper["meta_learning"]["episodes_per_batch"] == 4 and paper["meta_learning"]["lr"] == 0.05
     assert m.build_model(paper, 3).variant == "p"
     feats = m.features(paper)
-    assert feats["flow"] == FeatureRequest("sequence_flow", {"size": 128, "length": 11, "backend": "tvl1"})
-    assert feats["diff"].extractor == "sequence_diff"
+    assert feats["flow"] == FeatureRequest("sequence_flow", {"size": 128, "length": 11, "backend": "tvl1", "align": "none"})
+    assert feats["diff"] == FeatureRequest("sequence_diff", {"size": 128, "length": 11, "backend": "tvl1",
+                                                             "align": "none", "absolute": True})  # eq. 3
     quick = resolve_config(m, profile="quick")
+    assert m.features(quick)["diff"].params["absolute"] is False  # the signed difference quick was measured with
+    aligned = m.features(resolve_config(m, sets=["features.align=dlib"]))
+    assert {r.params["align"] for r in aligned.values()} == {"dlib"}
+    magnified = feature_params(paper, 3.0, "diff")
+    assert magnified["magnification"] == 3.0 and magnified["absolute"] is True and magnified["align"] == "none"
+    with pytest.raises(ValueError, match="frame_difference"):
+        m.features(resolve_config(m, sets=["features.frame_difference=squared"]))
     model = m.build_model(quick, 3)
     assert model.variant == "c" and count_parameters(model) < 1_000_000
     assert [s.name for s in m.stages(quick)] == ["triplet", "afe-pretrain", "episodic"]
@@ -192,8 +200,15 @@ def test_registration():
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mercore.runner") is None, reason="runner not available")
 def test_short_loso_from_the_cli_beats_majority(tmp_path):
-    """`mer run --plugin mpfnet` (quick profile by default) on 6 synthetic subjects, then the same run
-    through the Python API, which reuses the finished folds, to read the pooled metrics."""
+    """`mer run --plugin mpfnet` (quick profile by default) on 6 synthetic subjects with clearer motion
+    (peak 2-6 px instead of 0.5-3), then the same run through the Python API, which reuses the
+    finished folds, to read the pooled metrics.
+
+    The margin comes from the spread over seeds (lock of 2026-12-02): on the default corpus these
+    6 subjects gave UF1 0.327, 0.365, 0.232, 0.286 for seeds 0-3 against a majority baseline of
+    0.265 -- no margin holds there, and the same code read 0.33-0.4 on other installs. With peak
+    2-6 px, seeds 0-4: 0.552, 0.537, 0.661, 0.568, 0.615 (mean 0.587, std 0.050), so
+    "baseline + 0.15" (0.415) lies 3.4 std below the mean and 0.12 below the lowest seed."""
     from click.testing import CliRunner
 
     from mercore.cli import cli
@@ -202,12 +217,12 @@ def test_short_loso_from_the_cli_beats_majority(tmp_path):
 
     torch.set_num_threads(1)
     subjects = [f"sub{i:02d}" for i in range(1, 7)]
-    args = ["run", "--plugin", "mpfnet", "--no-tracking", "--quiet", "--cache-dir", str(tmp_path)]
+    args = ["run", "--plugin", "mpfnet", "--no-tracking", "--quiet", "--cache-dir", str(tmp_path), "-D", "peak_px=[2.0,6.0]"]
     out = CliRunner().invoke(cli, args + [a for s in subjects for a in ("--subjects", s)])
     assert out.exit_code == 0, out.output
     assert "Using the `quick` profile of mpfnet" in out.output and "LOSO over 6 subjects" in out.output
-    reg = load_registry(only=[], extra_plugins=[("mpfnet", mer_mpfnet.plugin)])
+    reg = load_registry(only=["mpfnet"])  # as the CLI loads it: the folds' identity names the plugin's version
     res = run("mpfnet", registry=reg, profile="quick", subjects=subjects, tracking=False, cache_dir=tmp_path,
-              progress=False)
+              progress=False, dataset_options={"peak_px": [2.0, 6.0]})
     assert res.reused_folds == 6 and len(res.folds) == 6
-    assert res.metrics["uf1"] > res.baseline["uf1"] + 0.1
+    assert res.metrics["uf1"] > res.baseline["uf1"] + 0.15

@@ -5,20 +5,13 @@ Perturbation training is the core's (``mercore.training.perturbation``), switche
 """
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 
 from .model import RRMFNetConfig, build_model
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_rrmfnet").joinpath("config.yaml").read_text())
 
 
 class RRMFNet(Method):
@@ -33,14 +26,7 @@ class RRMFNet(Method):
     }
     default_variant = "pt"
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_rrmfnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """One request per stream in ``model.streams``; clip extractors get ``backend`` and

@@ -9,11 +9,8 @@ The core owns data loading, feature caching, the LOSO loop and the metrics.
 """
 from __future__ import annotations
 
-import copy
-from importlib import resources
 from typing import Any, Callable, Mapping
 
-import yaml
 from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
@@ -21,10 +18,6 @@ from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 from .model import build_model
 
 SOURCES = ("clips", "release")
-
-
-def _load_yaml() -> dict[str, Any]:
-    return yaml.safe_load(resources.files("mer_ststnet").joinpath("config.yaml").read_text())
 
 
 class STSTNet(Method):
@@ -38,22 +31,16 @@ class STSTNet(Method):
         "pt": "STSTNet trained with perturbation training (train.perturbation.enabled)",
     }
     default_variant = "base"
-    # "flow-release": also runs on precomputed-flow releases (with features.source=release)
+    # "flow-release": also runs on precomputed-flow releases (config section inputs.flow-release)
     inputs = ("clips", "flow-release")
-
-    def default_config(self) -> dict[str, Any]:
-        cfg = _load_yaml()
-        cfg.pop("profiles", None)  # profiles come through profiles()
-        return cfg
-
-    def profiles(self) -> dict[str, dict[str, Any]]:
-        return copy.deepcopy(_load_yaml().get("profiles", {}) or {})
+    config_package = "mer_ststnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         feats = config["features"]
         source, size = feats["source"], int(feats["size"])
         if source == "clips":
-            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax"})}
+            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax",
+                                                        "align": feats.get("align", "none")})}
         if source == "release":  # the release's maps are already min-max scaled u/v/strain
             return {"flow": FeatureRequest("release_flow", {"size": size})}
         raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")
