@@ -32,6 +32,16 @@ def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> in
         raise click.BadParameter(str(exc)) from exc
 
 
+def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) -> int | list[int] | None:
+    """``--seeds``: a count (``3``: the three seeds from run.seed on) or a list (``0,4,7``)."""
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()] if "," in value else int(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: give a count such as 3 or a list such as 0,1,2") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="mercore")
 def cli() -> None:
@@ -69,20 +79,23 @@ def cli() -> None:
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
+@click.option("--seeds", default=None, callback=_parse_seeds, metavar="N|S1,S2,...",
+              help="Run the LOSO once per seed: a count (the N seeds from run.seed on) or a list. Reports each "
+                   "seed's UF1/UAR and their mean +- std; folds resume per (seed, fold).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
 def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, task: str | None,
         config_file: Path | None, sets: tuple[str, ...], profile: str | None, subjects: tuple[str, ...],
         device: str | None, dataset_options: tuple[str, ...], skip_invalid: bool, tracking: bool,
         tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int | str, executor: str,
-        address: str | None, quiet: bool) -> None:
-    """Run a leave-one-subject-out evaluation of a method."""
+        address: str | None, seeds: int | list[int] | None, quiet: bool) -> None:
+    """Run a leave-one-subject-out evaluation of a method (once, or once per seed with --seeds)."""
     from .config import ConfigError, parse_set
     from .data.dataset import DatasetError
     from .features.store import FeatureError
     from .interrupt import Interrupted, stop_on_signals
     from .plugins import PluginError, UnknownNameError
-    from .reporting import metrics_table
-    from .runner import QUICK, load_method, run as run_loso
+    from .reporting import metrics_table, seeds_table
+    from .runner import QUICK, load_method, run as run_loso, run_seeds
 
     with stop_on_signals():
         try:
@@ -94,15 +107,19 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                                 f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
                                 err=True)
 
-            result = run_loso(method, dataset=dataset, variant=variant, task=task, data_root=data_root,
-                              config_file=config_file, overrides=list(sets), profile=profile, on_start=announce,
-                              subjects=list(subjects) or None, device=device, tracking=tracking,
-                              tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir,
-                              skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options), fresh=fresh,
-                              progress=not quiet, registry=registry, workers=workers, executor=executor,
-                              address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
-                                                                                   err=True),
-                              notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+            kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
+                          overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
+                          device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
+                          cache_dir=cache_dir, skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options),
+                          fresh=fresh, progress=not quiet, registry=registry, workers=workers, executor=executor,
+                          address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                               err=True),
+                          notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+            if seeds is None:
+                result = run_loso(method, **kwargs)
+            else:
+                multi = run_seeds(method, seeds, **kwargs)
+                result = multi.first
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
             raise SystemExit(exc.exit_code) from None
@@ -113,6 +130,17 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
                f"{meta['samples']} samples (predictions pooled over folds)")
+    if seeds is not None:
+        reused = sum(r.reused_folds for r in multi.runs)
+        if reused:
+            click.echo(f"{reused} fold(s) reused from earlier identical runs (--fresh recomputes them)")
+        click.echo(seeds_table(multi))
+        click.echo(f"\nSeeds folder: {multi.run_dir}")
+        for r in multi.runs:
+            click.echo(f"  seed {r.seed}: {r.run_dir}")
+        if multi.mlflow_run_id:
+            click.echo(f"MLflow run: {multi.mlflow_run_id} (the seeds' runs are nested in it)")
+        return
     computed = len(result.folds) - result.reused_folds
     if result.reused_folds or set(result.recomputed) - {"not run before"}:
         why = "; ".join(f"{reason} ({n})" for reason, n in result.recomputed.items())
@@ -309,16 +337,132 @@ def new_plugin(name: str, out: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("mer-report"), show_default=True,
               help="Folder for report.html, report.md and their images.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI to look run ids up in.")
-def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None) -> None:
-    """Report on RUNS (run folders or MLflow run ids): metrics beside the paper's, figures, leakage audit."""
-    from .report import ReportError, load_run, resolve_run, write_report
+@click.option("--compare", "with_compare", is_flag=True,
+              help="Add a paired comparison (as `mer compare`) of every later run against the first.")
+def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_compare: bool) -> None:
+    """Report on RUNS (run folders, --seeds folders or MLflow run ids): metrics with intervals beside
+    the paper's, figures, leakage audit."""
+    from .compare import CompareError, compare, comparison_section
+    from .report import ReportError, load_result, resolve_run, write_report
 
     try:
-        results = [load_run(resolve_run(r, tracking_uri)) for r in runs]
-        paths = write_report(results, out)
-    except ReportError as exc:
+        results = [load_result(resolve_run(r, tracking_uri)) for r in runs]
+        if with_compare and len(results) < 2:
+            raise ReportError("--compare needs at least two runs")
+        preface = [comparison_section(compare(results[0], r)) for r in results[1:]] if with_compare else []
+        paths = write_report(results, out, preface=preface)
+    except (ReportError, CompareError) as exc:
         _fail(exc)
     click.echo(f"wrote {paths[0]} and {paths[1]}")
+
+
+@cli.command("compare")
+@click.argument("run_a")
+@click.argument("run_b")
+@click.option("--resamples", type=click.IntRange(min=1), default=None,
+              help="Paired bootstrap resamples (default: RUN_A's evaluation.bootstrap.resamples, 2000).")
+@click.option("--permutations", type=click.IntRange(min=1), default=10000, show_default=True,
+              help="Random subject-wise swaps of A and B for the p-value.")
+@click.option("--seed", type=int, default=None, help="Seed of the resampling (default: RUN_A's bootstrap seed).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI to look run ids up in.")
+def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int, seed: int | None,
+                tracking_uri: str | None) -> None:
+    """B - A in UF1 / UAR over the same samples (RUN_A, RUN_B: run folders, --seeds folders or MLflow run
+    ids), pooled and per corpus, with a paired subject-bootstrap interval and a permutation p-value."""
+    from .compare import CompareError, compare, comparison_markdown
+    from .report import ReportError, load_result, resolve_run
+
+    try:
+        a, b = (load_result(resolve_run(r, tracking_uri)) for r in (run_a, run_b))
+        result = compare(a, b, resamples=resamples, permutations=permutations, seed=seed)
+    except (ReportError, CompareError) as exc:
+        _fail(exc)
+    click.echo(comparison_markdown(result))
+
+
+@cli.command()
+@click.option("--plugin", "-p", "plugin", required=True, help="Method to tune (see `mer plugins`).")
+@click.option("--space", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="YAML search space: config key -> {type: float|int, low, high[, log, step]} or "
+                   "{type: categorical, choices: [...]}.")
+@click.option("--trials", type=click.IntRange(min=1), required=True, help="Optuna trials per outer fold.")
+@click.option("--inner-folds", type=click.IntRange(min=2), default=3, show_default=True,
+              help="Subject-wise cross-validation folds over each outer fold's training subjects.")
+@click.option("--write-profile", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Write the most-chosen values (median for numbers) to this YAML file, usable as --config.")
+@click.option("--variant", "-v", default=None, help="Method variant.")
+@click.option("--dataset", "-d", default="synthetic", show_default=True, help="Dataset (see `mer datasets`).")
+@click.option("--data-root", type=click.Path(path_type=Path), default=None, help="Folder holding the corpus.")
+@click.option("--task", default=None, help="Label task (dataset default otherwise).")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None, help="YAML overrides.")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
+@click.option("--profile", default=None, help="Base config profile (default as `mer run`).")
+@click.option("--subjects", multiple=True, help="Restrict to these subjects (repeatable).")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
+@click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE", help="Adapter option.")
+@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow (trials as nested runs).")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
+@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+              help="Feature cache and tune folders.")
+@click.option("--fresh", is_flag=True, help="Start over instead of resuming an identical tune.")
+@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
+              help="Tune N outer folds in parallel processes; auto: one per CPU core (at most 4) on CPU, 0 on a GPU.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile: Path | None, variant: str | None,
+         dataset: str, data_root: Path | None, task: str | None, config_file: Path | None, sets: tuple[str, ...],
+         profile: str | None, subjects: tuple[str, ...], device: str | None, dataset_options: tuple[str, ...],
+         tracking: bool, tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool,
+         workers: int | str, quiet: bool) -> None:
+    """Nested tuning: per outer LOSO fold, an Optuna (TPE) search scored by subject-wise CV on that
+    fold's training subjects; the test subject is predicted once with the chosen values. Costs
+    outer folds x (trials x inner folds + 1) fits; a killed tune resumes."""
+    from .config import ConfigError, parse_set
+    from .data.dataset import DatasetError
+    from .features.store import FeatureError
+    from .plugins import PluginError, UnknownNameError
+    from .interrupt import Interrupted, stop_on_signals
+    from .reporting import metrics_table
+    from .runner import load_method
+    from .tuning import tune as run_tune, write_profile as save_profile
+
+    with stop_on_signals():
+        try:
+            registry, method = load_method(None, plugin)
+            outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
+                               variant=variant, task=task, data_root=data_root, config_file=config_file,
+                               overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
+                               dataset_options=parse_set(dataset_options), tracking=tracking,
+                               tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
+                               workers=workers, progress=not quiet, registry=registry,
+                               notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+            written = save_profile(outcome, write_profile) if write_profile else None
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
+    r = outcome.result
+    click.echo(f"\n{r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset} [{r.task}], tuned: "
+               f"{len(outcome.choices)} outer folds x ({trials} trials x {inner_folds} inner folds + 1) = "
+               f"{outcome.fits} fits, {outcome.seconds / 60:.1f} min in this invocation")
+    click.echo("Outer result (each test subject predicted once, with its fold's chosen values):")
+    click.echo(metrics_table(r))
+    keys = [p.key for p in outcome.params]
+    click.echo("\n| outer fold | inner UF1 | " + " | ".join(keys) + " |\n|---|---:|" + "---:|" * len(keys))
+    for c in outcome.choices:
+        click.echo(f"| {c.fold} | {c.inner_uf1:.4f} | " + " | ".join(_short(c.values[k]) for k in keys) + " |")
+    click.echo("| most chosen / median | | " + " | ".join(_short(outcome.profile[k]) for k in keys) + " |")
+    click.echo(f"\nTune folder: {outcome.tune_dir}")
+    if written:
+        click.echo(f"Profile written to {written} (use with --config; values chosen on these subjects)")
+    if r.mlflow_run_id:
+        click.echo(f"MLflow run: {r.mlflow_run_id} (outer folds and their trials are nested in it)")
+
+
+def _short(value: object) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
 @cli.command()

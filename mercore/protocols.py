@@ -51,3 +51,20 @@ def validation_split(groups: Sequence[str], train: Sequence[int], fraction: floa
     fit = tuple(i for i in train if groups[i] not in held)
     val = tuple(i for i in train if groups[i] in held)
     return fit, val
+
+
+def subject_folds(groups: Sequence[str], k: int, seed: int) -> list[Fold]:
+    """``k`` folds of whole subjects (a seeded, group-wise k-fold): every subject is held out once,
+    never split between fitting and scoring. ``mer tune`` scores a trial with these on the
+    training subjects of one outer LOSO fold."""
+    order = sorted(set(groups))
+    if k < 2 or k > len(order):
+        raise ValueError(f"subject-wise cross-validation needs 2 <= folds <= subjects ({len(order)}), got {k}")
+    shuffled = np.random.default_rng(seed).permutation(order).tolist()
+    folds = []
+    for i, part in enumerate(np.array_split(np.array(shuffled, dtype=object), k)):
+        held = set(part.tolist())
+        test = tuple(j for j, g in enumerate(groups) if g in held)
+        train = tuple(j for j, g in enumerate(groups) if g not in held)
+        folds.append(Fold(i, f"inner {i + 1}/{k}: {', '.join(sorted(held))}", train, test))
+    return folds

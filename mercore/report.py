@@ -22,10 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from .evaluation.results import FoldResult, RunResult
+from .evaluation.results import FoldResult, RunResult, SeedsResult
+from .evaluation.statistics import METHOD
 from .io import atomic_write_bytes, atomic_write_text
 from .metrics import Scores
-from .reporting import confusion_png
+from .reporting import LEAKY_LABEL, confusion_png
 
 METRICS = (("uf1", "UF1"), ("uar", "UAR"), ("acc", "Acc"), ("weighted_f1", "weighted F1"))
 LEAKY_EXPLANATION = (
@@ -60,6 +61,19 @@ def load_run(run_dir: Path | str) -> RunResult:
     folds.sort(key=lambda f: f.index)
     return RunResult(summary["method"], summary.get("variant"), summary["dataset"], summary["task"],
                      tuple(summary["classes"]), config, folds, run_dir, environment=summary.get("environment", {}))
+
+
+def load_result(folder: Path | str) -> RunResult | SeedsResult:
+    """A run folder, or a ``mer run --seeds`` folder (``seeds.json`` naming its seeds' run folders)."""
+    folder = Path(folder)
+    index = folder / "seeds.json"
+    if not index.is_file():
+        return load_run(folder)
+    try:
+        names = json.loads(index.read_text())["runs"]
+    except (ValueError, KeyError, TypeError):
+        raise ReportError(f"unreadable {index}") from None
+    return SeedsResult([load_run(folder.parent.parent / "runs" / name) for name in names], folder)
 
 
 def resolve_run(ref: str, tracking_uri: str | None = None) -> Path:
@@ -248,6 +262,12 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
     n = sum(len(f.keys) for f in result.folds)
     section.text(f"LOSO over {len(result.folds)} test subjects, {n} samples, predictions pooled over folds "
                  f"before computing the metrics. Ours: {corpus_label(result)}. Run folder: `{result.run_dir}`.")
+    tuned = result.config.get("tune")
+    if tuned:
+        section.text(f"Nested tuning (mer tune): per outer fold {tuned['trials']} trials scored by "
+                     f"{tuned['inner_folds']}-fold subject-wise cross-validation on its training subjects, over "
+                     f"{', '.join(tuned['space'])}; "
+                     "each test subject predicted once with its fold's chosen values (artifacts/tune.json).")
     # metrics beside the paper's
     reported = reported_figures(result, catalogue)
     by_dataset = {e.get("dataset"): e for e in reported}
@@ -259,12 +279,17 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
         blocks += [(d, d, s) for d, s in result.per_dataset().items()]
     for label, dataset, s in blocks:
         paper = by_dataset.get(paper_dataset(result, dataset)) if use_paper else None
+        iv = result.intervals(dataset)
         rows.append([label, s.n, s.uf1, *_paper_cells(paper)[:1], s.uar, _paper_cells(paper)[1], s.acc,
-                     _paper_cells(paper)[2], s.weighted_f1, (paper or {}).get("source")])
+                     _paper_cells(paper)[2], s.weighted_f1, (paper or {}).get("source"), str(iv["uf1"]),
+                     str(iv["uar"])])
     base = result.baseline_scores()
-    rows.append(["majority baseline", base.n, base.uf1, None, base.uar, None, base.acc, None, base.weighted_f1, None])
+    rows.append(["majority baseline", base.n, base.uf1, None, base.uar, None, base.acc, None, base.weighted_f1, None,
+                 None, None])
     section.table(["data", "n", "UF1", "UF1 paper", "UAR", "UAR paper", "Acc", "Acc paper", "weighted F1",
-                   "paper source"], rows, "Metrics (ours, pooled LOSO) beside the paper's own figures")
+                   "paper source", "UF1 95% CI", "UAR 95% CI"], rows,
+                  "Metrics (ours, pooled LOSO) beside the paper's own figures")
+    section.text(f"95% CI: {METHOD}; {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}.")
     if any("uf1" not in e and "f1" in e for e in reported):
         section.text("* the paper prints an F1 column (macro F1 over the classes), shown under UF1.")
     if not use_paper:
@@ -288,7 +313,7 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
                       [["honest (reported result)", *[getattr(honest, k) for k, _ in METRICS]],
                        ["LEAKY: best epoch chosen on the test subject", *[getattr(leaky, k) for k, _ in METRICS]],
                        ["inflation (leaky - honest)", *[getattr(leaky, k) - getattr(honest, k) for k, _ in METRICS]]],
-                      "Leakage audit (the leaky row is NOT a result)")
+                      f"Leakage audit ({LEAKY_LABEL})")
         section.text(LEAKY_EXPLANATION)
     # per class
     s = result.scores()
@@ -320,11 +345,36 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
 def comparison_rows(results: Sequence[RunResult]) -> list[list[Any]]:
     rows = []
     for i, r in enumerate(results, 1):
-        s, leaky = r.scores(), r.leaky_scores()
+        s, iv = r.scores(), r.intervals()
         rows.append([i, r.method, r.variant, r.dataset, r.task, r.config.get("meta", {}).get("profile"),
-                     len(r.folds), s.n, s.uf1, s.uar, s.acc, r.baseline_scores().uf1,
-                     leaky.uf1 if leaky else None])
+                     r.seed, len(r.folds), s.n, s.uf1, str(iv["uf1"]), s.uar, str(iv["uar"]), s.acc,
+                     r.baseline_scores().uf1])
     return rows
+
+
+def leaky_rows(results: Sequence[RunResult]) -> list[list[Any]]:
+    """The audit of each run, kept out of the results table."""
+    rows = []
+    for i, r in enumerate(results, 1):
+        leaky = r.leaky_scores()
+        if leaky is not None:
+            rows.append([i, leaky.uf1, leaky.uf1 - r.scores().uf1, leaky.uar, leaky.uar - r.scores().uar])
+    return rows
+
+
+def seeds_section(result: SeedsResult) -> Section:
+    """Each seed's figures with intervals, their mean +- std and the interval of the seed mean."""
+    from .reporting import seeds_table
+
+    section = Section(f"{_run_title(result.first)}: {len(result.runs)} seeds")
+    section.text(f"The same LOSO configuration run once per seed ({', '.join(map(str, result.seeds))}); "
+                 f"aggregate folder: `{result.run_dir}`. Each seed's run is reported below.")
+    md = seeds_table(result)
+    table, _, note = md.partition("\n\n")
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()]
+    section.table(rows[0], rows[2:], "UF1 / UAR per seed, mean +- std over seeds")
+    section.text(note.strip())
+    return section
 
 
 CSS = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
@@ -336,13 +386,19 @@ caption{white-space:nowrap}thead{background:#eef}figure{margin:0.5em}img{max-wid
 section{border-top:2px solid #ccc;margin-top:2em}"""
 
 
-def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None) -> tuple[str, str, dict[str, bytes]]:
-    """(HTML, Markdown, images by file name) of a report on ``results``."""
+def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None,
+           preface: Sequence[Section] = ()) -> tuple[str, str, dict[str, bytes]]:
+    """(HTML, Markdown, images by file name) of a report on ``results``; ``preface`` sections (seed
+    aggregates, paired comparisons) come before the runs."""
     if not results:
         raise ReportError("no runs to report")
-    title = "mer report: " + ", ".join(_run_title(r) for r in results)
     sections = [run_section(r, f"run{i}_" if len(results) > 1 else "report_", catalogue)
                 for i, r in enumerate(results, 1)]
+    titles = [s.title for s in sections]
+    for section, r in zip(sections, results):
+        if titles.count(section.title) > 1:  # the seeds of one configuration
+            section.title += f", seed {r.seed}"
+    title = "mer report: " + ", ".join(dict.fromkeys(titles))
     md = [f"# {title}"]
     body = [f"<h1>{html.escape(title)}</h1>"]
     if any(not comparable(r) for r in results):
@@ -350,10 +406,17 @@ def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None
                 "NOT comparable to the papers' figures on real corpora.")
         md.append(f"> **Note:** {warn}")
         body.append(f'<p class="warn"><b>Note:</b> {html.escape(warn)}</p>')
+    for s in preface:
+        md += [f"## {s.title}", *s.md]
+        body.append(f"<section><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>")
     if len(results) > 1:
         side = Section("side by side")
-        side.table(["#", "method", "variant", "dataset", "task", "profile", "folds", "n", "UF1", "UAR", "Acc",
-                    "baseline UF1", "LEAKY UF1"], comparison_rows(results), "Runs side by side")
+        side.table(["#", "method", "variant", "dataset", "task", "profile", "seed", "folds", "n", "UF1", "UF1 95% CI",
+                    "UAR", "UAR 95% CI", "Acc", "baseline UF1"], comparison_rows(results), "Runs side by side")
+        leaky = leaky_rows(results)
+        if leaky:
+            side.table(["#", "LEAKY UF1", "inflation", "LEAKY UAR", "inflation"], leaky,
+                       f"Leakage audit: best epoch on the test subject ({LEAKY_LABEL})")
         md += side.md
         body += side.html
         body.append('<div class="row">' + "".join(s.figure(s.headline, f"run {i}: ")
@@ -368,13 +431,22 @@ def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None
     return page, "\n\n".join(md) + "\n", images
 
 
-def write_report(result: RunResult | Sequence[RunResult], out_dir: Path | str,
-                 catalogue: dict[str, Any] | None = None) -> list[Path]:
+def write_report(result: RunResult | SeedsResult | Sequence[RunResult | SeedsResult], out_dir: Path | str,
+                 catalogue: dict[str, Any] | None = None, preface: Sequence[Section] = ()) -> list[Path]:
     """Write ``report.html`` (self-contained), ``report.md`` and its images into ``out_dir``;
-    return the paths (the runner logs them as MLflow artifacts)."""
-    results = [result] if isinstance(result, RunResult) else list(result)
+    return the paths (the runner logs them as MLflow artifacts). A multi-seed result adds its
+    seed table before the seeds' runs."""
+    items = [result] if isinstance(result, (RunResult, SeedsResult)) else list(result)
+    results: list[RunResult] = []
+    sections = list(preface)
+    for item in items:
+        if isinstance(item, SeedsResult):
+            sections.append(seeds_section(item))
+            results += item.runs
+        else:
+            results.append(item)
     out_dir = Path(out_dir)
-    page, md, images = render(results, catalogue)
+    page, md, images = render(results, catalogue, sections)
     paths = []
     for name, data in images.items():
         atomic_write_bytes(out_dir / name, data)

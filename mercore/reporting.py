@@ -10,26 +10,38 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .evaluation.results import RunResult
+from .evaluation.results import RunResult, SeedsResult
+from .evaluation.statistics import LEVEL, METHOD, Interval
 from .io import atomic_write_bytes, atomic_write_text
 from .metrics import Scores
 
+LEAKY_LABEL = "not a result: shows how much test-epoch selection would inflate this figure"
+
+
+def bootstrap_note(result: RunResult) -> dict[str, Any]:
+    """How the intervals were computed, for summary.json."""
+    return {**result.bootstrap, "level": LEVEL, "method": METHOD}
+
 
 def summary(result: RunResult) -> dict[str, Any]:
-    """Metrics of the run as plain data: overall, per dataset, majority baseline."""
-    def block(s: Scores) -> dict[str, Any]:
-        return {**s.as_dict(), "n": s.n,
+    """Metrics of the run as plain data: overall, per dataset (each with its 95 % interval), majority
+    baseline; the leaky audit figure apart, labelled as not a result."""
+    def block(s: Scores, intervals: dict[str, Interval]) -> dict[str, Any]:
+        return {**s.as_dict(), "n": s.n, **{f"{k}_ci": v.as_list() for k, v in intervals.items()},
                 "per_class_recall": dict(zip(result.class_names, s.per_class_recall)),
                 "per_class_f1": dict(zip(result.class_names, s.per_class_f1)),
                 "confusion": s.confusion.tolist()}
+    leaky = result.leaky_scores()
     return {
         "method": result.method, "variant": result.variant, "dataset": result.dataset, "task": result.task,
         "profile": result.config.get("meta", {}).get("profile"), "classes": list(result.class_names),
         "folds": len(result.folds), "samples": sum(len(f.keys) for f in result.folds),
-        "overall": block(result.scores()),
-        "per_dataset": {d: block(s) for d, s in result.per_dataset().items()} if len(result.datasets) > 1 else {},
+        "overall": block(result.scores(), result.intervals()),
+        "per_dataset": ({d: block(s, result.intervals(d)) for d, s in result.per_dataset().items()}
+                        if len(result.datasets) > 1 else {}),
+        "bootstrap": bootstrap_note(result),
         "majority_baseline": result.baseline_scores().as_dict(),
-        "leaky_test_selected_epoch": (result.leaky_scores().as_dict() if result.leaky_scores() else None),
+        "leaky_test_selected_epoch": ({**leaky.as_dict(), "note": LEAKY_LABEL} if leaky else None),
         "per_subject_accuracy": result.per_subject_accuracy(),
         "pooling": "predictions of all folds pooled before computing UF1/UAR (MEGC2019)",
         "environment": result.environment,
@@ -38,18 +50,89 @@ def summary(result: RunResult) -> dict[str, Any]:
 
 
 def metrics_table(result: RunResult) -> str:
-    """A Markdown table of UF1 / UAR / Acc / weighted F1, overall, per dataset and for the baseline."""
-    rows = [("all" if len(result.datasets) > 1 else result.dataset, result.scores())]
+    """A Markdown table of UF1 / UAR (with 95 % subject-bootstrap intervals), Acc and weighted F1,
+    overall, per dataset and for the baseline; the leakage audit follows below it, never in it."""
+    rows: list[tuple[str, Scores, dict[str, Interval] | None]] = [
+        ("all" if len(result.datasets) > 1 else result.dataset, result.scores(), result.intervals())]
     if len(result.datasets) > 1:
-        rows += list(result.per_dataset().items())
-    rows.append(("majority baseline", result.baseline_scores()))
-    leaky = result.leaky_scores()
-    if leaky is not None:
-        rows.append(("LEAKY: best epoch on test subject", leaky))
-    lines = ["| data | n | UF1 | UAR | Acc | weighted F1 |", "|---|---:|---:|---:|---:|---:|"]
-    for name, s in rows:
-        lines.append(f"| {name} | {s.n} | {s.uf1:.4f} | {s.uar:.4f} | {s.acc:.4f} | {s.weighted_f1:.4f} |")
+        rows += [(d, s, result.intervals(d)) for d, s in result.per_dataset().items()]
+    rows.append(("majority baseline", result.baseline_scores(), None))
+    lines = ["| data | n | UF1 | UF1 95% CI | UAR | UAR 95% CI | Acc | weighted F1 |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, s, iv in rows:
+        ci = {k: str(v) for k, v in iv.items()} if iv else {"uf1": "-", "uar": "-"}
+        lines.append(f"| {name} | {s.n} | {s.uf1:.4f} | {ci['uf1']} | {s.uar:.4f} | {ci['uar']} | {s.acc:.4f} "
+                     f"| {s.weighted_f1:.4f} |")
+    lines.append(f"\n95% CI: {METHOD}, {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}.")
+    leaky = leaky_line(result)
+    if leaky:
+        lines.append(leaky)
     return "\n".join(lines)
+
+
+def leaky_line(result: RunResult) -> str | None:
+    """The leakage audit as one line below the results: what a test-selected epoch would report."""
+    leaky = result.leaky_scores()
+    if leaky is None:
+        return None
+    honest = result.scores()
+    return (f"LEAKY, best epoch on the test subject ({LEAKY_LABEL}): UF1 {leaky.uf1:.4f} "
+            f"({leaky.uf1 - honest.uf1:+.4f}), UAR {leaky.uar:.4f} ({leaky.uar - honest.uar:+.4f})")
+
+
+def seeds_summary(result: SeedsResult) -> dict[str, Any]:
+    """Each seed's pooled UF1 / UAR with its interval, mean +- std over seeds, and the interval of
+    the seed mean (every resample of subjects scores all seeds)."""
+    def spread(dataset: str | None) -> dict[str, Any]:
+        stats = result.spread(dataset)
+        intervals = result.intervals(dataset)
+        return {**{f"{k}_mean": m for k, (m, _) in stats.items()}, **{f"{k}_std": sd for k, (_, sd) in stats.items()},
+                **{f"{k}_mean_ci": v.as_list() for k, v in intervals.items()}}
+    first = result.first
+    per_seed = []
+    for r in result.runs:
+        s, iv = r.scores(), r.intervals()
+        per_seed.append({"seed": r.seed, "run_dir": r.run_dir.name, "uf1": s.uf1, "uar": s.uar, "acc": s.acc,
+                         "uf1_ci": iv["uf1"].as_list(), "uar_ci": iv["uar"].as_list(),
+                         "mlflow_run_id": r.mlflow_run_id})
+    return {
+        "method": first.method, "variant": first.variant, "dataset": first.dataset, "task": first.task,
+        "profile": first.config.get("meta", {}).get("profile"), "seeds": result.seeds,
+        "folds": len(first.folds), "samples": sum(len(f.keys) for f in first.folds),
+        "per_seed": per_seed, "overall": spread(None),
+        "per_dataset": {d: spread(d) for d in result.datasets} if len(result.datasets) > 1 else {},
+        "std": "sample standard deviation over seeds (ddof 1)",
+        "bootstrap": bootstrap_note(first),
+    }
+
+
+def seeds_table(result: SeedsResult) -> str:
+    """Markdown: one row per seed (UF1 / UAR with intervals), then mean +- std and the seed-mean interval."""
+    lines = ["| seed | UF1 | UF1 95% CI | UAR | UAR 95% CI | Acc |", "|---|---:|---:|---:|---:|---:|"]
+    for r in result.runs:
+        s, iv = r.scores(), r.intervals()
+        lines.append(f"| {r.seed} | {s.uf1:.4f} | {iv['uf1']} | {s.uar:.4f} | {iv['uar']} | {s.acc:.4f} |")
+    stats, iv = result.spread(), result.intervals()
+    lines.append("| mean +- std | " + " | ".join(
+        f"{stats[k][0]:.4f} +- {stats[k][1]:.4f} | {iv[k]}" if k in iv else f"{stats[k][0]:.4f} +- {stats[k][1]:.4f}"
+        for k in ("uf1", "uar", "acc")) + " |")
+    lines.append(f"\nstd over seeds (ddof 1); the interval of the mean resamples subjects and scores every seed on "
+                 f"each resample ({result.first.bootstrap['resamples']} resamples).")
+    return "\n".join(lines)
+
+
+def write_seed_artifacts(result: SeedsResult, folder: Path) -> list[Path]:
+    """``seeds.json`` (the seeds' run folders, for :func:`mercore.report.load_result`) and the
+    aggregate summary; return the artifact paths."""
+    atomic_write_text(folder / "seeds.json", json.dumps(
+        {"seeds": result.seeds, "runs": [r.run_dir.name for r in result.runs]}, indent=2))
+    out = folder / "artifacts"
+    first = result.first
+    title = f"{first.method} on {first.dataset} ({first.task}), seeds {', '.join(map(str, result.seeds))}"
+    atomic_write_text(out / "summary.json", json.dumps(seeds_summary(result), indent=2))
+    atomic_write_text(out / "summary.md", f"# {title}\n\nLOSO, {len(first.folds)} folds, predictions pooled over "
+                                          f"folds, once per seed.\n\n{seeds_table(result)}\n")
+    return [out / "summary.json", out / "summary.md"]
 
 
 def confusion_png(cm: np.ndarray, classes: tuple[str, ...], title: str) -> bytes:

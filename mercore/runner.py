@@ -6,6 +6,7 @@ import json
 import logging
 import shutil
 import signal
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
@@ -13,12 +14,12 @@ from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .environment import software_versions
 from .evaluation.loso import LOSOEvaluator, check_workers
-from .evaluation.results import RunResult
+from .evaluation.results import RunResult, SeedsResult
 from .interfaces import Method
 from .interrupt import Interrupted
 from .plugins import Registry, UnknownNameError, load_registry
 from .report import write_report
-from .reporting import write_artifacts
+from .reporting import write_artifacts, write_seed_artifacts
 from .tracking import make_tracker
 
 QUICK = "quick"
@@ -93,9 +94,11 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
 
 def run_key(parts: Mapping[str, Any]) -> str:
     """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
-    fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`)."""
+    fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`).
+    Settings that cannot change a prediction (feature workers, bootstrap resamples) are left out."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
+    relevant.get("config", {}).get("evaluation", {}).pop("bootstrap", None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
@@ -111,6 +114,88 @@ def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic"
     ds = registry.dataset(dataset)
     return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
                           config_file=config_file, sets=sets, inputs=ds.kind, dataset=dataset, aligned=ds.face_aligned)
+
+
+@dataclass
+class Prepared:
+    """Everything a LOSO run (or a tune) needs before the first fold: the method, its resolved
+    config, the checked samples and the identity (``key_parts``) its results folder is named by."""
+
+    registry: Registry
+    method: Method
+    config: dict[str, Any]
+    data: LoadedDataset
+    dataset: str
+    cache_dir: Path
+    key_parts: dict[str, Any]
+
+    @property
+    def variant(self) -> str | None:
+        return self.config["meta"]["variant"]
+
+    def folder(self, kind: str, extra: Mapping[str, Any] | None = None) -> Path:
+        """``<cache>/<kind>/<method>-<dataset>-<key>``: the results folder of these settings."""
+        key = run_key({**self.key_parts, **(extra or {})})
+        return self.cache_dir / kind / f"{self.method.name}-{self.dataset}-{key}"
+
+    def tags(self) -> dict[str, str]:
+        return {"mer.method": self.method.name, "mer.variant": str(self.variant), "mer.dataset": self.dataset,
+                "mer.task": self.data.task, "mer.profile": self.config["meta"]["profile"]}
+
+    def title(self) -> str:
+        return f"{self.method.name}{'-' + self.variant if self.variant else ''} {self.dataset} {self.data.task}"
+
+    def software(self) -> tuple[dict[str, str], dict[str, str]]:
+        """(every version recorded, the versions a fold's result depends on: mercore, the plugin)."""
+        distribution = self.registry.distribution_of(self.method.name)
+        environment = software_versions(distribution)
+        return environment, {k: environment[k] for k in ("mercore", distribution) if k}
+
+
+def resolve_method(method: str | Method, registry: Registry | None) -> tuple[Registry, Method]:
+    if isinstance(method, str):
+        return load_method(registry, method)
+    return registry or load_registry(), method
+
+
+def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
+            data_root: Path | str | None = None, config_file: Path | str | None = None,
+            overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
+            subjects: Sequence[str] | None = None, device: str | None = None, cache_dir: Path | str = ".mer",
+            skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None,
+            registry: Registry | None = None, workers: int | str = 0,
+            on_skipped: Callable[[str], None] | None = None,
+            on_start: Callable[[dict[str, Any]], None] | None = None,
+            notify: Callable[[str], None] | None = None) -> Prepared:
+    """Resolve the config and read the samples, checking every option and the data before any
+    work (the callbacks as :func:`run` describes them)."""
+    registry, method_obj = resolve_method(method, registry)
+    config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
+                        config_file=config_file, overrides=overrides, device=device)
+    check_run_options(config, workers)
+    ds = registry.dataset(dataset)
+    if ds.requires_root and data_root is None:
+        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
+    cache_dir = Path(cache_dir)
+    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
+    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
+    data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
+    check_loso_subjects(data, subjects)
+    unlabelled = [s.key for s in data.samples if data.task not in s.labels]
+    if unlabelled:
+        raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
+                          f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
+    for line in data.skipped if on_skipped else ():
+        on_skipped(line)
+    if on_start is not None:
+        on_start(config)
+    for notice in config["meta"].get("notices", []):
+        (notify or log.warning)(notice)
+    config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
+                           "subjects": len(data.subjects)})
+    key_parts = {"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
+                 "samples": [s.key for s in data.samples], "config": config, "options": options.extra}
+    return Prepared(registry, method_obj, config, data, dataset, cache_dir, key_parts)
 
 
 def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
@@ -137,55 +222,25 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     receives one-line notices about the setup (default: a logged warning), e.g. that faces go
     unaligned because dlib is not installed.
     """
-    if isinstance(method, str):
-        registry, method_obj = load_method(registry, method)
-    else:
-        registry, method_obj = registry or load_registry(), method
-    config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
-                        config_file=config_file, overrides=overrides, device=device)
-    check_run_options(config, workers)
-    variant = config["meta"]["variant"]
-    ds = registry.dataset(dataset)
-    if ds.requires_root and data_root is None:
-        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
-    cache_dir = Path(cache_dir)
-    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
-    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
-    data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
-    check_loso_subjects(data, subjects)
-    unlabelled = [s.key for s in data.samples if data.task not in s.labels]
-    if unlabelled:
-        raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
-                          f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
-    for line in data.skipped if on_skipped else ():
-        on_skipped(line)
-    if on_start is not None:
-        on_start(config)
-    for notice in config["meta"].get("notices", []):
-        (notify or log.warning)(notice)
-    config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
-                           "subjects": len(data.subjects)})
-    key = run_key({"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
-                   "samples": [s.key for s in data.samples], "config": config, "options": options.extra})
-    run_dir = cache_dir / "runs" / f"{method_obj.name}-{dataset}-{key}"
+    prep = prepare(method, dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
+                   overrides=overrides, profile=profile, subjects=subjects, device=device, cache_dir=cache_dir,
+                   skip_invalid=skip_invalid, dataset_options=dataset_options, registry=registry, workers=workers,
+                   on_skipped=on_skipped, on_start=on_start, notify=notify)
+    run_dir = prep.folder("runs")
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
-    store = registry.feature_store(cache_dir)
+    store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
     tracker = make_tracker(tracking, tracking_uri, experiment)
-    tags = {"mer.method": method_obj.name, "mer.variant": str(variant), "mer.dataset": dataset, "mer.task": data.task,
-            "mer.profile": config["meta"]["profile"], "mer.run_dir": str(run_dir)}
-    name = run_name or f"{method_obj.name}{'-' + variant if variant else ''} {dataset} {data.task}"
-    distribution = registry.distribution_of(method_obj.name)
-    environment = software_versions(distribution)
-    software = {k: environment[k] for k in ("mercore", distribution) if k}  # a new version may change results
+    environment, software = prep.software()  # a new mercore or plugin version may change results
     try:
-        with tracker.parent(name, config, tags, environment):
-            result = evaluator.evaluate(method_obj, data, config, variant=variant, software=software,
+        with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},
+                            environment):
+            result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant, software=software,
                                         on_fold=tracker.log_fold)
             result.mlflow_run_id = tracker.run_id
             result.environment = environment
-            result.skipped = list(data.skipped)
+            result.skipped = list(prep.data.skipped)
             artifacts = write_artifacts(result, run_dir / "artifacts")
             artifacts += write_report(result, run_dir / "artifacts")
             tracker.log_result(result, artifacts)
@@ -194,3 +249,55 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
         raise Interrupted(getattr(exc, "signum", signal.SIGINT),
                           f"{kept} in {run_dir}; the same command resumes from there") from None
     return result
+
+
+def seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
+    """``--seeds``: a count N gives the N seeds from ``run.seed`` on; a list is taken as given."""
+    if isinstance(seeds, int):
+        if seeds < 1:
+            raise ConfigError(f"--seeds {seeds}: give a count >= 1 or a list such as 0,1,2")
+        return list(range(base, base + seeds))
+    out = [int(s) for s in seeds]
+    if not out or len(set(out)) != len(out):
+        raise ConfigError(f"--seeds {','.join(map(str, out))}: give distinct seeds")
+    return out
+
+
+def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: Iterable[str] | Mapping[str, Any] = (),
+              tracking: bool = True, tracking_uri: str | None = None, experiment: str = "mer",
+              registry: Registry | None = None, **kwargs: Any) -> SeedsResult:
+    """The LOSO run of :func:`run` once per seed, aggregated (``kwargs`` as :func:`run` takes them).
+
+    Each seed is an ordinary run (``run.seed`` set), so it has its own run folder keyed by its
+    config and resumes per (seed, fold); the feature cache is shared. The aggregate (each seed's
+    UF1/UAR with intervals, mean +- std, the interval of the seed mean) goes to a folder of its
+    own and to an MLflow parent run holding the seeds' runs as children.
+    """
+    registry, method_obj = resolve_method(method, registry)
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    base = prepare(method_obj, overrides=sets, registry=registry, **_prepare_kwargs(kwargs))
+    chosen = seed_list(seeds, int(base.config["run"]["seed"]))
+    tracker = make_tracker(tracking, tracking_uri, experiment)
+    environment, _ = base.software()
+    name = f"{kwargs.get('run_name') or base.title()} seeds {','.join(map(str, chosen))}"
+    runs = []
+    with tracker.parent(name, base.config, {**base.tags(), "mer.seeds": ",".join(map(str, chosen))}, environment):
+        for i, s in enumerate(chosen):
+            quiet = {"on_start": None, "on_skipped": None, "notify": lambda line: None} if i else {}
+            runs.append(run(method_obj, overrides=[*sets, f"run.seed={s}"], tracking=tracking,
+                            tracking_uri=tracking_uri, experiment=experiment, registry=registry,
+                            **{**kwargs, **quiet, "run_name": f"{name}: seed {s}"}))
+        folder = base.folder("seeds", {"runs": [r.run_dir.name for r in runs]})
+        result = SeedsResult(runs, folder, tracker.run_id)
+        artifacts = write_seed_artifacts(result, folder)
+        artifacts += write_report(result, folder / "artifacts")
+        tracker.log_seeds(result, artifacts)
+    return result
+
+
+def _prepare_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
+    """The arguments of :func:`run` that :func:`prepare` takes too, without its callbacks (the
+    seeds' runs call them)."""
+    names = ("dataset", "variant", "task", "data_root", "config_file", "profile", "subjects", "device", "cache_dir",
+             "skip_invalid", "dataset_options", "workers")
+    return {k: v for k, v in kwargs.items() if k in names}

@@ -1,4 +1,5 @@
-"""MLflow tracking: one parent run per ``mer run``, one nested run per fold.
+"""MLflow tracking: one parent run per ``mer run``, one nested run per fold; ``--seeds`` puts the
+seeds' runs under a parent of their own, ``mer tune`` its outer folds and their trials.
 
 MLflow is imported lazily (it costs seconds), and all logging happens in the main process from
 finished fold results, so parallel or resumed folds produce the same record. A run stopped by
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .config import flatten
-from .evaluation.results import FoldResult, RunResult
+from .evaluation.results import FoldResult, RunResult, SeedsResult
 from .interrupt import process_alive
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
@@ -107,6 +108,20 @@ class Tracker:
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
         pass
 
+    def log_seeds(self, result: SeedsResult, artifacts: list[Path]) -> None:
+        pass
+
+    @contextlib.contextmanager
+    def child(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+        """A run nested in the active one (``mer tune``: an outer fold, a trial)."""
+        yield self
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        pass
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
 
 class MlflowTracker(Tracker):
     def __init__(self, uri: str | None = None, experiment: str = "mer") -> None:
@@ -139,7 +154,8 @@ class MlflowTracker(Tracker):
         if torch.cuda.is_available():
             env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
         self._close_orphans(tags.get("mer.run_dir"))
-        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags},
+        nested = self.mlflow.active_run() is not None  # a seed's run inside `--seeds`
+        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}, nested=nested,
                                    log_system_metrics=_system_metrics(config)) as run, self._killed_on_interrupt():
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
@@ -196,15 +212,55 @@ class MlflowTracker(Tracker):
                     self.mlflow.log_artifact(path)
 
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
-        metrics = result.scores().as_dict()
+        """Pooled metrics with their 95 % interval (``uf1_ci_low`` / ``uf1_ci_high``), per corpus
+        in a composite, and the baseline; the leaky audit figure only as ``leaky_*`` (not a result)."""
+        metrics = {**result.scores().as_dict(), **_interval_metrics(result.intervals())}
         metrics.update(result.baseline_scores().as_dict("baseline_"))
         metrics["skipped_rows"] = len(result.skipped)  # the rows themselves: skipped.txt, summary.json
-        for d, s in result.per_dataset().items():
-            if len(result.datasets) > 1:
-                metrics.update(s.as_dict(f"{d}_"))
+        if len(result.datasets) > 1:
+            for d, s in result.per_dataset().items():
+                metrics.update({**s.as_dict(f"{d}_"), **_interval_metrics(result.intervals(d), f"{d}_")})
+        leaky = result.leaky_scores()
+        if leaky is not None:
+            metrics.update({"leaky_uf1": leaky.uf1, "leaky_uar": leaky.uar})
         self.mlflow.log_metrics(metrics)
+        self.mlflow.set_tags({"mer.bootstrap_resamples": str(result.bootstrap["resamples"]),
+                              "mer.bootstrap_seed": str(result.bootstrap["seed"])})
         for path in artifacts:
             self.mlflow.log_artifact(str(path))
+
+    def log_seeds(self, result: SeedsResult, artifacts: list[Path]) -> None:
+        """Each seed's UF1 / UAR (``seed<N>_uf1``), mean and std over seeds, the seed-mean interval."""
+        metrics = {}
+        for r in result.runs:
+            metrics.update(r.scores().as_dict(f"seed{r.seed}_"))
+        for k, (mean, std) in result.spread().items():
+            metrics[f"{k}_mean"] = mean
+            if len(result.runs) > 1:
+                metrics[f"{k}_std"] = std
+        metrics.update(_interval_metrics(result.intervals(), suffix="_mean"))
+        self.mlflow.log_metrics(metrics)
+        self.mlflow.set_tag("mer.run_dir", str(result.run_dir))
+        for path in artifacts:
+            self.mlflow.log_artifact(str(path))
+
+    @contextlib.contextmanager
+    def child(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
+        with self.mlflow.start_run(run_name=name, nested=True, tags=dict(tags)), self._killed_on_interrupt():
+            if params:
+                self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+            yield self
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        self.mlflow.log_metrics(dict(metrics))
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+
+
+def _interval_metrics(intervals: Mapping[str, Any], prefix: str = "", suffix: str = "") -> dict[str, float]:
+    return {f"{prefix}{name}{suffix}_ci_{end}": getattr(iv, end) for name, iv in intervals.items()
+            for end in ("low", "high")}
 
 
 def _dead(pid: str | None) -> bool:

@@ -232,3 +232,74 @@ def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monk
     monkeypatch.setattr(cls, "load", with_unlabelled)
     with pytest.raises(ConfigError, match=r"^1 samples have no megc3 label \(e.g. toy/s0/others\); .*all_emotions"):
         run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+
+
+def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_the_table(toy_registry, tmp_path):
+    from mercore.evaluation.statistics import bootstrap_intervals
+    from mercore.reporting import metrics_table
+
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                 subjects=["s0", "s1", "s2"], profile="quick", overrides={"evaluation.bootstrap.resamples": 500})
+    iv = result.intervals()
+    y_true = [t for f in result.folds for t in f.y_true]
+    y_pred = [p for f in result.folds for p in f.y_pred]
+    groups = [g for f in result.folds for g in f.subjects]
+    assert iv == bootstrap_intervals(y_true, y_pred, groups, 3, resamples=500, seed=0)
+    assert iv["uf1"].low <= result.metrics["uf1"] <= iv["uf1"].high
+    summary = json.loads((result.run_dir / "artifacts" / "summary.json").read_text())
+    assert summary["overall"]["uf1_ci"] == [iv["uf1"].low, iv["uf1"].high]
+    assert summary["bootstrap"]["resamples"] == 500
+    assert summary["leaky_test_selected_epoch"]["note"].startswith("not a result")
+    table = metrics_table(result)
+    rows = [line for line in table.splitlines() if line.startswith("|")]
+    assert not any("LEAKY" in row for row in rows)  # the audit is printed below the table, not in it
+    assert table.splitlines()[-1].startswith("LEAKY") and "not a result: shows how much test-epoch" in table
+    assert str(iv["uf1"]) in rows[2]
+    # the number of resamples does not change predictions, so it does not make a new run folder
+    other = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
+                subjects=["s0", "s1", "s2"], profile="quick")
+    assert other.run_dir == result.run_dir and other.reused_folds == 3
+
+
+def test_seeds_run_once_per_seed_resume_per_seed_and_fold_and_aggregate(toy_registry, tmp_path, mlflow_uri,
+                                                                        monkeypatch):
+    import mlflow
+    from click.testing import CliRunner
+
+    import mercore.runner
+    from mercore.cli import cli
+
+    kwargs = dict(dataset="toy", registry=toy_registry, cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"],
+                  profile="quick")
+    single = run("toy", tracking=False, overrides=["run.seed=1"], **kwargs)
+    from mercore.runner import run_seeds
+
+    multi = run_seeds("toy", 2, overrides=["run.seed=1"], tracking=True, tracking_uri=mlflow_uri, experiment="seeds",
+                      **kwargs)
+    assert multi.seeds == [1, 2]
+    assert multi.runs[0].run_dir == single.run_dir and multi.runs[0].reused_folds == 3  # (seed 1, fold) reused
+    assert multi.runs[1].reused_folds == 0
+    summary = json.loads((multi.run_dir / "artifacts" / "summary.json").read_text())
+    assert [s["seed"] for s in summary["per_seed"]] == [1, 2]
+    values = [r.metrics["uf1"] for r in multi.runs]
+    assert summary["overall"]["uf1_mean"] == pytest.approx(sum(values) / 2)
+    assert summary["overall"]["uf1_std"] == pytest.approx(abs(values[0] - values[1]) / 2 ** 0.5)
+    assert "mean +- std" in (multi.run_dir / "artifacts" / "report.md").read_text()
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    parent = client.get_run(multi.mlflow_run_id)
+    assert parent.data.metrics["seed2_uf1"] == pytest.approx(values[1])
+    assert parent.data.metrics["uf1_mean"] == pytest.approx(summary["overall"]["uf1_mean"])
+    assert "uf1_mean_ci_low" in parent.data.metrics and parent.data.tags["mer.run_dir"] == str(multi.run_dir)
+    exp = client.get_experiment_by_name("seeds")
+    children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{multi.mlflow_run_id}'")
+    assert sorted(c.info.run_id for c in children) == sorted(r.mlflow_run_id for r in multi.runs)
+    assert "uf1_ci_low" in children[0].data.metrics
+    # the CLI: a list of seeds; everything is reused now
+    monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (toy_registry, toy_registry.method(name)))
+    out = CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--subjects", "s0", "--subjects", "s1",
+                                   "--subjects", "s2", "--profile", "quick", "--seeds", "1,2", "--no-tracking",
+                                   "--cache-dir", str(tmp_path), "-q"])
+    assert out.exit_code == 0, out.output
+    assert "6 fold(s) reused" in out.output and "| mean +- std |" in out.output
+    bad = CliRunner().invoke(cli, ["run", "--plugin", "toy", "--seeds", "two"])
+    assert bad.exit_code != 0 and "give a count such as 3 or a list" in bad.output

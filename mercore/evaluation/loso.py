@@ -80,16 +80,19 @@ class LOSOEvaluator(Evaluator):
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
                  variant: str | None = None, software: Mapping[str, str] | None = None,
-                 on_fold: Callable[[FoldResult, bool], None] | None = None) -> RunResult:
-        """Every fold, reusing those an earlier run finished under the same identity
-        (:mod:`.identity`; ``software``: the versions the result depends on, by name)."""
+                 on_fold: Callable[[FoldResult, bool], None] | None = None,
+                 folds: Sequence[Fold] | None = None) -> RunResult:
+        """Every LOSO fold of ``data``, or the given ``folds`` (indices into ``data.samples``:
+        ``mer tune``'s inner subject-wise folds, its outer folds one at a time), reusing those an
+        earlier run finished under the same identity (:mod:`.identity`; ``software``: the
+        versions the result depends on, by name)."""
         requests = method.features(config)
         samples = data.samples
         inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
                               progress=self.progress)
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
-        folds = loso_folds([s.group for s in samples])
+        folds = list(folds) if folds is not None else loso_folds([s.group for s in samples])
         identity = run_identity(config, software or {}, samples, data.task, self.store.fingerprint)
         done: dict[int, FoldResult] = {}
         recomputed: Counter[str] = Counter()
@@ -245,7 +248,7 @@ class LOSOEvaluator(Evaluator):
             train=TensorSet(norm.apply(train.inputs), train.labels, train.samples),
             val=TensorSet(norm.apply(val.inputs), val.labels, val.samples) if val is not None else None,
             test=TensorSet(norm.apply(test.inputs), test.labels, test.samples),
-            test_groups=(fold.name,),
+            test_groups=tuple(sorted(set(test.groups))),
         )
         device = resolve_device(run_cfg.get("device", "auto"))
         history: list[tuple[str, float, int]] = []

@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from ..io import atomic_write_bytes
 from ..metrics import Scores, scores
+from .statistics import DEFAULT_RESAMPLES, Interval, bootstrap_intervals
 
 
 @dataclass
@@ -75,21 +76,33 @@ class RunResult:
     #: annotation rows left out by ``--skip-invalid``, each naming its file, row and reason
     skipped: list[str] = field(default_factory=list)
 
-    def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int]]:
-        y_true, y_pred = [], []
+    def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int], list[str]]:
+        y_true, y_pred, groups = [], [], []
         for f in self.folds:
-            for d, t, p in zip(f.datasets, f.y_true, getattr(f, attr)):
+            for d, t, p, g in zip(f.datasets, f.y_true, getattr(f, attr), f.subjects):
                 if dataset is None or d == dataset:
                     y_true.append(t)
                     y_pred.append(p)
-        return y_true, y_pred
+                    groups.append(g)
+        return y_true, y_pred, groups
 
     def scores(self, dataset: str | None = None) -> Scores:
-        return scores(*self._pooled("y_pred", dataset), len(self.class_names))
+        return scores(*self._pooled("y_pred", dataset)[:2], len(self.class_names))
 
     def baseline_scores(self, dataset: str | None = None) -> Scores:
         """Majority class of each fold's training labels, pooled the same way."""
-        return scores(*self._pooled("baseline_pred", dataset), len(self.class_names))
+        return scores(*self._pooled("baseline_pred", dataset)[:2], len(self.class_names))
+
+    @property
+    def bootstrap(self) -> dict[str, int]:
+        """Resamples and seed of the intervals (``evaluation.bootstrap``; defaults for older runs)."""
+        conf = self.config.get("evaluation", {}).get("bootstrap") or {}
+        return {"resamples": int(conf.get("resamples", DEFAULT_RESAMPLES)), "seed": int(conf.get("seed", 0))}
+
+    def intervals(self, dataset: str | None = None) -> dict[str, Interval]:
+        """95 % subject-bootstrap intervals of the pooled UF1 and UAR (all data or one corpus)."""
+        y_true, y_pred, groups = self._pooled("y_pred", dataset)
+        return bootstrap_intervals(y_true, y_pred, groups, len(self.class_names), **self.bootstrap)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -115,6 +128,15 @@ class RunResult:
             y_pred += best
         return scores(y_true, y_pred, len(self.class_names))
 
+    @property
+    def seed(self) -> int:
+        return int(self.config.get("run", {}).get("seed", 0))
+
+    def predictions(self) -> dict[str, tuple[int, int, str, str]]:
+        """Sample key -> (label, prediction, subject, dataset): what a paired comparison aligns on."""
+        return {k: (t, p, g, d) for f in self.folds
+                for k, t, p, g, d in zip(f.keys, f.y_true, f.y_pred, f.subjects, f.datasets)}
+
     def per_dataset(self) -> dict[str, Scores]:
         return {d: self.scores(d) for d in self.datasets}
 
@@ -134,3 +156,68 @@ class RunResult:
                 row.update({f"p_{c}": round(p, 6) for c, p in zip(self.class_names, f.probabilities[i])})
                 rows.append(row)
         return rows
+
+
+def differing_samples(a: Iterable[str], b: Iterable[str], names: tuple[str, str] = ("A", "B")) -> str | None:
+    """None if ``a`` and ``b`` hold the same sample keys, else a one-line account of the difference."""
+    a, b = set(a), set(b)
+    if a == b:
+        return None
+    parts = []
+    for name, only in ((names[0], sorted(a - b)), (names[1], sorted(b - a))):
+        if only:
+            parts.append(f"{len(only)} only in {name} ({', '.join(only[:3])}{', ...' if len(only) > 3 else ''})")
+    return "; ".join(parts)
+
+
+def stacked_predictions(runs: Sequence[RunResult], dataset: str | None = None
+                        ) -> tuple[list[int], np.ndarray, list[str]]:
+    """(labels, predictions ``(runs, samples)``, subjects) over the same samples, in the first run's
+    order; a ValueError if the runs cover different samples or disagree on a label."""
+    tables = [r.predictions() for r in runs]
+    keys = [k for k, row in tables[0].items() if dataset is None or row[3] == dataset]
+    for i, table in enumerate(tables[1:], 2):
+        diff = differing_samples(tables[0], table, ("run 1", f"run {i}"))
+        if diff:
+            raise ValueError(f"runs over different samples: {diff}")
+        wrong = [k for k in keys if table[k][0] != tables[0][k][0]]
+        if wrong:
+            raise ValueError(f"runs disagree on the labels of {len(wrong)} sample(s), e.g. {wrong[0]} (another task?)")
+    labels = [tables[0][k][0] for k in keys]
+    preds = np.array([[table[k][1] for k in keys] for table in tables], dtype=np.int64).reshape(len(tables), len(keys))
+    return labels, preds, [tables[0][k][2] for k in keys]
+
+
+@dataclass
+class SeedsResult:
+    """One LOSO configuration run once per seed (``mer run --seeds``): each seed's figures, their
+    mean +- std, and the interval of the seed mean. Every seed covers the same samples."""
+
+    runs: list[RunResult]
+    run_dir: Path
+    mlflow_run_id: str | None = None
+
+    @property
+    def seeds(self) -> list[int]:
+        return [r.seed for r in self.runs]
+
+    @property
+    def first(self) -> RunResult:
+        return self.runs[0]
+
+    @property
+    def datasets(self) -> list[str]:
+        return self.first.datasets
+
+    def spread(self, dataset: str | None = None) -> dict[str, tuple[float, float]]:
+        """Metric -> (mean, sample standard deviation over seeds; nan with one seed)."""
+        out = {}
+        for name in ("uf1", "uar", "acc"):
+            values = [getattr(r.scores(dataset), name) for r in self.runs]
+            out[name] = (float(np.mean(values)), float(np.std(values, ddof=1)) if len(values) > 1 else float("nan"))
+        return out
+
+    def intervals(self, dataset: str | None = None) -> dict[str, Interval]:
+        """Subject-bootstrap intervals of the seed-mean UF1 / UAR (each resample scores every seed)."""
+        labels, preds, groups = stacked_predictions(self.runs, dataset)
+        return bootstrap_intervals(labels, preds, groups, len(self.first.class_names), **self.first.bootstrap)
