@@ -165,7 +165,6 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
             skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None,
             registry: Registry | None = None, workers: int | str = 0,
             on_skipped: Callable[[str], None] | None = None,
-            on_start: Callable[[dict[str, Any]], None] | None = None,
             notify: Callable[[str], None] | None = None) -> Prepared:
     """Resolve the config and read the samples, checking every option and the data before any
     work (the callbacks as :func:`run` describes them)."""
@@ -187,8 +186,6 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
                           f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
     for line in data.skipped if on_skipped else ():
         on_skipped(line)
-    if on_start is not None:
-        on_start(config)
     for notice in config["meta"].get("notices", []):
         (notify or log.warning)(notice)
     config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
@@ -225,13 +222,15 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     prep = prepare(method, dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
                    overrides=overrides, profile=profile, subjects=subjects, device=device, cache_dir=cache_dir,
                    skip_invalid=skip_invalid, dataset_options=dataset_options, registry=registry, workers=workers,
-                   on_skipped=on_skipped, on_start=on_start, notify=notify)
+                   on_skipped=on_skipped, notify=notify)
     run_dir = prep.folder("runs")
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
-    tracker = make_tracker(tracking, tracking_uri, experiment)
+    tracker = make_tracker(tracking, tracking_uri, experiment)  # the store is checked too, before any work
+    if on_start is not None:
+        on_start(prep.config)
     environment, software = prep.software()  # a new mercore or plugin version may change results
     try:
         with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},

@@ -472,7 +472,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     from mercore.data.casme3 import Casme3Dataset
     from mercore.data.layouts import write_casme2, write_casme3
 
-    root2 = write_casme2(tmp_path / "casme2", SHARED_ANNOTATIONS)
+    root2 = write_casme2(tmp_path / "casme2", SHARED_ANNOTATIONS, frames_per_clip=None)  # every frame: no gaps
     root3 = write_casme3(tmp_path / "casme3", SHARED_ANNOTATIONS, macro_rows=1)
     evaluated = Casme2Dataset().load(root2, LoadOptions(task="megc3")).samples
 
