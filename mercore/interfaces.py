@@ -1,8 +1,10 @@
 """The five interfaces of the product card, plus the ``Method`` a plugin hands to the core.
 
 A method is a composition: feature extractors turn clips into arrays, encoders and fusions
-(``torch.nn.Module``s) turn arrays into logits, trainer stages fit the model on one LOSO fold,
-and an evaluator runs the protocol. The core owns the loop over folds; plugins never do.
+(``torch.nn.Module``s, in :mod:`mercore.nn.base`) turn arrays into logits, trainer stages fit
+the model on one LOSO fold, and an evaluator runs the protocol. The core owns the loop over
+folds; plugins never do. Nothing here imports torch at import time: plugins define their
+``Method`` with these classes, and loading the registry (``mer plugins``) must stay light.
 """
 from __future__ import annotations
 
@@ -12,12 +14,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Mapping
 
 import numpy as np
-import torch
-from torch import nn
 
 from .sample import Sample
 
 if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
+
     from .data.tensors import FoldData, TensorSet
 
 
@@ -56,16 +59,6 @@ class FeatureSource(abc.ABC):
         """The (cached) output of extractor ``name`` with ``params`` on ``sample``."""
 
 
-class Encoder(nn.Module):
-    """Maps one input stream to features. ``out_features`` tells the next module its width."""
-
-    out_features: int
-
-
-class Fusion(nn.Module):
-    """Combines several streams (a mapping name -> tensor, or a sequence) into one."""
-
-
 @dataclass
 class StageContext:
     """What a trainer stage may use besides the model and the data of its fold.
@@ -96,6 +89,8 @@ class StageContext:
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""
+        import torch
+
         return torch.Generator().manual_seed(self.seed + offset)
 
 

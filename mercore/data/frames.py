@@ -1,9 +1,12 @@
-"""Reading frames: one place that turns an image file into a float RGB array or a clear error."""
+"""Reading frames: one place that turns an image file into a float RGB array or a clear error.
+
+OpenCV is imported inside the functions that use it: loading the plugin registry (``mer plugins``,
+``mer datasets``) imports this module and should not pay for it.
+"""
 from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 
@@ -13,6 +16,8 @@ class CorruptFrameError(ValueError):
 
 def read_image(path: Path | str) -> np.ndarray:
     """RGB float32 image in [0, 1], shape (H, W, 3)."""
+    import cv2
+
     path = Path(path)
     if not path.is_file():
         raise CorruptFrameError(f"frame file not found: {path}")
@@ -25,6 +30,8 @@ def read_image(path: Path | str) -> np.ndarray:
 
 def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
     """Resize an (H, W[, C]) array to ``size`` (square int or (H, W)); area filter when shrinking."""
+    import cv2
+
     h, w = (size, size) if isinstance(size, int) else size
     if image.shape[:2] == (h, w):
         return image
@@ -34,11 +41,15 @@ def resize(image: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 
 def to_gray(image: np.ndarray) -> np.ndarray:
     """(H, W, 3) RGB -> (H, W) luminance."""
+    import cv2
+
     return cv2.cvtColor(image, cv2.COLOR_RGB2GRAY) if image.ndim == 3 else image
 
 
 def write_image(path: Path | str, rgb: np.ndarray) -> None:
     """Write an RGB float [0, 1] or uint8 image; the format follows the suffix (jpg, png, bmp)."""
+    import cv2
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = rgb if rgb.dtype == np.uint8 else np.clip(np.rint(rgb * 255.0), 0, 255).astype(np.uint8)

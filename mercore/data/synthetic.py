@@ -13,6 +13,9 @@ JPEG). The tree is the one the CASME II adapter reads::
 
 ``SyntheticDataset`` (name ``synthetic``) generates it into the cache on first use and reads it
 with :func:`mercore.data.casme2.load_casme2_tree`. See ``docs/synthetic-corpus.md``.
+
+OpenCV is imported inside the functions that use it: loading the plugin registry (``mer plugins``,
+``mer datasets``) imports this module and should not pay for it.
 """
 from __future__ import annotations
 
@@ -28,7 +31,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-import cv2
 import numpy as np
 
 from ..config import ConfigError
@@ -137,6 +139,8 @@ HAIR = [(30, 22, 18), (70, 45, 25), (120, 85, 50), (200, 170, 110), (140, 140, 1
 
 def make_face(subject_index: int, size: int = 128, seed: int = 0) -> Face:
     """Draw subject ``subject_index`` (0-based): geometry, skin tone, hair, texture, lighting."""
+    import cv2
+
     rng = _rng(seed, 1000 + subject_index)
     S = 4  # supersampling of the drawing
     W = size * S
@@ -386,6 +390,8 @@ def _smooth_walk(rng: np.random.Generator, n: int, amp: float) -> np.ndarray:
 
 def render_clip(face: Face, spec: ClipSpec, jpeg_quality: int = 95) -> list[bytes]:
     """JPEG bytes of every frame of a clip (deterministic for ``spec.seed``)."""
+    import cv2
+
     size = face.neutral.shape[0]
     rng = _rng(spec.seed, 2)
     fld = action_field(face, spec, size)

@@ -7,12 +7,14 @@ Conventions used everywhere in ``mercore``:
   and ``v`` the vertical (y, row) displacement in pixels;
 * the flow from ``prev`` to ``nxt`` maps a point ``x`` of ``prev`` to ``x + flow(x)`` in ``nxt``,
   i.e. ``prev(x) ~ nxt(x + flow(x))``; content moving right gives ``u > 0``, moving down ``v > 0``.
+
+OpenCV is imported inside the functions that use it: loading the plugin registry (``mer plugins``,
+``mer datasets``) imports this module and should not pay for it.
 """
 from __future__ import annotations
 
 from typing import Callable
 
-import cv2
 import numpy as np
 
 FLOW_BACKENDS: tuple[str, ...] = ("tvl1", "farneback", "dis", "tvl1-torch")
@@ -51,12 +53,16 @@ def _flow_tvl1_torch(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 
 
 def _flow_farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    import cv2
+
     flow = cv2.calcOpticalFlowFarneback(_to_uint8(prev), _to_uint8(nxt), None, pyr_scale=0.5, levels=3,
                                         winsize=15, iterations=3, poly_n=5, poly_sigma=1.2, flags=0)
     return np.moveaxis(flow, -1, 0)  # (H, W, 2) with (dx, dy) -> (2, H, W) = (u, v)
 
 
 def _flow_dis(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
+    import cv2
+
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
     flow = dis.calc(_to_uint8(prev), _to_uint8(nxt), None)
     return np.moveaxis(flow, -1, 0)
@@ -188,6 +194,8 @@ def backward_warp(image: np.ndarray, displacement: np.ndarray) -> np.ndarray:
     Returns:
         float32 array of the image's shape.
     """
+    import cv2
+
     check_flow(displacement, "displacement")
     if image.ndim not in (2, 3) or image.shape[:2] != displacement.shape[1:]:
         raise ValueError(f"image of shape {image.shape} does not match displacement of shape {displacement.shape}")

@@ -1,13 +1,14 @@
 """The AHMSA-Net method as the mer core sees it: config, input stream, model, trainer stage."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from torch import nn
+from mercore import FeatureRequest, Method, hookimpl
 
-from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
-from .model import build_model
+    from mercore import SupervisedTrainer
 
 
 NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
@@ -45,9 +46,13 @@ class AHMSANet(Method):
         return {"flow": FeatureRequest(stream, params)}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
+
         return build_model(config["model"], num_classes)
 
     def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        from mercore import SupervisedTrainer
+
         return [SupervisedTrainer.from_config(config["train"])]
 
 

@@ -1,15 +1,15 @@
 """The MoExt method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-import torch
-from torch import nn
+from mercore import FeatureRequest, Method, hookimpl
 
-from mercore import FeatureRequest, Method, Trainer, hookimpl
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
-from .model import build_model
-from .pretrain import MirrorRotate, MoExtPretrainer, ObjectiveTrainer
+    from mercore import Trainer
 
 STREAMS = ("onset", "apex")
 
@@ -48,15 +48,21 @@ class MoExt(Method):
         return out
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
+
         return build_model(config["model"], num_classes, int(config["features"]["size"]))
 
     def augment(self, config: Mapping[str, Any]) -> Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None:
+        from .pretrain import MirrorRotate
+
         spec = dict(config.get("augment") or {})
         if float(spec.get("flip", 0)) == 0 and float(spec.get("rotate", 0)) == 0:
             return None
         return MirrorRotate(spec.get("flip", 0.5), spec.get("rotate", 10.0))
 
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
+        from .pretrain import MoExtPretrainer, ObjectiveTrainer
+
         augment = self.augment(config)
         return [MoExtPretrainer.from_config(config["pretrain"], requests=self.features(config), augment=augment),
                 ObjectiveTrainer.from_config(config["train"], augment=augment, stage_name="objective")]

@@ -1,19 +1,21 @@
 """MPFNet as a mer ``Method``: input streams, model, and the progressive training stages
 (GFE triplet pre-training -> AFE pre-training on a magnified, class-balanced set ->
-prototypical meta-learning with the final centroids from the training subjects)."""
+prototypical meta-learning with the final centroids from the training subjects).
+
+torch and the model are imported inside the functions that use them: the plugin's hook imports
+this module to register the method, and ``mer plugins`` must not load torch."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import TYPE_CHECKING, Any, Mapping
 
-import torch
-from torch import nn
+from mercore import FeatureRequest, Method, Trainer
 
-from mercore import FeatureRequest, FoldData, Method, StageContext, SupervisedTrainer, TensorSet, Trainer
-from mercore.training.episodic import EpisodicTrainer
-from mercore.training.triplet import TripletTrainer
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
+    from torch import nn
 
-from .model import AFEClassifier, MPFNetModel
+    from mercore import FoldData, StageContext, TensorSet
 
 FEATURE_STREAMS = {"flow": "sequence_flow", "diff": "sequence_diff"}
 DIFFERENCES = ("absolute", "signed")
@@ -49,6 +51,8 @@ def magnification_plan(labels: torch.Tensor, num_classes: int, cfg: Mapping[str,
     explicitly. ``max_copies`` keeps at most that many phi values per class, spread evenly over
     1..m_c (integers, so the feature cache is shared by all folds).
     """
+    import torch
+
     counts = torch.bincount(labels.cpu().long(), minlength=num_classes)
     n_max = int(counts.max()) if len(counts) else 0
     mm = int(cfg.get("majority_max", 4))
@@ -78,6 +82,10 @@ def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageCo
                         streams: Mapping[str, str] = FEATURE_STREAMS) -> tuple[TensorSet, dict[int, list[float]]]:
     """Raw training clips plus their magnified copies (training subjects only), normalised like
     the raw inputs. Without ``ctx.extract`` only the raw clips are returned."""
+    import torch
+
+    from mercore import TensorSet
+
     cfg = config["afe"]["magnification"]
     plan = magnification_plan(data.labels, ctx.num_classes, cfg, ctx.class_names)
     parts_inputs: list[dict[str, torch.Tensor]] = []
@@ -117,6 +125,12 @@ class AFEPretrainer(Trainer):
     name = "afe-pretrain"
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
+        import torch
+
+        from mercore import FoldData, SupervisedTrainer
+
+        from .model import AFEClassifier
+
         mag, plan = build_magnified_set(data.train, self.config, ctx)
         counts = torch.bincount(mag.labels, minlength=ctx.num_classes).tolist()
         for c, n in enumerate(counts):
@@ -148,6 +162,8 @@ class MPFNet(Method):
                 for name, extractor in FEATURE_STREAMS.items()}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import MPFNetModel
+
         model_cfg = dict(config["model"])
         model_cfg.setdefault("size", int(config["features"]["size"]))
         model_cfg.setdefault("length", int(config["features"]["length"]) - 1)
@@ -155,6 +171,9 @@ class MPFNet(Method):
         return MPFNetModel(variant, model_cfg, num_classes)
 
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
+        from mercore.training.episodic import EpisodicTrainer
+        from mercore.training.triplet import TripletTrainer
+
         stages: list[Trainer] = []
         gfe = dict(config["gfe"])
         if gfe.pop("enabled", True):

@@ -5,13 +5,14 @@ Perturbation training is the core's (``mercore.training.perturbation``), switche
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from torch import nn
+from mercore import FeatureRequest, Method, hookimpl
 
-from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
-from .model import RRMFNetConfig, build_model
+    from mercore import SupervisedTrainer
 
 
 class RRMFNet(Method):
@@ -31,6 +32,8 @@ class RRMFNet(Method):
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """One request per stream in ``model.streams``; clip extractors get ``backend`` and
         ``align``, release extractors (precomputed, cropped maps) do not."""
+        from .model import RRMFNetConfig
+
         streams = RRMFNetConfig.from_config(config["model"]).streams
         feats = config["features"]
         out = {}
@@ -48,9 +51,13 @@ class RRMFNet(Method):
         return out
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
+
         return build_model(config["model"], num_classes)
 
     def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        from mercore import SupervisedTrainer
+
         return [SupervisedTrainer.from_config(config["train"])]
 
 

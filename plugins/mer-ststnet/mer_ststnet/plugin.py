@@ -5,17 +5,20 @@ This plugin is the template ``mer new-plugin`` copies. A method plugin is:
 - a ``Method`` subclass that turns a resolved config into input streams (``features``), a model
   (``build_model``) and trainer stages (``stages``);
 - a ``mer_register_methods`` hook, found through the ``mer`` entry point in ``pyproject.toml``.
+Loading the entry point must not import torch (``mer plugins`` lists every plugin): the model and
+the trainer are imported inside the methods that build them, and the package ``__init__`` is lazy.
 The core owns data loading, feature caching, the LOSO loop and the metrics.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from torch import nn
+from mercore import FeatureRequest, Method, hookimpl
 
-from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
+if TYPE_CHECKING:  # pragma: no cover
+    from torch import nn
 
-from .model import build_model
+    from mercore import SupervisedTrainer
 
 SOURCES = ("clips", "release")
 
@@ -46,9 +49,13 @@ class STSTNet(Method):
         raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
+
         return build_model(config["model"], num_classes, size=int(config["features"]["size"]))
 
     def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
+        from mercore import SupervisedTrainer
+
         return [SupervisedTrainer.from_config(config["train"])]
 
 
