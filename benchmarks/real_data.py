@@ -35,7 +35,10 @@ from typing import Any
 import torch
 
 from mercore.catalogue import read_catalogue
+from mercore.compare import compare
+from mercore.evaluation.results import SeedsResult
 from mercore.io import atomic_write_text
+from mercore.report import load_run
 from mercore.runner import run
 from mercore.shared import shared_dir
 
@@ -47,15 +50,18 @@ ENTRIES = ["ststnet:base", "ststnet:pt", "htnet:base", "htnet:pt", "ahmsanet:reg
 #: the MEGC2019 composite: 442 clips of 68 subjects; a LOSO fold trains on the other 67 subjects
 COMPOSITE_FOLDS, COMPOSITE_CLIPS = 68, 442
 BUDGET_MINUTES = 40
+DIAGNOSTICS_LINK = ("Where a method falls below HTNet, one-seed diagnostics (not results) say why: "
+                    "[benchmarks/real_data_diagnostics.md](../benchmarks/real_data_diagnostics.md).\n")
 MARKER = re.compile(r"<!-- real-data-results -->.*?<!-- /real-data-results -->", re.S)
 
 
-def measure(entry: str, seed: int, data_root: Path, cache_dir: Path, workers: int | str) -> dict[str, Any]:
+def measure(entry: str, seed: int, data_root: Path, cache_dir: Path, workers: int | str,
+            overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One LOSO run; its scores, the leaky audit and the time per fold."""
     method, _, variant = entry.partition(":")
     start = time.perf_counter()
     result = run(method, dataset="megc2019-flow", data_root=data_root, variant=variant or None, profile="quick",
-                 overrides={"run.seed": seed}, tracking=False, cache_dir=cache_dir, progress=False, workers=workers)
+                 overrides={**(overrides or {}), "run.seed": seed}, tracking=False, cache_dir=cache_dir, progress=False, workers=workers)
     wall = time.perf_counter() - start
     leaky = result.leaky_scores()
     folds = result.folds
@@ -130,6 +136,45 @@ def audit_lines(runs: list[dict[str, Any]], methods: set[str] | None = None) -> 
             + "\n".join(lines)) if lines else ""
 
 
+def pt_comparisons(runs: list[dict[str, Any]], cache_dir: Path) -> dict[str, dict[str, Any]]:
+    """PT minus base per method over the seeds both have (``mer compare`` of the run folders):
+    the seed means' paired subject-bootstrap interval and permutation p, and each seed's difference."""
+    out = {}
+    for method in sorted({r["method"] for r in runs}):
+        by_variant = {v: {r["seed"]: r for r in rs} for (m, v), rs in grouped(runs).items() if m == method}
+        if "base" not in by_variant or "pt" not in by_variant:
+            continue
+        seeds = sorted(set(by_variant["base"]) & set(by_variant["pt"]))
+        folders = {v: [cache_dir / "runs" / by_variant[v][s]["run_folder"] for s in seeds] for v in ("base", "pt")}
+        if not seeds or not all(f.is_dir() for fs in folders.values() for f in fs):
+            continue
+        base, pt = (SeedsResult([load_run(f) for f in folders[v]], cache_dir) for v in ("base", "pt"))
+        cmp = compare(base, pt)
+        part = next(iter(cmp.parts))
+        out[method] = {"seeds": seeds, "resamples": cmp.resamples, "permutations": cmp.permutations,
+                       **{m: {"base": d.a, "pt": d.b, "delta": d.delta, "low": d.interval.low,
+                              "high": d.interval.high, "p": d.p_value, "per_seed": cmp.per_seed[part][m]}
+                          for m, d in cmp.parts[part].items()}}
+    return out
+
+
+def comparison_table(comparisons: dict[str, dict[str, Any]], methods: set[str] | None = None) -> str:
+    rows = {m: c for m, c in comparisons.items() if not methods or m in methods}
+    if not rows:
+        return ""
+    lines = ["Perturbation training, PT minus base (`mer compare` of the same seeds' run folders; B - A of "
+             "the seed means, 95% paired subject-bootstrap interval, two-sided permutation p):", "",
+             "| method | seeds | UF1 pt - base [95% CI] | p | UF1 difference per seed | UAR pt - base [95% CI] | p |",
+             "|---|---|---|---:|---|---|---:|"]
+    for method, c in rows.items():
+        uf1, uar = c["uf1"], c["uar"]
+        lines.append(f"| {method} | {', '.join(map(str, c['seeds']))} | {uf1['delta']:+.3f} "
+                     f"[{uf1['low']:+.3f}, {uf1['high']:+.3f}] | {uf1['p']:.2f} | "
+                     f"{', '.join(f'{v:+.3f}' for v in uf1['per_seed'])} | {uar['delta']:+.3f} "
+                     f"[{uar['low']:+.3f}, {uar['high']:+.3f}] | {uar['p']:.2f} |")
+    return "\n".join(lines)
+
+
 def timing_table(runs: list[dict[str, Any]]) -> str:
     lines = ["| method | variant | fold CPU s (mean) | fold wall s (mean) | SMIC LOSO wall | training clips per fold "
              "| composite LOSO, 2 cores (extrapolated) | within 40 min |", "|---|---|---:|---:|---:|---:|---:|---|"]
@@ -176,10 +221,12 @@ best-epoch selection) are shown for orientation only.
 
 {results_table(runs, catalogue)}
 
+{comparison_table(record.get("comparisons", {}))}
+
 {audit_lines(runs)}
 
 Time per fold and the composite extrapolation: [benchmarks/real_data.md](../benchmarks/real_data.md).
-"""
+{DIAGNOSTICS_LINK if (HERE / "real_data_diagnostics.md").is_file() else ""}"""
     atomic_write_text(DOCS / "results.md", text)
     for method in {r["method"] for r in runs}:
         doc = DOCS / "methods" / f"{method}.md"
@@ -188,7 +235,8 @@ Time per fold and the composite extrapolation: [benchmarks/real_data.md](../benc
         block = (f"<!-- real-data-results -->\nGenerated by `python benchmarks/real_data.py` on {record['date']}: "
                  f"SMIC part of the MEGC2019 flow release, LOSO, quick profile for real maps (rules in "
                  f"docs/protocols.md), seeds {', '.join(map(str, record['seeds']))}.\n\n"
-                 f"{results_table(runs, catalogue, {method})}\n\n{audit_lines(runs, {method})}\n"
+                 f"{results_table(runs, catalogue, {method})}\n\n"
+                 f"{comparison_table(record.get('comparisons', {}), {method})}\n\n{audit_lines(runs, {method})}\n"
                  f"<!-- /real-data-results -->")
         atomic_write_text(doc, MARKER.sub(lambda _: block, doc.read_text()))
 
@@ -204,7 +252,9 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="skip entries and seeds real_data.json already holds")
     args = parser.parse_args()
     if args.report_only:
-        write_outputs(json.loads((HERE / "real_data.json").read_text()))
+        record = json.loads((HERE / "real_data.json").read_text())
+        record["comparisons"] = pt_comparisons(record["runs"], args.cache_dir.resolve()) or record.get("comparisons", {})
+        write_outputs(record)
         return
     data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
     if not (data_root / "labels.csv").is_file():
@@ -228,6 +278,7 @@ def main() -> None:
             record = {"date": dt.date.today().isoformat(), "seeds": sorted({k[2] for k in runs}),
                       "device": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
                       "runs": list(runs.values())}
+            record["comparisons"] = pt_comparisons(record["runs"], args.cache_dir.resolve())
             write_outputs(record)
 
 
