@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from .data.tensors import FoldData, TensorSet
+    from .data.tensors import FoldData
 
 
 class FeatureExtractor(abc.ABC):

@@ -12,7 +12,6 @@ name is an error naming both. Environment switches, in the style of llm and tox:
 from __future__ import annotations
 
 import fnmatch
-import importlib
 import importlib.metadata as md
 import inspect
 import os
@@ -245,12 +244,3 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
         if bad_name in registry.plugins:
             registry.plugins[bad_name].error = f"unknown hook: {exc}"
     return registry
-
-
-def import_object(spec: str) -> Any:
-    """``package.module:attr`` -> the object (used for extension points named in config)."""
-    module, _, attr = spec.partition(":")
-    obj = importlib.import_module(module)
-    for part in filter(None, attr.split(".")):
-        obj = getattr(obj, part)
-    return obj

@@ -258,7 +258,6 @@ def _paper_cells(entry: dict[str, Any] | None) -> list[Any]:
 def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] | None = None) -> Section:
     """The report of one run; image files are named ``<prefix><figure>.png``."""
     section = Section(_run_title(result))
-    meta = result.config.get("meta", {})
     n = sum(len(f.keys) for f in result.folds)
     section.text(f"LOSO over {len(result.folds)} test subjects, {n} samples, predictions pooled over folds "
                  f"before computing the metrics. Ours: {corpus_label(result)}. Run folder: `{result.run_dir}`.")

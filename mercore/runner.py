@@ -17,7 +17,7 @@ from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult, SeedsResult
 from .interfaces import Method
 from .interrupt import Interrupted
-from .plugins import Registry, UnknownNameError, load_registry
+from .plugins import Registry, load_registry
 from .report import write_report
 from .reporting import write_artifacts, write_seed_artifacts
 from .tracking import make_tracker

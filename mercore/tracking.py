@@ -156,7 +156,8 @@ class MlflowTracker(Tracker):
         self._close_orphans(tags.get("mer.run_dir"))
         nested = self.mlflow.active_run() is not None  # a seed's run inside `--seeds`
         with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}, nested=nested,
-                                   log_system_metrics=_system_metrics(config)) as run, self._killed_on_interrupt():
+                                   log_system_metrics=_system_metrics(config)) as run, \
+                self._killed_on_interrupt(run.info.run_id):
             self.run_id = run.info.run_id
             params = {k: str(v)[:6000] for k, v in flatten(config).items()}
             params.update({f"env.{k}": v for k, v in (environment or {}).items()})
@@ -166,13 +167,23 @@ class MlflowTracker(Tracker):
             yield self
 
     @contextlib.contextmanager
-    def _killed_on_interrupt(self) -> Iterator[None]:
-        """A Ctrl-C or SIGTERM (KeyboardInterrupt) ends every active run as KILLED, not FAILED."""
+    def _killed_on_interrupt(self, parent_id: str | None = None) -> Iterator[None]:
+        """A Ctrl-C or SIGTERM (KeyboardInterrupt) ends every active run as KILLED, not FAILED.
+
+        With ``parent_id``, so do its children still RUNNING: a signal that lands inside MLflow's
+        ``start_run`` or ``end_run`` of a fold's run leaves that run unknown to the active stack.
+        """
         try:
             yield
         except KeyboardInterrupt:
             while self.mlflow.active_run() is not None:
                 self.mlflow.end_run("KILLED")
+            if parent_id is not None:
+                client = self.mlflow.tracking.MlflowClient()
+                experiment = client.get_run(parent_id).info.experiment_id
+                for r in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_id}' "
+                                            "and attributes.status = 'RUNNING'", max_results=5000):
+                    client.set_terminated(r.info.run_id, "KILLED")
             raise
 
     def _close_orphans(self, run_dir: str | None) -> None:

@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import json
 import math
-import multiprocessing
-import os
 import shutil
 import signal
 import statistics
 import time
-import traceback
 from collections import Counter
 from dataclasses import dataclass, field
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
-import torch
 import yaml
 from tqdm.auto import tqdm
 
 from .config import ConfigError, deep_merge, parse_set
 from .data.dataset import LoadedDataset
-from .evaluation.loso import (STOP_GRACE_S, LOSOEvaluator, _die_with_parent, _exit_reason, _on_term,
-                              _RemoteTraceback, _stop, auto_workers, usable_cores)
+from .evaluation.loso import LOSOEvaluator, auto_workers, usable_cores
+from .evaluation.processes import run_in_processes
 from .evaluation.results import FoldResult, RunResult
 from .interrupt import Interrupted
 from .io import atomic_write_text
@@ -275,84 +270,19 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     return choice, final.folds[0]
 
 
-_JOB: _Job | None = None
-
-
-def _tune_worker_main(conn: Connection, threads: int, parent: int) -> None:
-    """An outer-fold process: tune the outer folds the parent sends until it sends None. Stopped
-    like a fold process of ``mer run`` (it dies with the parent; SIGTERM unwinds it), a trial it
-    was in stays RUNNING in the study and is replaced when the tune resumes."""
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
-    signal.signal(signal.SIGTERM, _on_term)
-    torch.set_num_threads(threads)
-    assert _JOB is not None
-    while True:
-        try:
-            fold = conn.recv()
-        except EOFError:
-            return
-        if fold is None:
-            return
-        try:
-            conn.send(("done", tune_outer_fold(_JOB, fold), None))
-        except Exception as exc:
-            remote = traceback.format_exc()
-            try:
-                conn.send(("error", exc, remote))
-            except Exception:  # an exception that does not pickle: its type and message
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), remote))
-
-
 def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
                     finish: Callable[[OuterChoice, FoldResult], None]) -> None:
     """Outer folds one after another, or in ``workers`` forked processes (the cheapest way to use
     several cores: a fold's trials are sequential, the folds independent). Results come back to
-    this process, which logs them; on any exit the processes are stopped."""
-    global _JOB
+    this process, which logs them; on any exit the processes are stopped. A stopped process's
+    trial stays RUNNING in the study and is replaced when the tune resumes."""
     if workers <= 1 or len(folds) <= 1:
         for fold in folds:
             finish(*tune_outer_fold(job, fold))
         return
-    _JOB = job
-    ctx = multiprocessing.get_context("fork")
-    queue = list(folds)
-    busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Fold]] = {}
-    processes = []
-    try:
-        for _ in range(min(workers, len(queue))):
-            here, there = ctx.Pipe()
-            process = ctx.Process(target=_tune_worker_main,
-                                  args=(there, max(1, usable_cores() // workers), os.getpid()))
-            process.start()
-            there.close()
-            processes.append(process)
-            fold = queue.pop(0)
-            here.send(fold)
-            busy[here] = (process, fold)
-        while busy:
-            for conn in wait(list(busy)):
-                process, fold = busy.pop(conn)
-                try:
-                    kind, payload, remote = conn.recv()
-                except EOFError:
-                    process.join(STOP_GRACE_S)
-                    raise RuntimeError(f"the process tuning outer fold {fold.index} ({fold.name}) died "
-                                       f"({_exit_reason(process.exitcode)})") from None
-                if kind == "error":
-                    raise payload from _RemoteTraceback(remote)
-                finish(*payload)
-                if queue:
-                    fold = queue.pop(0)
-                    conn.send(fold)
-                    busy[conn] = (process, fold)
-                else:
-                    conn.send(None)
-        for process in processes:
-            process.join(STOP_GRACE_S)
-    finally:
-        _JOB = None
-        _stop(processes)
+    run_in_processes(folds, lambda fold: tune_outer_fold(job, fold), lambda payload: finish(*payload),
+                     workers=workers, threads=max(1, usable_cores() // workers),
+                     describe=lambda fold: f"tuning outer fold {fold.index} ({fold.name})")
 
 
 def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner_folds: int = 3,

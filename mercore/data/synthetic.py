@@ -580,10 +580,6 @@ def _remove_orphans(out_dir: Path) -> None:
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def read_generator_json(root: Path | str) -> dict[str, Any]:
-    return json.loads((Path(root) / "generator.json").read_text())
-
-
 # --------------------------------------------------------------------------------------------
 # The dataset
 

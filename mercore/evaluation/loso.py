@@ -7,13 +7,9 @@ interrupted run resumes where it stopped.
 """
 from __future__ import annotations
 
-import multiprocessing
 import os
-import signal
 import time
-import traceback
 from collections import Counter
-from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -31,6 +27,7 @@ from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
 from .identity import changes, run_identity
 from .normalize import Identity, Normalizer
+from .processes import run_in_processes
 from .results import FoldResult, RunResult
 
 
@@ -161,48 +158,12 @@ class LOSOEvaluator(Evaluator):
         count. A worker records its fold itself (atomically, before reporting it), so a fold that
         finished is kept whatever happens to this process; this process logs it to MLflow. On any
         exit from here (a Ctrl-C or SIGTERM arrives as KeyboardInterrupt) the workers are stopped:
-        SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`. They also die with this process.
+        SIGTERM, then SIGKILL after ``processes.STOP_GRACE_S``. They also die with this process.
         """
-        global _WORKER_STATE
-        _WORKER_STATE = (self, method, full, requests, config, data, identity)
-        threads = max(1, usable_cores() // workers)
-        ctx = multiprocessing.get_context("fork")
-        queue = list(todo)
-        busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Fold]] = {}
-        processes = []
-        try:
-            for _ in range(min(workers, len(queue))):
-                here, there = ctx.Pipe()
-                process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()))
-                process.start()
-                there.close()
-                processes.append(process)
-                fold = queue.pop(0)
-                here.send(fold)
-                busy[here] = (process, fold)
-            while busy:
-                for conn in wait(list(busy)):
-                    process, fold = busy.pop(conn)
-                    try:
-                        kind, payload, remote = conn.recv()
-                    except EOFError:
-                        process.join(STOP_GRACE_S)
-                        raise RuntimeError(f"the process running fold {fold.index} ({fold.name}) died "
-                                           f"({_exit_reason(process.exitcode)})") from None
-                    if kind == "error":
-                        raise payload from _RemoteTraceback(remote)
-                    finish(payload)
-                    if queue:
-                        fold = queue.pop(0)
-                        conn.send(fold)
-                        busy[conn] = (process, fold)
-                    else:
-                        conn.send(None)  # no more folds: the worker returns
-            for process in processes:
-                process.join(STOP_GRACE_S)
-        finally:
-            _WORKER_STATE = None
-            _stop(processes)
+        quiet = LOSOEvaluator(self.store, self.run_dir, progress=False)
+        run_in_processes(todo, lambda fold: quiet._run_fold(method, full, fold, requests, config, data, identity),
+                         finish, workers=workers, threads=max(1, usable_cores() // workers),
+                         describe=lambda fold: f"running fold {fold.index} ({fold.name})")
 
     def _run_ray(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
                  config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
@@ -312,88 +273,6 @@ class LOSOEvaluator(Evaluator):
             identity=identity)
         result.save(self._fold_path(fold.index))
         return result
-
-
-STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all
-_WORKER_STATE: tuple | None = None
-
-
-class _RemoteTraceback(Exception):
-    """The traceback of an exception raised in a fold process, shown as the cause of its re-raise."""
-
-    def __str__(self) -> str:
-        return "\n" + str(self.args[0])
-
-
-def _exit_reason(code: int | None) -> str:
-    if code is not None and code < 0:
-        return f"killed by {signal.Signals(-code).name}; out of memory?" if -code == signal.SIGKILL \
-            else f"killed by {signal.Signals(-code).name}"
-    return f"exit code {code}"
-
-
-def _stop(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
-    """End the fold processes: SIGTERM (they exit through ``finally``), SIGKILL whoever is left."""
-    for process in processes:
-        if process.is_alive():
-            process.terminate()
-    deadline = time.monotonic() + STOP_GRACE_S
-    for process in processes:
-        process.join(max(0.0, deadline - time.monotonic()))
-        if process.is_alive():
-            process.kill()
-            process.join()
-
-
-def _die_with_parent(parent: int) -> None:
-    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux), or poll for it."""
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
-            raise OSError(ctypes.get_errno(), "prctl")
-    except (OSError, AttributeError):  # not Linux: a thread notices the parent is gone
-        import threading
-
-        def watch() -> None:
-            while os.getppid() == parent:
-                time.sleep(1.0)
-            os._exit(1)
-        threading.Thread(target=watch, daemon=True).start()
-    if os.getppid() != parent:  # the parent died before the request above
-        os._exit(1)
-
-
-def _on_term(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds: a half-written record's temp file is removed
-
-
-def _worker_main(conn: Connection, threads: int, parent: int) -> None:
-    """A fold process: run the folds the parent sends until it sends None (or goes away)."""
-    _die_with_parent(parent)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
-    signal.signal(signal.SIGTERM, _on_term)
-    torch.set_num_threads(threads)
-    evaluator, method, full, requests, config, data, identity = _WORKER_STATE
-    evaluator = LOSOEvaluator(evaluator.store, evaluator.run_dir, progress=False)
-    while True:
-        try:
-            fold = conn.recv()
-        except EOFError:
-            return
-        if fold is None:
-            return
-        try:
-            result = evaluator._run_fold(method, full, fold, requests, config, data, identity)
-        except Exception as exc:
-            remote = traceback.format_exc()
-            try:
-                conn.send(("error", exc, remote))
-            except Exception:  # an exception that does not pickle: its type and message
-                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), remote))
-            continue
-        conn.send(("done", result, None))
 
 
 def _fold_on_ray(state: tuple, fold: Fold) -> FoldResult:

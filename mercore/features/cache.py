@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..io import atomic_save_npy, atomic_write_bytes  # noqa: F401  (re-exported)
+from ..io import atomic_save_npy
 from ..sample import Sample
 
 

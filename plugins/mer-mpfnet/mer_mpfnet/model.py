@@ -18,7 +18,7 @@ output, ``r`` a 1x1x1 conv to ``cascade_channels`` maps upsampled (trilinear) to
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 import torch
@@ -181,9 +181,6 @@ class MPFNetModel(nn.Module):
         g = self.cascade(self.gfe.features(x) if gfe_map is None else gfe_map)  # (B, c, T, H/4, W/4)
         g = nn.functional.interpolate(g, size=x.shape[2:], mode="trilinear", align_corners=False)
         return torch.cat([x, g], dim=1)                                          # (B, 5 + c, T, H, W)
-
-    def afe_embed(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        return self.afe(self.afe_input(self.stack(batch)))
 
     def embed(self, batch: Mapping[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         x = self.stack(batch)

@@ -1,0 +1,153 @@
+"""Fold processes: independent jobs (LOSO folds, outer folds of ``mer tune``) on several cores.
+
+Workers are forked, so what the jobs read (preloaded tensors, the method) is shared, not
+copied. Each worker dies with its parent, ignores Ctrl-C (the parent decides) and unwinds on
+SIGTERM, so a half-written record's temporary file is removed. On any exit from
+:func:`run_in_processes` (a Ctrl-C or SIGTERM arrives as KeyboardInterrupt) the workers are
+stopped: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`.
+"""
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import time
+import traceback
+from multiprocessing.connection import Connection, wait
+from typing import Any, Callable, Sequence, TypeVar
+
+import torch
+
+STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all
+
+Job = TypeVar("Job")
+Result = TypeVar("Result")
+
+#: the work function of the pool being started; set just before the fork, so workers inherit it
+_WORK: Callable[[Any], Any] | None = None
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception raised in a worker, shown as the cause of its re-raise."""
+
+    def __str__(self) -> str:
+        return "\n" + str(self.args[0])
+
+
+def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish: Callable[[Result], None], *,
+                     workers: int, threads: int, describe: Callable[[Job], str]) -> None:
+    """``finish(work(job))`` for every job, the ``work`` in ``workers`` forked processes of
+    ``threads`` torch threads each; ``finish`` runs here, in the order results arrive.
+
+    A worker's exception is re-raised here with its traceback as the cause; a worker that dies
+    is a RuntimeError naming its job (``describe(job)``, e.g. "running fold 3 (sub04)").
+    """
+    global _WORK
+    _WORK = work
+    ctx = multiprocessing.get_context("fork")
+    queue = list(jobs)
+    busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Job]] = {}
+    processes = []
+    try:
+        for _ in range(min(workers, len(queue))):
+            here, there = ctx.Pipe()
+            process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()))
+            process.start()
+            there.close()
+            processes.append(process)
+            job = queue.pop(0)
+            here.send(job)
+            busy[here] = (process, job)
+        while busy:
+            for conn in wait(list(busy)):
+                process, job = busy.pop(conn)
+                try:
+                    kind, payload, remote = conn.recv()
+                except EOFError:
+                    process.join(STOP_GRACE_S)
+                    raise RuntimeError(f"the process {describe(job)} died ({exit_reason(process.exitcode)})") from None
+                if kind == "error":
+                    raise payload from RemoteTraceback(remote)
+                finish(payload)
+                if queue:
+                    job = queue.pop(0)
+                    conn.send(job)
+                    busy[conn] = (process, job)
+                else:
+                    conn.send(None)  # no more jobs: the worker returns
+        for process in processes:
+            process.join(STOP_GRACE_S)
+    finally:
+        _WORK = None
+        stop(processes)
+
+
+def exit_reason(code: int | None) -> str:
+    if code is not None and code < 0:
+        return f"killed by {signal.Signals(-code).name}; out of memory?" if -code == signal.SIGKILL \
+            else f"killed by {signal.Signals(-code).name}"
+    return f"exit code {code}"
+
+
+def stop(processes: Sequence[multiprocessing.process.BaseProcess]) -> None:
+    """End the workers: SIGTERM (they exit through ``finally``), SIGKILL whoever is left."""
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + STOP_GRACE_S
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+
+
+def _die_with_parent(parent: int) -> None:
+    """Have the kernel send this process SIGTERM when ``parent`` dies (Linux), or poll for it."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(1, signal.SIGTERM, 0, 0, 0) != 0:  # PR_SET_PDEATHSIG
+            raise OSError(ctypes.get_errno(), "prctl")
+    except (OSError, AttributeError):  # not Linux: a thread notices the parent is gone
+        import threading
+
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(1.0)
+            os._exit(1)
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent died before the request above
+        os._exit(1)
+
+
+def _on_term(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds: a half-written record's temp file is removed
+
+
+def _worker_main(conn: Connection, threads: int, parent: int) -> None:
+    """A worker: run the jobs the parent sends until it sends None (or goes away)."""
+    _die_with_parent(parent)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
+    signal.signal(signal.SIGTERM, _on_term)
+    torch.set_num_threads(threads)
+    work = _WORK
+    assert work is not None
+    while True:
+        try:
+            job = conn.recv()
+        except EOFError:
+            return
+        if job is None:
+            return
+        try:
+            result = work(job)
+        except Exception as exc:
+            remote = traceback.format_exc()
+            try:
+                conn.send(("error", exc, remote))
+            except Exception:  # an exception that does not pickle: its type and message
+                conn.send(("error", RuntimeError(f"{type(exc).__name__}: {exc}"), remote))
+            continue
+        conn.send(("done", result, None))
