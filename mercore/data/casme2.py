@@ -21,7 +21,8 @@ import logging
 import os
 import re
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping
 
 from ..labels import CASME2_SDE5, MEGC2019_CASME2_EXCLUDED, MEGC3, MEGC3_RULES, SDE5_RULES, LabelSet, map_emotion
 from ..sample import Sample
@@ -226,6 +227,46 @@ def _inside(path: Path, root: Path) -> bool:
         return False
 
 
+CodingRow = tuple[str, str, str, int, int | None, int]
+
+
+@dataclass(frozen=True)
+class CodingSheet:
+    """How a corpus's coding sheet names subjects, emotions, an unknown apex and its frame columns
+    (``columns``: onset, apex, offset, as the messages name them)."""
+
+    emotions: frozenset[str]
+    unknown_apex: frozenset[str]
+    subject: Callable[[Any], str]
+    columns: tuple[str, str, str] = ("OnsetFrame", "ApexFrame", "OffsetFrame")
+
+    def row(self, rec: Mapping[str, Any], seen: dict[tuple[str, str], int]) -> CodingRow:
+        """(subject, clip, emotion, onset, apex or None, offset) of one row, checked; ``seen`` maps
+        the (subject, clip) pairs read so far to their rows and gets this one. Raises ValueError
+        saying what is wrong (unknown emotion, a bad frame number, frames out of order, a repeat)."""
+        on_col, ap_col, off_col = self.columns
+        subject = self.subject(rec["subject"])
+        clip = _clip_name(rec["filename"])
+        emotion = str(rec["emotion"] if rec["emotion"] is not None else "").strip().lower()
+        if emotion not in self.emotions:
+            raise ValueError(f"unknown emotion {rec['emotion']!r} (expected one of {sorted(self.emotions)})")
+        onset_n, offset_n = _frame_number(rec["onset"], on_col), _frame_number(rec["offset"], off_col)
+        apex_raw = rec["apex"]
+        apex_n = None if str(apex_raw if apex_raw is not None else "").strip().lower() in self.unknown_apex \
+            else _frame_number(apex_raw, ap_col)
+        if onset_n > offset_n:
+            raise ValueError(f"{on_col} {onset_n} is after {off_col} {offset_n}")
+        if apex_n is not None and not onset_n <= apex_n <= offset_n:
+            raise ValueError(f"{ap_col} {apex_n} is outside {on_col}..{off_col} {onset_n}..{offset_n}")
+        if (subject, clip) in seen:
+            raise ValueError(f"{subject}/{clip} already listed in row {seen[subject, clip]}")
+        seen[subject, clip] = rec["_row"]
+        return subject, clip, emotion, onset_n, apex_n, offset_n
+
+
+CASME2_SHEET = CodingSheet(EMOTIONS, frozenset(UNKNOWN_APEX), normalize_subject)
+
+
 def keep_all_emotions(extra: Mapping[str, Any], dataset: str) -> bool:
     """Option ``all_emotions``: also return clips whose emotion is in no class of the task (their
     ``labels`` lack it), for self-supervised use such as MoExt's pre-training; never for a
@@ -281,23 +322,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
     for rec in read_coding_table(coding):
         where = f"{coding} row {rec['_row']}"
         try:
-            subject = normalize_subject(rec["subject"])
-            clip = _clip_name(rec["filename"])
-            emotion = str(rec["emotion"] if rec["emotion"] is not None else "").strip().lower()
-            if emotion not in EMOTIONS:
-                raise ValueError(f"unknown emotion {rec['emotion']!r} (expected one of {sorted(EMOTIONS)})")
-            onset_n = _frame_number(rec["onset"], "OnsetFrame")
-            offset_n = _frame_number(rec["offset"], "OffsetFrame")
-            apex_raw = rec["apex"]
-            apex_n = None if str(apex_raw if apex_raw is not None else "").strip().lower() in UNKNOWN_APEX \
-                else _frame_number(apex_raw, "ApexFrame")
-            if onset_n > offset_n:
-                raise ValueError(f"OnsetFrame {onset_n} is after OffsetFrame {offset_n}")
-            if apex_n is not None and not onset_n <= apex_n <= offset_n:
-                raise ValueError(f"ApexFrame {apex_n} is outside OnsetFrame..OffsetFrame {onset_n}..{offset_n}")
-            if (subject, clip) in seen:
-                raise ValueError(f"{subject}/{clip} already listed in row {seen[subject, clip]}")
-            seen[subject, clip] = rec["_row"]
+            subject, clip, emotion, onset_n, apex_n, offset_n = CASME2_SHEET.row(rec, seen)
 
             labels: dict[str, int] = {}
             for name, ls in tasks.items():
@@ -331,7 +356,7 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             onset, offset = pos[onset_n], pos[offset_n]
             apex = pos[apex_n] if apex_n is not None else (onset + offset) // 2
             if apex_n is None:
-                log.info("%s: apex %r unknown, using the midpoint frame img%d", where, apex_raw, numbers[apex])
+                log.info("%s: apex %r unknown, using the midpoint frame img%d", where, rec["apex"], numbers[apex])
         except (ValueError, KeyError, OSError) as exc:
             msg = f"{where} ({rec.get('subject')}/{rec.get('filename')}): {exc}"
             if options.skip_invalid:

@@ -24,7 +24,7 @@ from typing import Any, Mapping
 
 from ..labels import MEGC3, MEGC3_RULES, SAMM_SDE5, SDE5_RULES, LabelSet, map_emotion
 from ..sample import Sample
-from .casme2 import _clip_name, _frame_number, _inside, read_coding_table
+from .casme2 import CodingSheet, _inside, read_coding_table
 from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,10 @@ def normalize_subject(value: Any) -> str:
     return f"{int(m.group(1)):03d}"
 
 
+SAMM_SHEET = CodingSheet(EMOTIONS, frozenset(UNKNOWN_APEX), normalize_subject,
+                         ("Onset Frame", "Apex Frame", "Offset Frame"))
+
+
 def _has_subject_folders(folder: Path) -> bool:
     return folder.is_dir() and any(p.is_dir() and re.fullmatch(r"\d{3}", p.name) for p in folder.iterdir())
 
@@ -161,23 +165,7 @@ def load_samm(root: Path | str, options: LoadOptions, tasks: Mapping[str, LabelS
     for rec in read_coding_table(sheet):
         where = f"{sheet} row {rec['_row']}"
         try:
-            subject = normalize_subject(rec["subject"])
-            clip = _clip_name(rec["filename"])
-            emotion = str(rec["emotion"] if rec["emotion"] is not None else "").strip().lower()
-            if emotion not in EMOTIONS:
-                raise ValueError(f"unknown emotion {rec['emotion']!r} (expected one of {sorted(EMOTIONS)})")
-            onset_n = _frame_number(rec["onset"], "Onset Frame")
-            offset_n = _frame_number(rec["offset"], "Offset Frame")
-            apex_raw = rec["apex"]
-            apex_n = None if str(apex_raw if apex_raw is not None else "").strip().lower() in UNKNOWN_APEX \
-                else _frame_number(apex_raw, "Apex Frame")
-            if onset_n > offset_n:
-                raise ValueError(f"Onset Frame {onset_n} is after Offset Frame {offset_n}")
-            if apex_n is not None and not onset_n <= apex_n <= offset_n:
-                raise ValueError(f"Apex Frame {apex_n} is outside Onset..Offset {onset_n}..{offset_n}")
-            if (subject, clip) in seen:
-                raise ValueError(f"{subject}/{clip} already listed in row {seen[subject, clip]}")
-            seen[subject, clip] = rec["_row"]
+            subject, clip, emotion, onset_n, apex_n, offset_n = SAMM_SHEET.row(rec, seen)
             labels = {name: idx for name, ls in tasks.items()
                       if (idx := map_emotion("samm", emotion, rules.get(name, {}), ls)) is not None}
             if task not in labels:
@@ -189,7 +177,7 @@ def load_samm(root: Path | str, options: LoadOptions, tasks: Mapping[str, LabelS
             onset, offset = pos["Onset Frame"], pos["Offset Frame"]
             apex = pos["Apex Frame"] if apex_n is not None else (onset + offset) // 2
             if apex_n is None:
-                log.info("%s: apex %r unknown, using the midpoint frame", where, apex_raw)
+                log.info("%s: apex %r unknown, using the midpoint frame", where, rec["apex"])
         except (ValueError, KeyError, OSError) as exc:
             msg = f"{where} ({rec.get('subject')}/{rec.get('filename')}): {exc}"
             if options.skip_invalid:
