@@ -111,6 +111,7 @@ class Registry:
         name = getattr(obj, "name", None)
         if not isinstance(name, str) or not name:
             raise PluginError(f"plugin {plugin!r} registered a {kind} without a string `name`: {obj!r}")
+        check_contract(kind, obj, plugin)
         taken = None
         if name in table and table[name].plugin != plugin:
             other = table[name].plugin
@@ -129,6 +130,26 @@ class Registry:
         self.plugins[plugin].error = error
         if self.manager is not None and self.manager.get_plugin(plugin) is not None:
             self.manager.unregister(name=plugin)
+
+
+def check_contract(kind: str, obj: Any, plugin: str) -> None:
+    """Refuse at registration what the core could not call: a method, dataset or feature extractor
+    that is not a subclass of its interface, leaves one of its abstract methods out, or (a
+    dataset) declares no label task. The message names the plugin, the class and what is missing."""
+    from .data.dataset import Dataset
+    from .interfaces import FeatureExtractor, Method
+
+    base = {"method": Method, "dataset": Dataset, "feature extractor": FeatureExtractor}[kind]
+    cls = obj if inspect.isclass(obj) else type(obj)
+    where = f"plugin {plugin!r}: {kind} {cls.__module__}.{cls.__qualname__}"
+    if not issubclass(cls, base):
+        raise PluginError(f"{where} is not a subclass of mercore.{base.__name__}")
+    missing = sorted(getattr(cls, "__abstractmethods__", ()))
+    if missing:
+        raise PluginError(f"{where} does not implement {', '.join(missing)} (abstract in mercore.{base.__name__})")
+    if base is Dataset and (not cls.tasks or cls.default_task not in cls.tasks):
+        raise PluginError(f"{where} declares no label task, or its default_task {cls.default_task!r} is not one of "
+                          f"its tasks {sorted(cls.tasks)}")
 
 
 def _describe(exc: BaseException) -> str:

@@ -162,3 +162,53 @@ def test_a_plugin_taking_another_plugins_name_is_the_one_reported(site):
     status = installed_status()
     assert status["mynet"]["error"] is None and status["mynet"]["distribution"] == "mer-mynet"
     assert status["aaa"]["error"].startswith("method 'mynet' is registered by both")
+
+
+BREAKS_CONTRACT = """
+    import mercore
+    from mercore import hookimpl
+
+    class HalfNet(mercore.Method):
+        name = "halfnet"
+        def default_config(self): return {}
+        def features(self, config): return {}
+        def build_model(self, config, num_classes): return None
+
+    @hookimpl
+    def mer_register_methods(register):
+        register(HalfNet)
+"""
+
+NOT_A_DATASET = """
+    from mercore import hookimpl
+
+    class Corpus:
+        name = "corpus"
+        def load(self, root, options): return None
+
+    @hookimpl
+    def mer_register_datasets(register):
+        register(Corpus)
+"""
+
+
+def test_a_plugin_breaking_a_contract_is_refused_at_registration_naming_class_and_what_is_missing(site):
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
+
+    _write_dist(site, "mer-mynet", "mer_test_good", GOOD, "mynet")
+    _write_dist(site, "mer-halfnet", "mer_test_half", BREAKS_CONTRACT, "halfnet")
+    _write_dist(site, "mer-corpus", "mer_test_corpus", NOT_A_DATASET, "corpus")
+    registry = load_registry()
+    assert "mynet" in registry.methods and "halfnet" not in registry.methods and "corpus" not in registry.datasets
+    assert registry.plugins["halfnet"].error == ("PluginError: plugin 'halfnet': method mer_test_half.HalfNet does not "
+                                                 "implement stages (abstract in mercore.Method)")
+    assert registry.plugins["corpus"].error == ("PluginError: plugin 'corpus': dataset mer_test_corpus.Corpus is not a "
+                                                "subclass of mercore.Dataset")
+    out = CliRunner().invoke(cli, ["plugins"])
+    assert out.exit_code == 0 and "BROKEN" in out.output and "does not implement stages" in out.output
+    out = CliRunner().invoke(cli, ["run", "--plugin", "halfnet"])
+    assert out.exit_code != 0 and "halfnet" in out.output and "failed to load" in out.output
+    with pytest.raises(PluginError, match="does not implement stages"):
+        load_registry(only=["halfnet"], strict=True)
