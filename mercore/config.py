@@ -31,6 +31,7 @@ import yaml
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "off", "none")
+START_METHODS = ("auto", "fork", "spawn", "forkserver")  # of fold processes (run.start_method)
 SYSTEM_METRICS = ("auto", True, False, "true", "false", "on", "off")
 
 
@@ -264,6 +265,7 @@ CORE_RULES: dict[str, tuple[Any, str]] = {
     "run.device": (lambda v: isinstance(v, str) and bool(_DEVICE_RE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
     "run.precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "run.feature_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+    "run.start_method": (lambda v: v in START_METHODS, f"one of {', '.join(START_METHODS)}"),
     "run.ray_cpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "run.ray_gpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
     "run.system_metrics": (lambda v: v in SYSTEM_METRICS, "auto, true or false"),

@@ -12,6 +12,7 @@ trials; finished outer folds are reused like the folds of ``mer run``.
 """
 from __future__ import annotations
 
+import functools
 import json
 import math
 import shutil
@@ -280,9 +281,10 @@ def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
         for fold in folds:
             finish(*tune_outer_fold(job, fold))
         return
-    run_in_processes(folds, lambda fold: tune_outer_fold(job, fold), lambda payload: finish(*payload),
+    run_in_processes(folds, functools.partial(tune_outer_fold, job), lambda payload: finish(*payload),
                      workers=workers, threads=max(1, usable_cores() // workers),
-                     describe=lambda fold: f"tuning outer fold {fold.index} ({fold.name})")
+                     describe=lambda fold: f"tuning outer fold {fold.index} ({fold.name})",
+                     method=str(job.prep.config["run"].get("start_method", "auto")))
 
 
 def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner_folds: int = 3,

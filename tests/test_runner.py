@@ -121,6 +121,24 @@ def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
     assert par.metrics == seq.metrics
 
 
+def test_spawned_fold_processes_give_the_forked_result(toy_registry, tmp_path):
+    """Where fork is unsafe (macOS) or missing (Windows) fold processes are spawned: the fold job
+    is pickled to them instead of inherited, and the predictions are the same."""
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, workers=2)
+    forked = run("toy", cache_dir=tmp_path / "a", overrides=["run.start_method=fork"], **kwargs)
+    spawned = run("toy", cache_dir=tmp_path / "b", overrides=["run.start_method=spawn"], **kwargs)
+    assert [f.y_pred for f in spawned.folds] == [f.y_pred for f in forked.folds]
+    assert [f.probabilities for f in spawned.folds] == [f.probabilities for f in forked.folds]
+    assert spawned.run_dir.name == forked.run_dir.name  # how processes start is not part of a run's identity
+
+
+def test_a_bad_start_method_is_refused_before_any_work(toy_registry, tmp_path):
+    with pytest.raises(ConfigError, match=r"run.start_method.*one of auto, fork, spawn, forkserver"):
+        run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
+            overrides=["run.start_method=thread"])
+    assert not (tmp_path / "runs").exists()
+
+
 def test_auto_workers_use_the_cores_on_cpu_only(toy_registry, tmp_path, monkeypatch):
     from mercore.evaluation import loso
 

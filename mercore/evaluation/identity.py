@@ -26,6 +26,7 @@ def run_identity(config: Mapping[str, Any], software: Mapping[str, str], samples
     """The identity every fold of this run is computed under (plain JSON data)."""
     config = json.loads(json.dumps(config, default=str))
     config.get("run", {}).pop("feature_workers", None)  # how the cache is filled, not what it holds
+    config.get("run", {}).pop("start_method", None)  # how fold processes start, not what they compute
     config.get("evaluation", {}).pop("bootstrap", None)  # how intervals are drawn, not what was predicted
     labels: dict[str, list] = {}
     inputs: dict[str, list] = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
@@ -160,10 +161,11 @@ class LOSOEvaluator(Evaluator):
         exit from here (a Ctrl-C or SIGTERM arrives as KeyboardInterrupt) the workers are stopped:
         SIGTERM, then SIGKILL after ``processes.STOP_GRACE_S``. They also die with this process.
         """
-        quiet = LOSOEvaluator(self.store, self.run_dir, progress=False)
-        run_in_processes(todo, lambda fold: quiet._run_fold(method, full, fold, requests, config, data, identity),
-                         finish, workers=workers, threads=max(1, usable_cores() // workers),
-                         describe=lambda fold: f"running fold {fold.index} ({fold.name})")
+        work = FoldWork(LOSOEvaluator(self.store, self.run_dir, progress=False), method, full, requests, dict(config),
+                        data, identity)
+        run_in_processes(todo, work, finish, workers=workers, threads=max(1, usable_cores() // workers),
+                         describe=lambda fold: f"running fold {fold.index} ({fold.name})",
+                         method=str(config["run"].get("start_method", "auto")))
 
     def _run_ray(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
                  config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
@@ -273,6 +275,24 @@ class LOSOEvaluator(Evaluator):
             identity=identity)
         result.save(self._fold_path(fold.index))
         return result
+
+
+@dataclass
+class FoldWork:
+    """One run's fold job for a worker process: picklable, so it also works where workers are
+    spawned rather than forked."""
+
+    evaluator: LOSOEvaluator
+    method: Method
+    full: TensorSet
+    requests: Mapping[str, FeatureRequest]
+    config: Mapping[str, Any]
+    data: LoadedDataset
+    identity: dict[str, Any]
+
+    def __call__(self, fold: Fold) -> FoldResult:
+        return self.evaluator._run_fold(self.method, self.full, fold, self.requests, self.config, self.data,
+                                        self.identity)
 
 
 def _fold_on_ray(state: tuple, fold: Fold) -> FoldResult:

@@ -1,7 +1,9 @@
 """Fold processes: independent jobs (LOSO folds, outer folds of ``mer tune``) on several cores.
 
-Workers are forked, so what the jobs read (preloaded tensors, the method) is shared, not
-copied. Each worker dies with its parent, ignores Ctrl-C (the parent decides) and unwinds on
+On Linux workers are forked, so what the jobs read (preloaded tensors, the method) is shared,
+not copied. Where fork is unsafe or missing (macOS, Windows), or with ``run.start_method:
+spawn``, they are started fresh and the work function is pickled to each of them (torch puts
+its tensors in shared memory on the way). Each worker dies with its parent, ignores Ctrl-C (the parent decides) and unwinds on
 SIGTERM, so a half-written record's temporary file is removed. On any exit from
 :func:`run_in_processes` (a Ctrl-C or SIGTERM arrives as KeyboardInterrupt) the workers are
 stopped: SIGTERM, then SIGKILL after :data:`STOP_GRACE_S`.
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
 import signal
+import sys
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
@@ -18,12 +22,14 @@ from typing import Any, Callable, Sequence, TypeVar
 
 import torch
 
+from ..config import START_METHODS
+
 STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all
 
 Job = TypeVar("Job")
 Result = TypeVar("Result")
 
-#: the work function of the pool being started; set just before the fork, so workers inherit it
+#: the work function of a forking pool; set just before the fork, so workers inherit it unpickled
 _WORK: Callable[[Any], Any] | None = None
 
 
@@ -34,25 +40,42 @@ class RemoteTraceback(Exception):
         return "\n" + str(self.args[0])
 
 
+def start_method(wanted: str = "auto") -> str:
+    """``auto``: fork on Linux (fast, shares memory), spawn elsewhere (fork is unsafe on macOS)."""
+    if wanted not in START_METHODS:
+        raise ValueError(f"run.start_method must be one of {', '.join(START_METHODS)}, got {wanted!r}")
+    if wanted == "auto":
+        return "fork" if sys.platform.startswith("linux") else "spawn"
+    return wanted
+
+
 def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish: Callable[[Result], None], *,
-                     workers: int, threads: int, describe: Callable[[Job], str]) -> None:
-    """``finish(work(job))`` for every job, the ``work`` in ``workers`` forked processes of
-    ``threads`` torch threads each; ``finish`` runs here, in the order results arrive.
+                     workers: int, threads: int, describe: Callable[[Job], str], method: str = "auto") -> None:
+    """``finish(work(job))`` for every job, the ``work`` in ``workers`` processes of ``threads``
+    torch threads each, started by ``method`` (:func:`start_method`); ``finish`` runs here, in
+    the order results arrive. Except under fork, ``work`` must pickle (a module-level function,
+    or an object of a module-level class).
 
     A worker's exception is re-raised here with its traceback as the cause; a worker that dies
     is a RuntimeError naming its job (``describe(job)``, e.g. "running fold 3 (sub04)").
     """
     global _WORK
-    _WORK = work
-    ctx = multiprocessing.get_context("fork")
+    method = start_method(method)
+    ctx = multiprocessing.get_context(method)
+    shipped = None if method == "fork" else work
+    _WORK = work if method == "fork" else None
     queue = list(jobs)
     busy: dict[Connection, tuple[multiprocessing.process.BaseProcess, Job]] = {}
     processes = []
     try:
         for _ in range(min(workers, len(queue))):
             here, there = ctx.Pipe()
-            process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid()))
-            process.start()
+            process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid(), shipped))
+            try:
+                process.start()
+            except (pickle.PicklingError, TypeError, AttributeError) as exc:
+                raise RuntimeError(f"start method {method}: the work cannot be sent to a new process ({exc}); "
+                                   "use run.start_method fork (Linux)") from None
             there.close()
             processes.append(process)
             job = queue.pop(0)
@@ -126,13 +149,14 @@ def _on_term(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)  # unwinds: a half-written record's temp file is removed
 
 
-def _worker_main(conn: Connection, threads: int, parent: int) -> None:
-    """A worker: run the jobs the parent sends until it sends None (or goes away)."""
+def _worker_main(conn: Connection, threads: int, parent: int, shipped: Callable[[Any], Any] | None) -> None:
+    """A worker: run the jobs the parent sends until it sends None (or goes away). ``shipped``:
+    the work function when it was pickled here (spawn), else the one inherited by fork."""
     _die_with_parent(parent)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
     signal.signal(signal.SIGTERM, _on_term)
     torch.set_num_threads(threads)
-    work = _WORK
+    work = shipped if shipped is not None else _WORK
     assert work is not None
     while True:
         try:
