@@ -136,42 +136,52 @@ def audit_lines(runs: list[dict[str, Any]], methods: set[str] | None = None) -> 
             + "\n".join(lines)) if lines else ""
 
 
-def pt_comparisons(runs: list[dict[str, Any]], cache_dir: Path) -> dict[str, dict[str, Any]]:
-    """PT minus base per method over the seeds both have (``mer compare`` of the run folders):
+#: (A, B) pairs compared as B - A: perturbation training against none, and the papers' claims that
+#: AHMSA-Net and RRMFNet (+ PT) beat HTNet and STSTNet
+PAIRS = [("ststnet:base", "ststnet:pt"), ("htnet:base", "htnet:pt"), ("rrmfnet:base", "rrmfnet:pt"),
+         ("htnet:base", "ahmsanet:regions"), ("ststnet:base", "ahmsanet:regions"),
+         ("htnet:base", "rrmfnet:pt"), ("ststnet:base", "rrmfnet:pt")]
+
+
+def paired_comparisons(runs: list[dict[str, Any]], cache_dir: Path) -> list[dict[str, Any]]:
+    """B - A for each of :data:`PAIRS` over the seeds both have (``mer compare`` of the run folders):
     the seed means' paired subject-bootstrap interval and permutation p, and each seed's difference."""
-    out = {}
-    for method in sorted({r["method"] for r in runs}):
-        by_variant = {v: {r["seed"]: r for r in rs} for (m, v), rs in grouped(runs).items() if m == method}
-        if "base" not in by_variant or "pt" not in by_variant:
+    by_entry = {f"{m}:{v}": {r["seed"]: r for r in rs} for (m, v), rs in grouped(runs).items()}
+    out = []
+    for a, b in PAIRS:
+        if a not in by_entry or b not in by_entry:
             continue
-        seeds = sorted(set(by_variant["base"]) & set(by_variant["pt"]))
-        folders = {v: [cache_dir / "runs" / by_variant[v][s]["run_folder"] for s in seeds] for v in ("base", "pt")}
+        seeds = sorted(set(by_entry[a]) & set(by_entry[b]))
+        folders = {e: [cache_dir / "runs" / by_entry[e][s]["run_folder"] for s in seeds] for e in (a, b)}
         if not seeds or not all(f.is_dir() for fs in folders.values() for f in fs):
             continue
-        base, pt = (SeedsResult([load_run(f) for f in folders[v]], cache_dir) for v in ("base", "pt"))
-        cmp = compare(base, pt)
+        cmp = compare(*(SeedsResult([load_run(f) for f in folders[e]], cache_dir) for e in (a, b)))
         part = next(iter(cmp.parts))
-        out[method] = {"seeds": seeds, "resamples": cmp.resamples, "permutations": cmp.permutations,
-                       **{m: {"base": d.a, "pt": d.b, "delta": d.delta, "low": d.interval.low,
-                              "high": d.interval.high, "p": d.p_value, "per_seed": cmp.per_seed[part][m]}
-                          for m, d in cmp.parts[part].items()}}
+        out.append({"a": a, "b": b, "seeds": seeds, "resamples": cmp.resamples, "permutations": cmp.permutations,
+                    **{m: {"a": d.a, "b": d.b, "delta": d.delta, "low": d.interval.low, "high": d.interval.high,
+                           "p": d.p_value, "per_seed": cmp.per_seed[part][m]} for m, d in cmp.parts[part].items()}})
     return out
 
 
-def comparison_table(comparisons: dict[str, dict[str, Any]], methods: set[str] | None = None) -> str:
-    rows = {m: c for m, c in comparisons.items() if not methods or m in methods}
+def _p(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def comparison_table(comparisons: list[dict[str, Any]], methods: set[str] | None = None) -> str:
+    rows = [c for c in comparisons
+            if not methods or {c["a"].partition(":")[0], c["b"].partition(":")[0]} & methods]
     if not rows:
         return ""
-    lines = ["Perturbation training, PT minus base (`mer compare` of the same seeds' run folders; B - A of "
-             "the seed means, 95% paired subject-bootstrap interval, two-sided permutation p):", "",
-             "| method | seeds | UF1 pt - base [95% CI] | p | UF1 difference per seed | UAR pt - base [95% CI] | p |",
+    lines = ["Paired comparisons on the same clips and seeds (`mer compare` of the run folders): B - A of the "
+             "seed means, 95% paired subject-bootstrap interval, two-sided permutation p:", "",
+             "| B - A | seeds | UF1 B - A [95% CI] | p | UF1 difference per seed | UAR B - A [95% CI] | p |",
              "|---|---|---|---:|---|---|---:|"]
-    for method, c in rows.items():
+    for c in rows:
         uf1, uar = c["uf1"], c["uar"]
-        lines.append(f"| {method} | {', '.join(map(str, c['seeds']))} | {uf1['delta']:+.3f} "
-                     f"[{uf1['low']:+.3f}, {uf1['high']:+.3f}] | {uf1['p']:.2f} | "
+        lines.append(f"| {c['b']} - {c['a']} | {', '.join(map(str, c['seeds']))} | {uf1['delta']:+.3f} "
+                     f"[{uf1['low']:+.3f}, {uf1['high']:+.3f}] | {_p(uf1['p'])} | "
                      f"{', '.join(f'{v:+.3f}' for v in uf1['per_seed'])} | {uar['delta']:+.3f} "
-                     f"[{uar['low']:+.3f}, {uar['high']:+.3f}] | {uar['p']:.2f} |")
+                     f"[{uar['low']:+.3f}, {uar['high']:+.3f}] | {_p(uar['p'])} |")
     return "\n".join(lines)
 
 
@@ -221,7 +231,7 @@ best-epoch selection) are shown for orientation only.
 
 {results_table(runs, catalogue)}
 
-{comparison_table(record.get("comparisons", {}))}
+{comparison_table(record.get("comparisons", []))}
 
 {audit_lines(runs)}
 
@@ -236,7 +246,7 @@ Time per fold and the composite extrapolation: [benchmarks/real_data.md](../benc
                  f"SMIC part of the MEGC2019 flow release, LOSO, quick profile for real maps (rules in "
                  f"docs/protocols.md), seeds {', '.join(map(str, record['seeds']))}.\n\n"
                  f"{results_table(runs, catalogue, {method})}\n\n"
-                 f"{comparison_table(record.get('comparisons', {}), {method})}\n\n{audit_lines(runs, {method})}\n"
+                 f"{comparison_table(record.get('comparisons', []), {method})}\n\n{audit_lines(runs, {method})}\n"
                  f"<!-- /real-data-results -->")
         atomic_write_text(doc, MARKER.sub(lambda _: block, doc.read_text()))
 
@@ -253,7 +263,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.report_only:
         record = json.loads((HERE / "real_data.json").read_text())
-        record["comparisons"] = pt_comparisons(record["runs"], args.cache_dir.resolve()) or record.get("comparisons", {})
+        kept = record.get("comparisons") if isinstance(record.get("comparisons"), list) else []
+        record["comparisons"] = paired_comparisons(record["runs"], args.cache_dir.resolve()) or kept  # folders gone
         write_outputs(record)
         return
     data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
@@ -278,7 +289,7 @@ def main() -> None:
             record = {"date": dt.date.today().isoformat(), "seeds": sorted({k[2] for k in runs}),
                       "device": f"{platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}",
                       "runs": list(runs.values())}
-            record["comparisons"] = pt_comparisons(record["runs"], args.cache_dir.resolve())
+            record["comparisons"] = paired_comparisons(record["runs"], args.cache_dir.resolve())
             write_outputs(record)
 
 
