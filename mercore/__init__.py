@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from .lazy import lazy_exports
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .config import check_keys
     from .data.dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
     from .data.frames import CorruptFrameError, read_image, resize, to_gray, write_image
     from .data.tensors import FoldData, TensorSet
@@ -29,6 +30,7 @@ _SOURCES = {
     **dict.fromkeys(("CorruptFrameError", "read_image", "resize", "to_gray", "write_image"), ".data.frames"),
     **dict.fromkeys(("FoldData", "TensorSet"), ".data.tensors"),
     "FeatureError": ".features.store",
+    "check_keys": ".config",
     "hookimpl": ".hookspecs",
     **dict.fromkeys(("Evaluator", "FeatureExtractor", "FeatureRequest", "FeatureSource", "Method", "StageContext",
                      "Trainer"), ".interfaces"),
@@ -44,6 +46,6 @@ __all__ = [
     "CASME2_SDE5", "CorruptFrameError", "Dataset", "DatasetError", "EarlyStopping", "Encoder", "Evaluator",
     "FeatureError", "FeatureExtractor", "FeatureRequest", "FeatureSource", "FoldData", "Fusion", "LabelSet",
     "LoadOptions", "LoadedDataset", "MEGC3", "Method", "SAMM_SDE5", "Sample", "StageContext", "SupervisedTrainer",
-    "TensorSet", "Trainer", "hookimpl", "load_checkpoint", "predict_logits", "read_image", "resize", "to_gray",
+    "TensorSet", "Trainer", "check_keys", "hookimpl", "load_checkpoint", "predict_logits", "read_image", "resize", "to_gray",
     "write_image", "__version__",
 ]

@@ -50,6 +50,15 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"))
 
 
+def check_keys(section: Mapping[str, Any], valid: Iterable[str], name: str) -> None:
+    """A ValueError naming the keys of a config ``section`` (called ``name`` in the message, e.g.
+    ``model``) that are not ``valid``, and listing the valid ones: a typo never passes silently."""
+    valid = set(valid)
+    unknown = set(section) - valid
+    if unknown:
+        raise ValueError(f"unknown {name} option(s) {sorted(unknown)}; valid: {sorted(valid)}")
+
+
 def yaml_load(text: str) -> Any:
     """Plain YAML data from ``text`` (never objects), with exponent floats read as floats."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader

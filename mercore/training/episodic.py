@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import Embeddings, class_centroids, cosine_logits, prototypical_loss
@@ -179,9 +180,7 @@ class EpisodicTrainer(Trainer):
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "EpisodicTrainer":
         cfg = dict(cfg)
         known = {f for f in cls.__dataclass_fields__} - {"embed", "parameters"}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown episodic option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, known, "episodic")
         if cfg.get("centroids", "all") not in ("all", "support"):
             raise ValueError(f"centroids must be 'all' or 'support', got {cfg['centroids']!r}")
         return cls(**cfg, **overrides)

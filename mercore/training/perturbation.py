@@ -28,12 +28,12 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
+from ..config import check_keys
+
+
 def _options(cls: type, cfg: Mapping[str, Any] | None, where: str) -> Any:
     cfg = dict(cfg or {})
-    known = {f.name for f in fields(cls)}
-    unknown = set(cfg) - known
-    if unknown:
-        raise ValueError(f"unknown option(s) {sorted(unknown)} in train.perturbation.{where}; valid: {sorted(known)}")
+    check_keys(cfg, {f.name for f in fields(cls)}, f"train.perturbation.{where}")
     return cls(**cfg)
 
 
@@ -143,11 +143,7 @@ class PerturbationTraining:
         """From ``train.perturbation``; unknown keys are errors naming them."""
         cfg = dict(cfg)
         cfg.pop("enabled", None)
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            valid = sorted(known | {"enabled"})
-            raise ValueError(f"unknown train.perturbation option(s) {sorted(unknown)}; valid: {valid}")
+        check_keys(cfg, {f.name for f in fields(cls)} | {"enabled"}, "train.perturbation")
         for name, kind in OPS.items():
             cfg[name] = _options(kind, cfg.get(name), name)
         return cls(**cfg)

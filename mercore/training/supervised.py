@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..config import OPTIMIZERS, SCHEDULERS
+from ..config import OPTIMIZERS, SCHEDULERS, check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 
@@ -126,10 +126,7 @@ class SupervisedTrainer(Trainer):
         """Build from a config section; unknown keys are an error naming them."""
         cfg = dict(cfg)
         es = cfg.pop("early_stopping", None) or {}
-        known = {f for f in cls.__dataclass_fields__} - {"early_stopping", "augment", "parameters"}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown trainer option(s) {sorted(unknown)}; valid: {sorted(known | {'early_stopping'})}")
+        check_keys(cfg, {f for f in cls.__dataclass_fields__} - {"augment", "parameters"}, "trainer")
         return cls(**cfg, early_stopping=EarlyStopping(**es), **overrides)
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:

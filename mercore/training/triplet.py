@@ -17,6 +17,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import pairwise_squared_distances, triplet_margin_loss
@@ -121,9 +122,7 @@ class TripletTrainer(Trainer):
         """Build from a config section; unknown keys are an error naming them."""
         cfg = dict(cfg)
         known = {f for f in cls.__dataclass_fields__} - {"embed", "parameters"}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown triplet option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, known, "triplet")
         if cfg.get("mining", "random") not in ("random", "semihard"):
             raise ValueError(f"unknown mining {cfg['mining']!r}; choose random or semihard")
         return cls(**cfg, **overrides)

@@ -20,6 +20,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
+from mercore import check_keys
 from mercore.nn.attention import ChannelAttention
 
 
@@ -45,10 +46,7 @@ class AHMSANetConfig:
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "AHMSANetConfig":
         """Validate a ``model`` section; unknown keys and inconsistent sizes are errors."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, {f.name for f in fields(cls)}, "model")
         values = dict(cfg)
         if "depths" in values:
             values["depths"] = tuple(int(d) for d in values["depths"])

@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from mercore import check_keys
+
 
 class ChannelLayerNorm(nn.Module):
     """Layer norm over the channels of a (B, C, H, W) map (each position separately)."""
@@ -127,10 +129,7 @@ class HTNetConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any]) -> "HTNetConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, {f.name for f in fields(cls)}, "model")
         c = cls(**{k: tuple(v) if k == "depths" else v for k, v in cfg.items()})
         grid = c.image_size // c.patch_size
         if c.image_size % c.patch_size or grid % 2 ** (c.levels - 1):

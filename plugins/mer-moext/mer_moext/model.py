@@ -22,7 +22,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from mercore import load_checkpoint
+from mercore import check_keys, load_checkpoint
 
 MOTION_MODES = ("learned", "difference")
 
@@ -281,10 +281,7 @@ class MoExtConfig:
 
     @classmethod
     def from_config(cls, model: Mapping[str, Any], size: int) -> "MoExtConfig":
-        known = {f.name for f in fields(cls)} - {"size"}
-        unknown = set(model) - known
-        if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(model, {f.name for f in fields(cls)} - {"size"}, "model")
         return cls(size=int(size), **dict(model))
 
 

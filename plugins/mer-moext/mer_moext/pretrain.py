@@ -23,7 +23,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from mercore import FeatureRequest, FoldData, LoadOptions, Sample, StageContext, SupervisedTrainer, Trainer, write_image
+from mercore import (FeatureRequest, FoldData, LoadOptions, Sample, StageContext, SupervisedTrainer, Trainer, check_keys,
+                     write_image)
 from mercore.training.supervised import build_optimizer
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
@@ -247,10 +248,7 @@ class MoExtPretrainer(Trainer):
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "MoExtPretrainer":
-        known = {f.name for f in dataclasses.fields(cls)} - {"requests", "augment"}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown pretrain option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, {f.name for f in dataclasses.fields(cls)} - {"requests", "augment"}, "pretrain")
         stage = cls(**dict(cfg), **overrides)
         if stage.macro_source not in MACRO_SOURCES:
             raise ValueError(f"pretrain.macro_source must be one of {MACRO_SOURCES}, got {stage.macro_source!r}")

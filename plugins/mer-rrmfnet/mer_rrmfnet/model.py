@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mercore import Encoder, Fusion
+from mercore import Encoder, Fusion, check_keys
 from mercore.nn.attention import CBAM
 from mercore.nn.rep import RepConv, reparameterize
 
@@ -121,10 +121,7 @@ class RRMFNetConfig:
 
     @classmethod
     def from_config(cls, cfg: Mapping[str, object]) -> "RRMFNetConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; valid: {sorted(known)}")
+        check_keys(cfg, cls.__dataclass_fields__, "model")
         return cls(**cfg)  # type: ignore[arg-type]
 
 
