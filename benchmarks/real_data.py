@@ -38,7 +38,7 @@ from mercore.catalogue import read_catalogue
 from mercore.compare import compare
 from mercore.evaluation.results import SeedsResult
 from mercore.io import atomic_write_text
-from mercore.report import load_run
+from mercore.reporting.html import load_run
 from mercore.runner import run
 from mercore.shared import shared_dir
 

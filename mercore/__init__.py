@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .labels import CASME2_SDE5, MEGC3, SAMM_SDE5, LabelSet
     from .nn.base import Encoder, Fusion
     from .sample import Sample
+    from .training.loop import Optimisation, Step, autocast, train_epochs
     from .training.supervised import EarlyStopping, SupervisedTrainer, predict_logits
 
 __version__ = "0.1.0"
@@ -39,13 +40,15 @@ _SOURCES = {
     **dict.fromkeys(("Encoder", "Fusion"), ".nn.base"),
     "Sample": ".sample",
     **dict.fromkeys(("EarlyStopping", "SupervisedTrainer", "predict_logits"), ".training.supervised"),
+    **dict.fromkeys(("Optimisation", "Step", "autocast", "train_epochs"), ".training.loop"),
 }
 __getattr__, __dir__ = lazy_exports(__name__, _SOURCES)
 
 __all__ = [
     "CASME2_SDE5", "CorruptFrameError", "Dataset", "DatasetError", "EarlyStopping", "Encoder", "Evaluator",
     "FeatureError", "FeatureExtractor", "FeatureRequest", "FeatureSource", "FoldData", "Fusion", "LabelSet",
-    "LoadOptions", "LoadedDataset", "MEGC3", "Method", "SAMM_SDE5", "Sample", "StageContext", "SupervisedTrainer",
-    "TensorSet", "Trainer", "check_keys", "hookimpl", "load_checkpoint", "predict_logits", "read_image", "resize", "to_gray",
+    "LoadOptions", "LoadedDataset", "MEGC3", "Method", "Optimisation", "SAMM_SDE5", "Sample", "StageContext", "Step",
+    "SupervisedTrainer", "TensorSet", "Trainer", "autocast", "check_keys", "hookimpl", "load_checkpoint", "predict_logits",
+    "read_image", "resize", "to_gray", "train_epochs",
     "write_image", "__version__",
 ]

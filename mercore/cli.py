@@ -94,7 +94,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .features.store import FeatureError
     from .interrupt import Interrupted, stop_on_signals
     from .plugins import PluginError, UnknownNameError
-    from .reporting import metrics_table, seeds_table
+    from .reporting.artifacts import metrics_table, seeds_table
     from .runner import QUICK, load_method, run as run_loso, run_seeds
 
     with stop_on_signals():
@@ -343,7 +343,7 @@ def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_comp
     """Report on RUNS (run folders, --seeds folders or MLflow run ids): metrics with intervals beside
     the paper's, figures, leakage audit."""
     from .compare import CompareError, compare, comparison_section
-    from .report import ReportError, load_result, resolve_run, write_report
+    from .reporting.html import ReportError, load_result, resolve_run, write_report
 
     try:
         results = [load_result(resolve_run(r, tracking_uri)) for r in runs]
@@ -370,7 +370,7 @@ def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int
     """B - A in UF1 / UAR over the same samples (RUN_A, RUN_B: run folders, --seeds folders or MLflow run
     ids), pooled and per corpus, with a paired subject-bootstrap interval and a permutation p-value."""
     from .compare import CompareError, compare, comparison_markdown
-    from .report import ReportError, load_result, resolve_run
+    from .reporting.html import ReportError, load_result, resolve_run
 
     try:
         a, b = (load_result(resolve_run(r, tracking_uri)) for r in (run_a, run_b))
@@ -422,7 +422,7 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
     from .features.store import FeatureError
     from .plugins import PluginError, UnknownNameError
     from .interrupt import Interrupted, stop_on_signals
-    from .reporting import metrics_table
+    from .reporting.artifacts import metrics_table
     from .runner import load_method
     from .tuning import tune as run_tune, write_profile as save_profile
 

@@ -141,7 +141,7 @@ def comparison_markdown(cmp: Comparison) -> str:
 
 def comparison_section(cmp: Comparison) -> Any:
     """The comparison as a report section (``mer report --compare``)."""
-    from .report import Section
+    from .reporting.html import Section
 
     section = Section("Paired comparison")
     section.text(f"A: {cmp.label_a}. B: {cmp.label_b}.")

@@ -167,9 +167,12 @@ class Method(abc.ABC):
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         """A fresh model; ``forward(batch: dict[str, Tensor]) -> logits (B, num_classes)``."""
 
-    @abc.abstractmethod
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
-        """Trainer stages run in order on every fold."""
+        """Trainer stages run in order on every fold; by default one supervised stage set by the
+        config's ``train`` section, with this method's :meth:`augment`."""
+        from .training.supervised import SupervisedTrainer
+
+        return [SupervisedTrainer.from_config(config["train"], augment=self.augment(config))]
 
     def augment(self, config: Mapping[str, Any]) -> Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None:
         """Optional training-time augmentation of a batch (applied by trainers that accept it)."""

@@ -6,8 +6,8 @@ training) and the class names; the checkpoint is one fold's ``folds/NNN/model.pt
 dict, so they load the same way.
 
 Normalisation: a run with ``data.normalize: true`` standardised its inputs with the training
-statistics of each fold. When the fold folder holds them as ``norm.pt`` (``{stream: {"mean",
-"std"}}``) they are applied; otherwise prediction refuses, since unnormalised inputs would give
+statistics of each fold. When the fold folder holds them as ``norm.pt`` (``Normalizer.save``)
+they are applied; otherwise prediction refuses, since unnormalised inputs would give
 meaningless probabilities. Runs with ``data.normalize: false`` need nothing.
 """
 from __future__ import annotations
@@ -24,6 +24,7 @@ import torch
 import yaml
 
 from .data.frames import read_image, write_image
+from .evaluation.normalize import Identity, Normalizer
 from .io import load_checkpoint
 from .sample import Sample
 
@@ -127,17 +128,17 @@ def run_dir_of(checkpoint: Path) -> Path:
     return checkpoint.parent.parent.parent
 
 
-def _normalizer(checkpoint: Path, config: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+def _normalizer(checkpoint: Path, config: dict[str, Any]) -> Normalizer | Identity:
     if not (config.get("data") or {}).get("normalize"):
-        return {}
+        return Identity()
     path = checkpoint.with_name("norm.pt")
     if not path.is_file():
         raise PredictError(f"the run used data.normalize: true but {path} (the fold's training statistics) is "
                            "missing; predict needs it to feed the model what it was trained on")
-    stats = _load(path, "the fold's normalisation statistics")
+    state = _load(path, "the fold's normalisation statistics")
     try:
-        return {name: (s["mean"], s["std"]) for name, s in stats.items()}
-    except (AttributeError, KeyError, TypeError):
+        return Normalizer.from_state(state)
+    except ValueError:
         raise PredictError(f"{path} does not hold normalisation statistics ({{stream: {{mean, std}}}})") from None
 
 
@@ -197,7 +198,7 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
                         offset=len(frames) - 1)
         store = registry.feature_store(None)
         inputs = build_inputs(store, method.features(config), [sample], progress=False)
-    inputs = {k: (v - norm[k][0]) / norm[k][1] if k in norm else v for k, v in inputs.items()}
+    inputs = norm.apply(inputs)
     model = method.build_model(config, len(classes))
     try:
         model.load_state_dict(state)

@@ -14,6 +14,7 @@ from .data.dataset import LoadOptions
 from .features.store import build_inputs
 from .interfaces import Method
 from .plugins import load_registry
+from .training.loop import descend
 
 
 def count_parameters(model: torch.nn.Module) -> int:
@@ -61,10 +62,7 @@ def training_samples_per_s(model: torch.nn.Module, batch: dict[str, torch.Tensor
             if not logits.requires_grad:
                 return None
             labels = torch.arange(batch_size) % logits.shape[1]
-            loss = torch.nn.functional.cross_entropy(logits, labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            descend(torch.nn.functional.cross_entropy(logits, labels), optimizer)
             if i >= warmup:
                 seconds += time.perf_counter() - start
     finally:

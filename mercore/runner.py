@@ -18,8 +18,8 @@ from .evaluation.results import RunResult, SeedsResult
 from .interfaces import Method
 from .interrupt import Interrupted
 from .plugins import Registry, load_registry
-from .report import write_report
-from .reporting import write_artifacts, write_seed_artifacts
+from .reporting.html import write_report
+from .reporting.artifacts import write_artifacts, write_seed_artifacts
 from .tracking import make_tracker
 
 QUICK = "quick"

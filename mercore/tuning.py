@@ -36,8 +36,8 @@ from .interrupt import Interrupted
 from .io import atomic_write_text
 from .plugins import Registry
 from .protocols import Fold, loso_folds, subject_folds
-from .report import write_report
-from .reporting import write_artifacts
+from .reporting.html import write_report
+from .reporting.artifacts import write_artifacts
 from .runner import Prepared, prepare
 from .tracking import make_tracker
 

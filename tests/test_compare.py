@@ -10,8 +10,8 @@ from click.testing import CliRunner
 from mercore.cli import cli
 from mercore.compare import CompareError, compare
 from mercore.evaluation.results import FoldResult, RunResult
-from mercore.report import load_result
-from mercore.reporting import write_artifacts
+from mercore.reporting.html import load_result
+from mercore.reporting.artifacts import write_artifacts
 
 LABELS = [0, 1, 2, 0, 1, 0]  # per subject; subjects 0-7 of corpus "x", 8-11 of corpus "y"
 

@@ -172,7 +172,6 @@ BREAKS_CONTRACT = """
         name = "halfnet"
         def default_config(self): return {}
         def features(self, config): return {}
-        def build_model(self, config, num_classes): return None
 
     @hookimpl
     def mer_register_methods(register):
@@ -203,12 +202,12 @@ def test_a_plugin_breaking_a_contract_is_refused_at_registration_naming_class_an
     registry = load_registry()
     assert "mynet" in registry.methods and "halfnet" not in registry.methods and "corpus" not in registry.datasets
     assert registry.plugins["halfnet"].error == ("PluginError: plugin 'halfnet': method mer_test_half.HalfNet does not "
-                                                 "implement stages (abstract in mercore.Method)")
+                                                 "implement build_model (abstract in mercore.Method)")
     assert registry.plugins["corpus"].error == ("PluginError: plugin 'corpus': dataset mer_test_corpus.Corpus is not a "
                                                 "subclass of mercore.Dataset")
     out = CliRunner().invoke(cli, ["plugins"])
-    assert out.exit_code == 0 and "BROKEN" in out.output and "does not implement stages" in out.output
+    assert out.exit_code == 0 and "BROKEN" in out.output and "does not implement build_model" in out.output
     out = CliRunner().invoke(cli, ["run", "--plugin", "halfnet"])
     assert out.exit_code != 0 and "halfnet" in out.output and "failed to load" in out.output
-    with pytest.raises(PluginError, match="does not implement stages"):
+    with pytest.raises(PluginError, match="does not implement build_model"):
         load_registry(only=["halfnet"], strict=True)

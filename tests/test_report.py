@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from mercore.cli import cli
-from mercore.report import ReportError, load_run, loss_curves, resolve_run, write_report
+from mercore.reporting.html import ReportError, load_run, loss_curves, resolve_run, write_report
 from mercore.runner import run
 
 CATALOGUE = {"toy": {"reported": [

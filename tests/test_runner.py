@@ -254,7 +254,7 @@ def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monk
 
 def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_the_table(toy_registry, tmp_path):
     from mercore.evaluation.statistics import bootstrap_intervals
-    from mercore.reporting import metrics_table
+    from mercore.reporting.artifacts import metrics_table
 
     result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
                  subjects=["s0", "s1", "s2"], profile="quick", overrides={"evaluation.bootstrap.resamples": 500})

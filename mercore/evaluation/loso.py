@@ -261,7 +261,7 @@ class LOSOEvaluator(Evaluator):
             plain = getattr(model, "_orig_mod", model)  # unwrap torch.compile
             atomic_torch_save(checkpoint, {k: v.detach().cpu() for k, v in plain.state_dict().items()})
             if isinstance(norm, Normalizer):  # `mer predict` needs the fold's training statistics
-                atomic_torch_save(fold_dir / "norm.pt", {k: {"mean": m, "std": sd} for k, (m, sd) in norm.stats.items()})
+                norm.save(fold_dir / "norm.pt")
         majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
         tests = fold_data.test.samples
         result = FoldResult(

@@ -19,19 +19,18 @@ reliable estimate on small corpora) or of one K-shot support set per class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import Embeddings, class_centroids, cosine_logits, prototypical_loss
-from .supervised import build_optimizer, build_scheduler
+from .loop import Optimisation, Step, autocast, train_epochs, trainable
 
-__all__ = ["Episode", "EpisodeSampler", "EpisodicTrainer", "PrototypeClassifier"]
+__all__ = ["Episode", "EpisodeSampler", "EpisodicTrainer", "PrototypeClassifier", "PrototypeModel"]
 
 
 @dataclass
@@ -138,6 +137,16 @@ class PrototypeClassifier(nn.Module):
         return cosine_logits(embeddings, self.centroids, self.weights, self.scale, self.present)
 
 
+@runtime_checkable
+class PrototypeModel(Protocol):
+    """What :class:`EpisodicTrainer` needs of a model: embeddings of a batch (one tensor per
+    stream) and a :class:`PrototypeClassifier` to receive the final centroids."""
+
+    prototypes: PrototypeClassifier
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> Embeddings: ...
+
+
 def _as_tuple(z: Embeddings) -> tuple[torch.Tensor, ...]:
     return (z,) if isinstance(z, torch.Tensor) else tuple(z)
 
@@ -198,50 +207,45 @@ class EpisodicTrainer(Trainer):
         return tuple(torch.cat([p[s] for p in parts]) for s in range(len(parts[0])))
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
+        if (not isinstance(getattr(model, "prototypes", None), PrototypeClassifier)
+                or (self.embed is None and not isinstance(model, PrototypeModel))):
+            raise TypeError(f"episodic training needs a prototype model (PrototypeModel: an embed(batch) method and "
+                            f"a PrototypeClassifier as .prototypes); {type(model).__name__} has not")
         device = ctx.device
         model.to(device)
-        head: PrototypeClassifier = model.prototypes
+        head = model.prototypes
         weights, scale = head.weights, self.scale if self.scale is not None else head.scale
         train = data.train.to(device)
         gen = ctx.generator(offset=53)
         sampler = EpisodeSampler(train.labels, self.n_way, self.k_shot, self.q_query, gen)
-        if sampler.usable and self.epochs > 0:
-            params = list(self.parameters(model) if self.parameters
-                          else [p for p in model.parameters() if p.requires_grad])
-            opt = build_optimizer(params, self.optimizer, self.lr, self.weight_decay, self.momentum)
-            sched = build_scheduler(opt, self.scheduler, self.epochs)
-            steps = max(1, self.episodes_per_epoch // max(1, self.episodes_per_batch))
-            bar = tqdm(range(self.epochs), desc=f"{ctx.fold} {self.stage_name}", leave=False, disable=not ctx.progress)
-            for epoch in bar:
-                model.train()
-                total, correct, seen = 0.0, 0, 0
-                for _ in range(steps):
-                    loss = 0.0
-                    for _ in range(self.episodes_per_batch):
-                        ep = sampler.sample()
-                        idx = torch.cat([ep.support, ep.query]).to(device)
-                        with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-                            z = self._embed(model, {k: v[idx] for k, v in train.inputs.items()})
-                        ns = len(ep.support)
-                        ep_loss, logits = prototypical_loss([t[:ns] for t in z], ep.support_labels.to(device),
-                                                            [t[ns:] for t in z], ep.query_labels.to(device),
-                                                            ctx.num_classes, weights, scale)
-                        loss = loss + ep_loss / self.episodes_per_batch
-                        correct += int((logits.argmax(1).cpu() == ep.query_labels).sum())
-                        seen += len(ep.query)
-                    opt.zero_grad(set_to_none=True)
-                    loss.backward()
-                    if self.grad_clip:
-                        nn.utils.clip_grad_norm_(params, self.grad_clip)
-                    opt.step()
-                    total += loss.item()
-                if sched is not None:
-                    sched.step()
-                ctx.log_metric(f"{self.stage_name}/loss", total / steps, epoch)
-                ctx.log_metric(f"{self.stage_name}/query_acc", correct / max(seen, 1), epoch)
-                bar.set_postfix(loss=f"{total / steps:.3f}")
-        else:
+        if not (sampler.usable and self.epochs > 0):
             ctx.log_metric(f"{self.stage_name}/skipped", 1.0, 0)
+            self.set_final_centroids(model, train, ctx, sampler)
+            return model
+
+        def batches(epoch: int) -> Iterator[list[Episode]]:
+            for _ in range(max(1, self.episodes_per_epoch // max(1, self.episodes_per_batch))):
+                yield [sampler.sample() for _ in range(self.episodes_per_batch)]
+
+        def step(episodes: list[Episode]) -> Step:
+            loss, correct, seen = 0.0, 0, 0
+            for ep in episodes:
+                idx = torch.cat([ep.support, ep.query]).to(device)
+                with autocast(ctx):
+                    z = self._embed(model, {k: v[idx] for k, v in train.inputs.items()})
+                ns = len(ep.support)
+                ep_loss, logits = prototypical_loss([t[:ns] for t in z], ep.support_labels.to(device),
+                                                    [t[ns:] for t in z], ep.query_labels.to(device),
+                                                    ctx.num_classes, weights, scale)
+                loss = loss + ep_loss / self.episodes_per_batch
+                correct += int((logits.argmax(1).cpu() == ep.query_labels).sum())
+                seen += len(ep.query)
+            return Step(loss, 1, {"query_acc": (float(correct), float(seen))})
+
+        train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
+                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
+                                               self.scheduler, self.grad_clip),
+                     batches=batches, step=step)
         self.set_final_centroids(model, train, ctx, sampler)
         return model
 

@@ -8,15 +8,16 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from ..config import OPTIMIZERS, SCHEDULERS, check_keys
+from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
+from ..metrics import scores
+from .loop import Optimisation, Step, autocast, train_epochs, trainable
 
 Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
 
@@ -30,47 +31,11 @@ class EarlyStopping:
     restore_best: bool = True
 
 
-def build_optimizer(params: Any, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
-    name = name.lower()
-    if name == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
-    if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
-    raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
-
-
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | None, epochs: int):
-    spec = dict(spec or {})
-    name = spec.get("name", "none")
-    if name in (None, "none"):
-        return None
-    if name == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=int(spec.get("step_size", 10)),
-                                               gamma=float(spec.get("gamma", 0.1)))
-    if name == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, epochs))
-    raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
-
-
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 (classes absent from the fold get weight 0)."""
     counts = torch.bincount(labels.cpu(), minlength=num_classes).float()
     weights = torch.where(counts > 0, counts.sum() / (num_classes * counts.clamp(min=1)), torch.zeros_like(counts))
     return weights / weights[counts > 0].mean()
-
-
-def macro_f1(pred: torch.Tensor, target: torch.Tensor, num_classes: int) -> float:
-    """UF1 of one split, for validation monitoring (the reported metrics live in ``mercore.metrics``)."""
-    f1s = []
-    for c in range(num_classes):
-        tp = ((pred == c) & (target == c)).sum().item()
-        fp = ((pred == c) & (target != c)).sum().item()
-        fn = ((pred != c) & (target == c)).sum().item()
-        if tp + fp + fn:
-            f1s.append(2 * tp / (2 * tp + fp + fn))
-    return sum(f1s) / len(f1s) if f1s else 0.0
 
 
 @torch.no_grad()
@@ -132,28 +97,19 @@ class SupervisedTrainer(Trainer):
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
         device = ctx.device
         model.to(device)
-        params = self.parameters(model) if self.parameters else [p for p in model.parameters() if p.requires_grad]
-        opt = build_optimizer(params, self.optimizer, self.lr, self.weight_decay, self.momentum)
-        sched = build_scheduler(opt, self.scheduler, self.epochs)
-        weight = class_weights(data.train.labels, ctx.num_classes).to(device) if self.class_weighting == "balanced" else None
         if self.class_weighting not in ("none", "balanced"):
             raise ValueError(f"unknown class_weighting {self.class_weighting!r}; choose none or balanced")
+        weight = class_weights(data.train.labels, ctx.num_classes).to(device) if self.class_weighting == "balanced" else None
         loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         gen = ctx.generator(offset=17)
-        scaler = torch.amp.GradScaler(enabled=ctx.amp_dtype == torch.float16)
-        stopper = self.early_stopping
-        use_val = data.val is not None and len(data.val) > 0 and stopper.patience is not None
-        best_score, best_state, best_epoch, stale = -math.inf, None, -1, 0
         train = data.train.to(device)
         pt = None
         if self.perturbation and self.perturbation.get("enabled", False):
             from .perturbation import PerturbationTraining
 
             pt = PerturbationTraining.from_config(self.perturbation)
-        bar = tqdm(range(self.epochs), desc=f"{ctx.fold} {self.stage_name}", leave=False, disable=not ctx.progress)
-        for epoch in bar:
-            model.train()
-            total, count = 0.0, 0
+
+        def batches(epoch: int) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
             perturbing = pt is not None and pt.active(epoch)
             if pt is not None:
                 ctx.log_metric(f"{self.stage_name}/perturbation_phase", float(perturbing), epoch)
@@ -162,42 +118,50 @@ class SupervisedTrainer(Trainer):
                     inputs = self.augment(inputs, gen)
                 if perturbing:
                     inputs = pt(inputs, gen)
-                with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-                    loss = loss_fn(model(inputs).float(), labels)
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if self.grad_clip:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(params, self.grad_clip)
-                scaler.step(opt)
-                scaler.update()
-                total += loss.item() * len(labels)
-                count += len(labels)
-            if sched is not None:
-                sched.step()
-            train_loss = total / max(count, 1)
-            ctx.log_metric(f"{self.stage_name}/loss", train_loss, epoch)
-            if ctx.audit is not None:
-                ctx.audit(model, epoch)
-            postfix = {"loss": f"{train_loss:.3f}"}
-            if use_val:
-                logits = predict_logits(model, data.val, device, amp=ctx.amp_dtype)
-                val_labels = data.val.labels.cpu()
-                val_loss = nn.functional.cross_entropy(logits, val_labels).item()
-                val_uf1 = macro_f1(logits.argmax(1), val_labels, ctx.num_classes)
-                ctx.log_metric(f"{self.stage_name}/val_loss", val_loss, epoch)
-                ctx.log_metric(f"{self.stage_name}/val_uf1", val_uf1, epoch)
-                score = -val_loss if stopper.monitor == "val_loss" else val_uf1
-                postfix["val"] = f"{val_loss:.3f}"
-                if score > best_score:
-                    best_score, best_epoch, stale = score, epoch, 0
-                    best_state = copy.deepcopy(model.state_dict()) if stopper.restore_best else None
-                else:
-                    stale += 1
-                    if stale >= stopper.patience:
-                        break
-            bar.set_postfix(postfix)
-        if use_val and best_state is not None:
-            model.load_state_dict(best_state)
-            ctx.log_metric(f"{self.stage_name}/best_epoch", float(best_epoch), 0)
+                yield inputs, labels
+
+        def step(batch: tuple[dict[str, torch.Tensor], torch.Tensor]) -> Step:
+            inputs, labels = batch
+            with autocast(ctx):
+                logits = model(inputs).float()
+            return Step(loss_fn(logits, labels), len(labels))
+
+        stopping = _Validation(model, data.val, ctx, self.stage_name, self.early_stopping)
+        train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
+                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
+                                               self.scheduler, self.grad_clip),
+                     batches=batches, step=step, after_epoch=stopping if stopping.active else None, audit=True)
+        stopping.restore()
         return model
+
+
+class _Validation:
+    """Early stopping on the validation split (training subjects only): logs its loss and UF1
+    (``mercore.metrics``) each epoch, stops after ``patience`` epochs without improvement and
+    restores the best epoch's weights."""
+
+    def __init__(self, model: nn.Module, val: TensorSet | None, ctx: StageContext, stage: str,
+                 rule: EarlyStopping) -> None:
+        self.model, self.val, self.ctx, self.stage, self.rule = model, val, ctx, stage, rule
+        self.active = val is not None and len(val) > 0 and rule.patience is not None
+        self.best_score, self.best_state, self.best_epoch, self.stale = -math.inf, None, -1, 0
+
+    def __call__(self, epoch: int, means: dict[str, float]) -> bool:
+        logits = predict_logits(self.model, self.val, self.ctx.device, amp=self.ctx.amp_dtype)
+        labels = self.val.labels.cpu()
+        val_loss = nn.functional.cross_entropy(logits, labels).item()
+        val_uf1 = scores(labels.tolist(), logits.argmax(1).tolist(), self.ctx.num_classes).uf1
+        self.ctx.log_metric(f"{self.stage}/val_loss", val_loss, epoch)
+        self.ctx.log_metric(f"{self.stage}/val_uf1", val_uf1, epoch)
+        score = -val_loss if self.rule.monitor == "val_loss" else val_uf1
+        if score > self.best_score:
+            self.best_score, self.best_epoch, self.stale = score, epoch, 0
+            self.best_state = copy.deepcopy(self.model.state_dict()) if self.rule.restore_best else None
+            return False
+        self.stale += 1
+        return self.stale >= self.rule.patience
+
+    def restore(self) -> None:
+        if self.active and self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+            self.ctx.log_metric(f"{self.stage}/best_epoch", float(self.best_epoch), 0)

@@ -11,17 +11,16 @@ farther). The three members go through the same (weight-sharing) network in one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import pairwise_squared_distances, triplet_margin_loss
-from .supervised import build_optimizer, build_scheduler
+from .loop import Optimisation, Step, autocast, train_epochs, trainable
 
 Embed = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -148,36 +147,24 @@ class TripletTrainer(Trainer):
         if not sampler.usable:
             ctx.log_metric(f"{self.stage_name}/skipped", 1.0, 0)
             return model
-        params = self.parameters(model) if self.parameters else [p for p in model.parameters() if p.requires_grad]
-        params = list(params)
-        opt = build_optimizer(params, self.optimizer, self.lr, self.weight_decay, self.momentum)
-        sched = build_scheduler(opt, self.scheduler, self.epochs)
-        bar = tqdm(range(self.epochs), desc=f"{ctx.fold} {self.stage_name}", leave=False, disable=not ctx.progress)
-        for epoch in bar:
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
             dist = self._all_distances(model, train) if self.mining == "semihard" else None
-            model.train()
             anchors = sampler.anchors()
-            total, active, count = 0.0, 0, 0
             for start in range(0, len(anchors), self.batch_size):
-                a, p, n = sampler.sample(anchors[start:start + self.batch_size], self.mining, dist, self.margin)
-                idx = torch.cat([a, p, n]).to(device)
-                inputs = {k: v[idx] for k, v in train.inputs.items()}
-                with torch.autocast(device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None):
-                    z = self._embed(model, inputs).float()
-                za, zp, zn = z.split(len(a))
-                losses = triplet_margin_loss(za, zp, zn, self.margin, reduction="none")
-                loss = losses.mean()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                if self.grad_clip:
-                    nn.utils.clip_grad_norm_(params, self.grad_clip)
-                opt.step()
-                total += loss.item() * len(a)
-                active += int((losses > 0).sum())
-                count += len(a)
-            if sched is not None:
-                sched.step()
-            ctx.log_metric(f"{self.stage_name}/loss", total / max(count, 1), epoch)
-            ctx.log_metric(f"{self.stage_name}/active_triplets", active / max(count, 1), epoch)
-            bar.set_postfix(loss=f"{total / max(count, 1):.3f}")
+                yield sampler.sample(anchors[start:start + self.batch_size], self.mining, dist, self.margin)
+
+        def step(triplets: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> Step:
+            a, p, n = triplets
+            idx = torch.cat([a, p, n]).to(device)
+            with autocast(ctx):
+                z = self._embed(model, {k: v[idx] for k, v in train.inputs.items()}).float()
+            za, zp, zn = z.split(len(a))
+            losses = triplet_margin_loss(za, zp, zn, self.margin, reduction="none")
+            return Step(losses.mean(), len(a), {"active_triplets": (float((losses > 0).sum()), float(len(a)))})
+
+        train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
+                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
+                                               self.scheduler, self.grad_clip),
+                     batches=batches, step=step)
         return model

@@ -8,8 +8,6 @@ from mercore import FeatureRequest, Method, hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from mercore import SupervisedTrainer
-
 
 NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
 
@@ -49,11 +47,6 @@ class AHMSANet(Method):
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
         return build_model(config["model"], num_classes)
-
-    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
-        from mercore import SupervisedTrainer
-
-        return [SupervisedTrainer.from_config(config["train"])]
 
 
 @hookimpl

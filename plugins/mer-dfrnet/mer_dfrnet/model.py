@@ -20,6 +20,7 @@ from torch import nn
 
 from mercore import Encoder, Fusion
 from mercore.nn.attention import ChannelAttention, SpatialAttention
+from mercore.nn.init import init_resnet_style
 
 BRANCHES = ("spatial", "temporal", "differential")
 #: the input stream (batch key) each branch reads
@@ -245,17 +246,7 @@ class DFRNetModel(nn.Module):
         self.backbone = AttentionResNet(c0, cfg)
         self.dropout = nn.Dropout(cfg.dropout) if cfg.dropout else nn.Identity()
         self.head = nn.Linear(self.backbone.out_features, num_classes)
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_resnet_style(self)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = {b: enc(batch[STREAM_OF[b]]) for b, enc in self.branches.items()}  # each (B, C0, H, W)

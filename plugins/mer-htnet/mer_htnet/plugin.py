@@ -8,8 +8,6 @@ from mercore import FeatureRequest, Method, hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from mercore import SupervisedTrainer
-
 
 class HTNet(Method):
     """Hierarchical Transformer Network: local self-attention within blocks of the four facial
@@ -39,11 +37,6 @@ class HTNet(Method):
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
         return build_model(config["model"], num_classes)
-
-    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
-        from mercore import SupervisedTrainer
-
-        return [SupervisedTrainer.from_config(config["train"])]
 
 
 @hookimpl

@@ -16,16 +16,14 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
-from mercore import (FeatureRequest, FoldData, LoadOptions, Sample, StageContext, SupervisedTrainer, Trainer, check_keys,
-                     write_image)
-from mercore.training.supervised import build_optimizer
+from mercore import (FeatureRequest, FoldData, LoadOptions, Optimisation, Sample, StageContext, Step, SupervisedTrainer,
+                     Trainer, check_keys, train_epochs, write_image)
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
@@ -342,27 +340,24 @@ class MoExtPretrainer(Trainer):
         for key, count in counts.items():
             ctx.log_metric(f"{self.stage_name}/{key}", float(count), 0)
         expansion = ViewExpansion(self.views, tuple(self.view_ops), self.noise_std, tuple(self.contrast))
-        opt = build_optimizer([p for p in model.parameters() if p.requires_grad], self.optimizer, self.lr,
-                              self.weight_decay, self.momentum)
         gen = ctx.generator(offset=31)
-        bar = tqdm(range(self.epochs), desc=f"{ctx.fold} {self.stage_name}", leave=False, disable=not ctx.progress)
-        for epoch in bar:
-            model.train()
-            sums: dict[str, float] = {}
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
             for idx in batch_indices(n, self.batch_size, gen):
                 o, a = onset[idx].to(device), apex[idx].to(device)
                 if self.augment is not None:
                     aug = self.augment({"onset": o, "apex": a}, gen)
                     o, a = aug["onset"], aug["apex"]
-                terms = self.losses(model, o, a, expansion, gen)
-                opt.zero_grad(set_to_none=True)
-                terms["loss"].backward()
-                opt.step()
-                for k, v in terms.items():
-                    sums[k] = sums.get(k, 0.0) + v.item() * len(idx)
-            for k, v in sums.items():
-                ctx.log_metric(f"{self.stage_name}/{k}", v / n, epoch)
-            bar.set_postfix(l_re=f"{sums.get('l_re', 0.0) / n:.4f}")
+                yield o, a
+
+        def step(pairs: tuple[torch.Tensor, torch.Tensor]) -> Step:
+            terms = self.losses(model, *pairs, expansion, gen)
+            size = len(pairs[0])
+            return Step(terms.pop("loss"), size, {k: (v.item() * size, float(size)) for k, v in terms.items()})
+
+        train_epochs(model, [p for p in model.parameters() if p.requires_grad], ctx, stage=self.stage_name,
+                     epochs=self.epochs, batches=batches, step=step,
+                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum))
         if self.preview > 0:
             preview = Path(ctx.work_dir) / PREVIEW_FILE
             save_preview(model, onset[: self.preview], apex[: self.preview], device, preview)

@@ -501,3 +501,18 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
                      (test3,))
     extra3 = MoExtPretrainer.from_config({"micro_sources": ["casme3"]}).micro_samples(data3)
     assert extra3 and test3 not in {s.group for s in extra3}
+
+
+def test_pretraining_steps_through_the_core_training_loop(tmp_path, monkeypatch):
+    from mercore.training import loop
+
+    steps: list[float] = []
+    real = loop.descend
+    monkeypatch.setattr(loop, "descend", lambda loss, *a, **k: steps.append(loss.item()) or real(loss, *a, **k))
+    onset, apex = synthetic_pairs(6)
+    log: list = []
+    MoExtPretrainer(epochs=2, batch_size=3, micro_sources=[], macro_source="none", preview=0).fit(
+        build_model(tiny_model_cfg(), 2, 32), fold_of(onset, apex), ctx_for(tmp_path, log))
+    assert len(steps) == 4
+    losses = [v for k, v, _ in log if k == "pretrain/loss"]
+    assert len(losses) == 2 and all(v > 0 for v in losses)

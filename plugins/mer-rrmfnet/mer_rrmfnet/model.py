@@ -23,6 +23,7 @@ from torch.nn import functional as F
 
 from mercore import Encoder, Fusion, check_keys
 from mercore.nn.attention import CBAM
+from mercore.nn.init import init_resnet_style
 from mercore.nn.rep import RepConv, reparameterize
 
 STREAMS = ("flow", "apex")
@@ -457,17 +458,7 @@ class RRMFNetModel(nn.Module):
         flat = self.reduce.out_channels * self.reduce.out_cells(_grid(int(cfg.resize_to), 4))  # P4 grid side
         self.head = nn.Sequential(nn.Linear(flat, cfg.ch(cfg.mlp_hidden)), nn.ReLU(inplace=True),
                                   nn.Dropout(cfg.dropout), nn.Linear(cfg.ch(cfg.mlp_hidden), num_classes))
-        self._init_weights()
-
-    def _init_weights(self) -> None:
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
+        init_resnet_style(self)
 
     def forward(self, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
         feats = [branch(batch[s]) for s, branch in self.branches.items()]  # each (B, C_a, R/16, R/16)

@@ -12,8 +12,6 @@ from mercore import FeatureRequest, Method, hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-    from mercore import SupervisedTrainer
-
 
 class RRMFNet(Method):
     """IncepResizer + ResNet-style backbone + EuRepGFPN + AAB (CBAM) per stream (TV-L1 flow, apex
@@ -54,11 +52,6 @@ class RRMFNet(Method):
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
         return build_model(config["model"], num_classes)
-
-    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
-        from mercore import SupervisedTrainer
-
-        return [SupervisedTrainer.from_config(config["train"])]
 
 
 @hookimpl

@@ -2,11 +2,12 @@
 
 This plugin is the template ``mer new-plugin`` copies. A method plugin is:
 - ``config.yaml``: the paper's setup, its variants and CPU-sized profiles;
-- a ``Method`` subclass that turns a resolved config into input streams (``features``), a model
-  (``build_model``) and trainer stages (``stages``);
+- a ``Method`` subclass that turns a resolved config into input streams (``features``) and a model
+  (``build_model``); its trainer stages (``stages``) are the core's default, one supervised stage
+  set by the config's ``train`` section;
 - a ``mer_register_methods`` hook, found through the ``mer`` entry point in ``pyproject.toml``.
-Loading the entry point must not import torch (``mer plugins`` lists every plugin): the model and
-the trainer are imported inside the methods that build them, and the package ``__init__`` is lazy.
+Loading the entry point must not import torch (``mer plugins`` lists every plugin): the model is
+imported inside the method that builds it, and the package ``__init__`` is lazy.
 The core owns data loading, feature caching, the LOSO loop and the metrics.
 """
 from __future__ import annotations
@@ -17,8 +18,6 @@ from mercore import FeatureRequest, Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
-
-    from mercore import SupervisedTrainer
 
 SOURCES = ("clips", "release")
 
@@ -52,11 +51,6 @@ class STSTNet(Method):
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
         return build_model(config["model"], num_classes, size=int(config["features"]["size"]))
-
-    def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
-        from mercore import SupervisedTrainer
-
-        return [SupervisedTrainer.from_config(config["train"])]
 
 
 @hookimpl

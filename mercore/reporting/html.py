@@ -22,11 +22,11 @@ from typing import Any, Sequence
 import numpy as np
 import yaml
 
-from .evaluation.results import FoldResult, RunResult, SeedsResult
-from .evaluation.statistics import METHOD
-from .io import atomic_write_bytes, atomic_write_text
-from .metrics import Scores
-from .reporting import LEAKY_LABEL, confusion_png
+from ..evaluation.results import FoldResult, RunResult, SeedsResult
+from ..evaluation.statistics import METHOD
+from ..io import atomic_write_bytes, atomic_write_text
+from ..metrics import Scores
+from .artifacts import LEAKY_LABEL, confusion_png
 
 METRICS = (("uf1", "UF1"), ("uar", "UAR"), ("acc", "Acc"), ("weighted_f1", "weighted F1"))
 LEAKY_EXPLANATION = (
@@ -83,7 +83,7 @@ def resolve_run(ref: str, tracking_uri: str | None = None) -> Path:
         return path
     import mlflow
 
-    from .tracking import DEFAULT_TRACKING_URI
+    from ..tracking import DEFAULT_TRACKING_URI
 
     client = mlflow.tracking.MlflowClient(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
     try:
@@ -101,7 +101,7 @@ def resolve_run(ref: str, tracking_uri: str | None = None) -> Path:
 # ------------------------------------------------------------------------------ paper figures
 def reported_figures(result: RunResult, catalogue: dict[str, Any] | None = None) -> list[dict[str, Any]]:
     """The paper's printed numbers for this method, variant and task (all datasets)."""
-    from .catalogue import read_catalogue
+    from ..catalogue import read_catalogue
 
     catalogue = read_catalogue() if catalogue is None else catalogue
     entries = (catalogue.get(result.method) or {}).get("reported") or []
@@ -363,7 +363,7 @@ def leaky_rows(results: Sequence[RunResult]) -> list[list[Any]]:
 
 def seeds_section(result: SeedsResult) -> Section:
     """Each seed's figures with intervals, their mean +- std and the interval of the seed mean."""
-    from .reporting import seeds_table
+    from .artifacts import seeds_table
 
     section = Section(f"{_run_title(result.first)}: {len(result.runs)} seeds")
     section.text(f"The same LOSO configuration run once per seed ({', '.join(map(str, result.seeds))}); "

@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 import yaml
 
-from .evaluation.results import RunResult, SeedsResult
-from .evaluation.statistics import LEVEL, METHOD, Interval
-from .io import atomic_write_bytes, atomic_write_text
-from .metrics import Scores
+from ..evaluation.results import RunResult, SeedsResult
+from ..evaluation.statistics import LEVEL, METHOD, Interval
+from ..io import atomic_write_bytes, atomic_write_text
+from ..metrics import Scores
 
 LEAKY_LABEL = "not a result: shows how much test-epoch selection would inflate this figure"
 
@@ -122,7 +122,7 @@ def seeds_table(result: SeedsResult) -> str:
 
 
 def write_seed_artifacts(result: SeedsResult, folder: Path) -> list[Path]:
-    """``seeds.json`` (the seeds' run folders, for :func:`mercore.report.load_result`) and the
+    """``seeds.json`` (the seeds' run folders, for :func:`mercore.reporting.html.load_result`) and the
     aggregate summary; return the artifact paths."""
     atomic_write_text(folder / "seeds.json", json.dumps(
         {"seeds": result.seeds, "runs": [r.run_dir.name for r in result.runs]}, indent=2))

@@ -1,0 +1,132 @@
+"""The one training loop: what it logs, when it stops, audits and clips, and that every trainer
+(supervised, triplet, episodic, MoExt pre-training) takes its gradient steps through it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mercore import FoldData, Optimisation, Sample, StageContext, Step, TensorSet, train_epochs
+from mercore.metrics import scores
+from mercore.training import loop
+from mercore.training.episodic import EpisodicTrainer, PrototypeClassifier
+from mercore.training.supervised import EarlyStopping, SupervisedTrainer
+from mercore.training.triplet import TripletTrainer
+
+
+def ctx_for(tmp_path: Path, log: list, num_classes: int = 3, audit=None) -> StageContext:
+    return StageContext(device=torch.device("cpu"), seed=0, num_classes=num_classes,
+                        class_names=tuple("abc"[:num_classes]), fold="f", work_dir=tmp_path, progress=False,
+                        log_metric=lambda k, v, s: log.append((k, v, s)), audit=audit)
+
+
+class Embedder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 3)
+        self.prototypes = PrototypeClassifier(3, [3])
+
+    def embed(self, batch):
+        return (self.lin(batch["x"]),)
+
+    def forward(self, batch):
+        return self.lin(batch["x"])
+
+
+def fold(n: int = 24) -> FoldData:
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(n) % 3
+    x = torch.randn(n, 4, generator=g) + labels[:, None].float()
+    samples = [Sample("toy", f"s{i % 4}", f"c{i}") for i in range(n)]
+    train = TensorSet({"x": x}, labels, samples)
+    return FoldData(train=train, val=None, test=train.subset([0, 1]), test_groups=("toy/s9",))
+
+
+def test_epoch_means_are_weighted_by_batch_size_and_metrics_by_their_counts(tmp_path):
+    model = nn.Linear(1, 1)
+    losses = iter([1.0, 4.0])
+    log: list = []
+
+    def step(batch: int) -> Step:
+        value = next(losses)
+        return Step(model.weight.sum() * 0 + value, size=batch, metrics={"hits": (float(batch), 4.0)})
+
+    train_epochs(model, model.parameters(), ctx_for(tmp_path, log), stage="s", epochs=1,
+                 optimisation=Optimisation("sgd", 0.1), batches=lambda epoch: [1, 3], step=step)
+    logged = {k: v for k, v, _ in log}
+    assert logged["s/loss"] == pytest.approx((1.0 * 1 + 4.0 * 3) / 4)
+    assert logged["s/hits"] == pytest.approx(4 / 8)
+
+
+def test_after_epoch_stops_training_and_the_audit_runs_only_when_asked(tmp_path):
+    model = nn.Linear(1, 1)
+    seen: list[int] = []
+    audited: list[int] = []
+
+    def run(audit: bool) -> None:
+        seen.clear()
+        train_epochs(model, model.parameters(), ctx_for(tmp_path, [], audit=lambda m, e: audited.append(e)),
+                     stage="s", epochs=10, optimisation=Optimisation("sgd", 0.1),
+                     batches=lambda epoch: [epoch], step=lambda b: Step((model.weight ** 2).sum()),
+                     after_epoch=lambda epoch, means: seen.append(epoch) or epoch == 2, audit=audit)
+
+    run(audit=False)
+    assert seen == [0, 1, 2] and audited == []
+    run(audit=True)
+    assert audited == [0, 1, 2]
+
+
+def test_gradients_are_clipped_to_the_configured_norm(tmp_path):
+    model = nn.Linear(8, 1)
+    norms: list[float] = []
+    real_step = torch.optim.SGD.step
+
+    def recording_step(self, *args, **kwargs):
+        norms.append(float(torch.cat([p.grad.flatten() for p in model.parameters()]).norm()))
+        return real_step(self, *args, **kwargs)
+
+    x = torch.full((4, 8), 100.0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(torch.optim.SGD, "step", recording_step)
+        train_epochs(model, model.parameters(), ctx_for(tmp_path, []), stage="s", epochs=2,
+                     optimisation=Optimisation("sgd", 1e-3, grad_clip=0.5), batches=lambda epoch: [x],
+                     step=lambda b: Step(model(b).pow(2).mean()))
+    assert norms and max(norms) <= 0.5 + 1e-5
+
+
+@pytest.mark.parametrize("make", [
+    lambda: SupervisedTrainer(epochs=2, batch_size=8),
+    lambda: TripletTrainer(epochs=2, batch_size=8, mining="semihard", embed=lambda m, x: m.embed(x)[0]),
+    lambda: EpisodicTrainer(epochs=2, episodes_per_epoch=4, episodes_per_batch=2, k_shot=2, q_query=2),
+], ids=["supervised", "triplet", "episodic"])
+def test_every_core_trainer_steps_through_the_one_loop(tmp_path, monkeypatch, make):
+    steps: list[float] = []
+    real = loop.descend
+    monkeypatch.setattr(loop, "descend", lambda loss, *a, **k: steps.append(loss.item()) or real(loss, *a, **k))
+    model = Embedder()
+    before = model.lin.weight.detach().clone()
+    make().fit(model, fold(), ctx_for(tmp_path, []))
+    assert len(steps) >= 2
+    assert not torch.equal(before, model.lin.weight)
+
+
+def test_early_stopping_monitors_the_reported_uf1(tmp_path):
+    """val_uf1 is mercore.metrics' UF1 (classes of the ground truth), not a private variant."""
+    data = fold()
+    val = data.train.subset(list(range(0, 24, 3)))  # class 0 only
+    data = FoldData(train=data.train, val=val, test=data.test, test_groups=data.test_groups)
+    log: list = []
+    model = Embedder()
+    SupervisedTrainer(epochs=1, batch_size=8, lr=0.0,
+                      early_stopping=EarlyStopping(patience=1, monitor="val_uf1")).fit(model, data, ctx_for(tmp_path, log))
+    with torch.no_grad():
+        pred = model.lin(val.inputs["x"]).argmax(1)
+    expected = scores(val.labels.tolist(), pred.tolist(), 3).uf1
+    assert [v for k, v, _ in log if k == "train/val_uf1"] == [pytest.approx(expected)]
+
+
+def test_episodic_training_refuses_a_model_without_the_prototype_interface(tmp_path):
+    with pytest.raises(TypeError, match="prototype model.*Linear"):
+        EpisodicTrainer(epochs=1).fit(nn.Linear(4, 3), fold(), ctx_for(tmp_path, []))
