@@ -75,6 +75,13 @@ class Param:
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return trial.suggest_categorical(self.key, list(self.choices))
 
+    @property
+    def example(self) -> Any:
+        """A value of the space, of the type a trial suggests (an int for an int range)."""
+        if self.type == "categorical":
+            return self.choices[0]
+        return int(self.low) if self.type == "int" else self.low
+
     def spec(self) -> dict[str, Any]:
         if self.type == "categorical":
             return {"type": self.type, "choices": list(self.choices)}
@@ -164,8 +171,7 @@ def with_values(config: Mapping[str, Any], values: Mapping[str, Any], origin: st
 
 def check_space(config: Mapping[str, Any], params: Sequence[Param]) -> None:
     """Every searched key must exist in the method's config (checked before the first fit)."""
-    with_values(config, {p.key: (p.choices[0] if p.type == "categorical" else p.low) for p in params},
-                " (in the search space)")
+    with_values(config, {p.key: p.example for p in params}, " (in the search space)")
 
 
 # ------------------------------------------------------------------------------ the search

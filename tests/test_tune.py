@@ -15,7 +15,7 @@ from mercore import SupervisedTrainer
 from mercore.cli import cli
 from mercore.compare import describe
 from mercore.config import ConfigError, resolve_config
-from mercore.tuning import load_space, parse_space, tune
+from mercore.tuning import check_space, load_space, parse_space, tune
 
 optuna = pytest.importorskip("optuna")
 
@@ -178,6 +178,14 @@ def test_search_space_errors_are_clear(tmp_path, toy_registry):
         _tune(toy_registry, tmp_path, space=parse_space({"train": {"type": "categorical", "choices": [1]}}))
     with pytest.raises(ConfigError, match=r"--inner-folds 4: must be between 2 and .* \(3\)"):
         _tune(toy_registry, tmp_path, inner_folds=4)
+
+
+def test_an_int_range_fits_an_int_key_and_a_float_range_does_not(toy_registry):
+    """A space is checked against the config with a value of the type its trials suggest."""
+    config = resolve_config(toy_registry.method("toy"), profile="quick")
+    check_space(config, parse_space({"train.epochs": {"type": "int", "low": 50, "high": 200, "step": 50}}))
+    with pytest.raises(ConfigError, match=r"config key 'train.epochs' \(in the search space\): expected an integer"):
+        check_space(config, parse_space({"train.epochs": {"type": "float", "low": 1, "high": 3}}))
 
 
 def test_missing_optuna_is_a_clear_error(toy_registry, tmp_path, monkeypatch):
