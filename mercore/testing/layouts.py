@@ -23,7 +23,7 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .synthetic import ClipSpec, _pick_actions, _rng, make_face, render_clip
+from ..data.synthetic import ClipSpec, _pick_actions, _rng, make_face, render_clip
 
 CASME2_CLASSES = {"1": "happiness", "2": "surprise", "3": "disgust", "4": "repression", "5": "others"}
 SAMM_CLASSES = {"1": "Anger", "2": "Contempt", "3": "Happiness", "4": "Surprise", "5": "Other"}
