@@ -81,13 +81,13 @@ def smic_pairs(n: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray
 def _frame_map(face: synthetic.Face, spec: synthetic.ClipSpec) -> tuple:
     """The generator's per-frame sampling map m_t(x) (``render_clip``): frame_t(x) = base(m_t(x))."""
     size = face.neutral.shape[0]
-    rng = synthetic._rng(spec.seed, 2)  # same draws, in the same order, as render_clip
+    rng = synthetic.seeded_rng(spec.seed, 2)  # same draws, in the same order, as render_clip
     fld = np.moveaxis(synthetic.action_field(face, spec, size), -1, 0)  # (2, H, W)
     amp = synthetic.profile(spec)
     k = size / 128.0
-    tx = synthetic._smooth_walk(rng, spec.n_frames, rng.uniform(0.2, 1.0) * k)
-    ty = synthetic._smooth_walk(rng, spec.n_frames, rng.uniform(0.2, 1.0) * k)
-    rot = np.deg2rad(synthetic._smooth_walk(rng, spec.n_frames, rng.uniform(0.1, 0.5)))
+    tx = synthetic.render.smooth_walk(rng, spec.n_frames, rng.uniform(0.2, 1.0) * k)
+    ty = synthetic.render.smooth_walk(rng, spec.n_frames, rng.uniform(0.2, 1.0) * k)
+    rot = np.deg2rad(synthetic.render.smooth_walk(rng, spec.n_frames, rng.uniform(0.1, 0.5)))
     cx, cy = face.landmarks["center"]
     ys, xs = np.mgrid[0:size, 0:size].astype(np.float64)
 

@@ -9,7 +9,7 @@ import pytest
 
 from mercore.data.casme3 import Casme3Dataset
 from mercore.data.dataset import DatasetError, LoadOptions
-from mercore.data.layouts import _xlsx, write_casme3
+from mercore.testing.layouts import _xlsx, write_casme3
 from mercore.shared import shared_dir
 
 SHARED = shared_dir()

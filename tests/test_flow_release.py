@@ -8,7 +8,7 @@ import pytest
 
 from mercore.data.dataset import DatasetError, LoadOptions
 from mercore.data.flow_release import MegcFlowReleaseDataset
-from mercore.data.layouts import write_flow_release
+from mercore.testing.layouts import write_flow_release
 from mercore.shared import shared_dir
 
 SMIC = shared_dir() / "data" / "megc2019-flow-smic"

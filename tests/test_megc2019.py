@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from mercore.data.dataset import DatasetError, LoadOptions
-from mercore.data.layouts import read_table, write_megc2019
+from mercore.testing.layouts import read_table, write_megc2019
 from mercore.data.megc2019 import Megc2019Dataset
 from mercore.shared import shared_dir
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mercore.data.dataset import DatasetError, LoadOptions
-from mercore.data.layouts import SAMM_HEADER, _xlsx, write_samm
+from mercore.testing.layouts import SAMM_HEADER, _xlsx, write_samm
 from mercore.data.samm import SammDataset
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mercore.data.dataset import DatasetError, LoadOptions
-from mercore.data.layouts import FrameWriter, write_smic
+from mercore.testing.layouts import FrameWriter, write_smic
 from mercore.data.smic import SmicDataset
 
 

@@ -145,7 +145,7 @@ def test_refuses_non_empty_and_is_atomic(tmp_path, monkeypatch):
     def boom(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "render_clip", boom)
+    monkeypatch.setattr(synthetic.corpus, "render_clip", boom)  # the corpus writer renders each clip
     with pytest.raises(KeyboardInterrupt):
         generate(tmp_path / "d", subjects=1, clips_per_subject=1, size=64)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c"]

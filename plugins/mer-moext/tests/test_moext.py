@@ -470,7 +470,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     from mercore import LoadOptions
     from mercore.data.casme2 import Casme2Dataset
     from mercore.data.casme3 import Casme3Dataset
-    from mercore.data.layouts import write_casme2, write_casme3
+    from mercore.testing.layouts import write_casme2, write_casme3
 
     root2 = write_casme2(tmp_path / "casme2", SHARED_ANNOTATIONS, frames_per_clip=None)  # every frame: no gaps
     root3 = write_casme3(tmp_path / "casme3", SHARED_ANNOTATIONS, macro_rows=1)

@@ -23,7 +23,8 @@ from typing import Iterable, Sequence
 import cv2
 import numpy as np
 
-from .synthetic import ClipSpec, _pick_actions, _rng, make_face, render_clip
+from ..data.synthetic import ClipSpec, make_face, render_clip
+from ..data.synthetic.plan import pick_actions, seeded_rng
 
 CASME2_CLASSES = {"1": "happiness", "2": "surprise", "3": "disgust", "4": "repression", "5": "others"}
 SAMM_CLASSES = {"1": "Anger", "2": "Contempt", "3": "Happiness", "4": "Surprise", "5": "Other"}
@@ -86,11 +87,11 @@ class FrameWriter:
             self._faces[subject] = make_face(len(self._faces), self.size, self.seed)
         pos = {n: i for i, n in enumerate(numbers)}
         key = abs(hash((subject, clip))) % (2**31)
-        rng = _rng(self.seed, key)
+        rng = seeded_rng(self.seed, key)
         cls = RENDER_CLASS.get(emotion.lower(), "others")
         spec = ClipSpec(subject=subject, clip=clip, emotion=cls, n_frames=len(numbers), onset=pos[onset],
                         apex=pos[apex], offset=pos[offset], start_number=numbers[0],
-                        actions=_pick_actions(rng, cls), peak_px=2.0 * self.size / 128, seed=key)
+                        actions=pick_actions(rng, cls), peak_px=2.0 * self.size / 128, seed=key)
         for name, data in zip(names, render_clip(self._faces[subject], spec)):
             path = folder / name
             if path.suffix.lower() == ".jpg":
