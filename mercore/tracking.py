@@ -23,7 +23,7 @@ from typing import Any, Iterator, Mapping
 
 from .config import flatten
 from .evaluation.results import FoldResult, RunResult, SeedsResult
-from .interrupt import process_alive
+from .interrupt import deferred_signals, process_alive
 
 DEFAULT_TRACKING_URI = "sqlite:///mlflow.db"
 log = logging.getLogger(__name__)
@@ -155,16 +155,29 @@ class MlflowTracker(Tracker):
             env_tags.update({"mer.cuda": str(torch.version.cuda), "mer.gpu": torch.cuda.get_device_name(0)})
         self._close_orphans(tags.get("mer.run_dir"))
         nested = self.mlflow.active_run() is not None  # a seed's run inside `--seeds`
-        with self.mlflow.start_run(run_name=name, tags={**env_tags, **tags}, nested=nested,
-                                   log_system_metrics=_system_metrics(config)) as run, \
-                self._killed_on_interrupt(run.info.run_id):
+        params = {k: str(v)[:6000] for k, v in flatten(config).items()}
+        params.update({f"env.{k}": v for k, v in (environment or {}).items()})
+        active = self._start(params, run_name=name, tags={**env_tags, **tags}, nested=nested,
+                             log_system_metrics=_system_metrics(config))
+        with active as run, self._killed_on_interrupt(run.info.run_id):
             self.run_id = run.info.run_id
-            params = {k: str(v)[:6000] for k, v in flatten(config).items()}
-            params.update({f"env.{k}": v for k, v in (environment or {}).items()})
-            items = list(params.items())
-            for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-                self.mlflow.log_params(dict(items[i:i + 100]))
             yield self
+
+    def _start(self, params: Mapping[str, str], **start: Any) -> Any:
+        """``mlflow.start_run(**start)`` and its params, as one write that a signal does not cut
+        in half; a signal that arrived meanwhile ends the new run as KILLED, then stops the caller."""
+        active = None
+        try:
+            with deferred_signals():
+                active = self.mlflow.start_run(**start)
+                items = list(params.items())
+                for i in range(0, len(items), 100):  # MLflow caps a batch at 100 params
+                    self.mlflow.log_params(dict(items[i:i + 100]))
+        except KeyboardInterrupt:
+            if active is not None:
+                self.mlflow.end_run("KILLED")
+            raise
+        return active
 
     @contextlib.contextmanager
     def _killed_on_interrupt(self, parent_id: str | None = None) -> Iterator[None]:
@@ -188,6 +201,10 @@ class MlflowTracker(Tracker):
 
     def _close_orphans(self, run_dir: str | None) -> None:
         """Mark KILLED the runs of ``run_dir`` that a process of this host left RUNNING when it died."""
+        with deferred_signals():
+            self._close_orphans_now(run_dir)
+
+    def _close_orphans_now(self, run_dir: str | None) -> None:
         experiment = self.mlflow.get_experiment_by_name(self.experiment)
         if run_dir is None or experiment is None:
             return
@@ -204,9 +221,9 @@ class MlflowTracker(Tracker):
 
         from .metrics import scores
 
-        with self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
-                                   tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run, \
-                self._killed_on_interrupt():
+        with deferred_signals(), \
+                self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
+                                      tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run:
             self.mlflow.log_params({"test_subject": fold.fold, "n_train": fold.n_train, "n_val": fold.n_val,
                                     "n_test": len(fold.keys)})
             client = self.mlflow.tracking.MlflowClient()
@@ -225,48 +242,51 @@ class MlflowTracker(Tracker):
     def log_result(self, result: RunResult, artifacts: list[Path]) -> None:
         """Pooled metrics with their 95 % interval (``uf1_ci_low`` / ``uf1_ci_high``), per corpus
         in a composite, and the baseline; the leaky audit figure only as ``leaky_*`` (not a result)."""
-        metrics = {**result.scores().as_dict(), **_interval_metrics(result.intervals())}
-        metrics.update(result.baseline_scores().as_dict("baseline_"))
-        metrics["skipped_rows"] = len(result.skipped)  # the rows themselves: skipped.txt, summary.json
-        if len(result.datasets) > 1:
-            for d, s in result.per_dataset().items():
-                metrics.update({**s.as_dict(f"{d}_"), **_interval_metrics(result.intervals(d), f"{d}_")})
-        leaky = result.leaky_scores()
-        if leaky is not None:
-            metrics.update({"leaky_uf1": leaky.uf1, "leaky_uar": leaky.uar})
-        self.mlflow.log_metrics(metrics)
-        self.mlflow.set_tags({"mer.bootstrap_resamples": str(result.bootstrap["resamples"]),
-                              "mer.bootstrap_seed": str(result.bootstrap["seed"])})
-        for path in artifacts:
-            self.mlflow.log_artifact(str(path))
+        with deferred_signals():  # one write: see mercore.interrupt
+            metrics = {**result.scores().as_dict(), **_interval_metrics(result.intervals())}
+            metrics.update(result.baseline_scores().as_dict("baseline_"))
+            metrics["skipped_rows"] = len(result.skipped)  # the rows themselves: skipped.txt, summary.json
+            if len(result.datasets) > 1:
+                for d, s in result.per_dataset().items():
+                    metrics.update({**s.as_dict(f"{d}_"), **_interval_metrics(result.intervals(d), f"{d}_")})
+            leaky = result.leaky_scores()
+            if leaky is not None:
+                metrics.update({"leaky_uf1": leaky.uf1, "leaky_uar": leaky.uar})
+            self.mlflow.log_metrics(metrics)
+            self.mlflow.set_tags({"mer.bootstrap_resamples": str(result.bootstrap["resamples"]),
+                                  "mer.bootstrap_seed": str(result.bootstrap["seed"])})
+            for path in artifacts:
+                self.mlflow.log_artifact(str(path))
 
     def log_seeds(self, result: SeedsResult, artifacts: list[Path]) -> None:
         """Each seed's UF1 / UAR (``seed<N>_uf1``), mean and std over seeds, the seed-mean interval."""
-        metrics = {}
-        for r in result.runs:
-            metrics.update(r.scores().as_dict(f"seed{r.seed}_"))
-        for k, (mean, std) in result.spread().items():
-            metrics[f"{k}_mean"] = mean
-            if len(result.runs) > 1:
-                metrics[f"{k}_std"] = std
-        metrics.update(_interval_metrics(result.intervals(), suffix="_mean"))
-        self.mlflow.log_metrics(metrics)
-        self.mlflow.set_tag("mer.run_dir", str(result.run_dir))
-        for path in artifacts:
-            self.mlflow.log_artifact(str(path))
+        with deferred_signals():  # one write: see mercore.interrupt
+            metrics = {}
+            for r in result.runs:
+                metrics.update(r.scores().as_dict(f"seed{r.seed}_"))
+            for k, (mean, std) in result.spread().items():
+                metrics[f"{k}_mean"] = mean
+                if len(result.runs) > 1:
+                    metrics[f"{k}_std"] = std
+            metrics.update(_interval_metrics(result.intervals(), suffix="_mean"))
+            self.mlflow.log_metrics(metrics)
+            self.mlflow.set_tag("mer.run_dir", str(result.run_dir))
+            for path in artifacts:
+                self.mlflow.log_artifact(str(path))
 
     @contextlib.contextmanager
     def child(self, name: str, params: Mapping[str, Any], tags: Mapping[str, str]) -> Iterator["Tracker"]:
-        with self.mlflow.start_run(run_name=name, nested=True, tags=dict(tags)), self._killed_on_interrupt():
-            if params:
-                self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        active = self._start({k: str(v)[:6000] for k, v in params.items()}, run_name=name, nested=True, tags=dict(tags))
+        with active, self._killed_on_interrupt():
             yield self
 
     def log_metrics(self, metrics: Mapping[str, float]) -> None:
-        self.mlflow.log_metrics(dict(metrics))
+        with deferred_signals():
+            self.mlflow.log_metrics(dict(metrics))
 
     def log_params(self, params: Mapping[str, Any]) -> None:
-        self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
+        with deferred_signals():
+            self.mlflow.log_params({k: str(v)[:6000] for k, v in params.items()})
 
 
 def _interval_metrics(intervals: Mapping[str, Any], prefix: str = "", suffix: str = "") -> dict[str, float]:
