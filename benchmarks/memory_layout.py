@@ -20,11 +20,12 @@ from pathlib import Path
 
 import torch
 
-from mer_mpfnet.model import CAI3D, EncoderConfig
+from mer_mpfnet.method import MPFNet
+from mer_mpfnet.model import CAI3D, MPFNetConfig
 from mercore.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
-ENCODERS = {  # name -> (EncoderConfig kwargs, input T, H = W)
+ENCODERS = {  # name -> (model section overrides of the paper config, input T, H = W)
     "quick (stem 4, width x0.125, 32 px, T 3)": (dict(stem_channels=32, width=0.125, embedding_dim=64), 3, 32),
     "wider (stem 16, width x0.25, 64 px, T 5)": (dict(stem_channels=64, width=0.25, embedding_dim=64), 5, 64),
 }
@@ -57,7 +58,8 @@ def main() -> None:
     rows = []
     for name, (kwargs, t, size) in ENCODERS.items():
         torch.manual_seed(0)
-        enc = CAI3D(EncoderConfig(in_channels=5, length=t, size=size, **kwargs))
+        cfg = MPFNetConfig.from_config({**MPFNet().default_config()["model"], **kwargs}, size=size, length=t)
+        enc = CAI3D(cfg.encoder(5))
         x = torch.randn(args.batch, 5, t, size, size)
         x_last = x.contiguous(memory_format=torch.channels_last_3d)
         enc.eval()

@@ -48,7 +48,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from mer_moext import MoExtPretrainer, ObjectiveTrainer
+from mer_moext.pretrain import MoExtPretrainer, ObjectiveTrainer
 from mer_moext.model import Branch, MoExtModel, ResNetTrunk
 from mercore import FoldData, StageContext, TensorSet
 from mercore.config import resolve_config

@@ -50,15 +50,6 @@ _Loader.add_implicit_resolver(
     list("-+0123456789"))
 
 
-def check_keys(section: Mapping[str, Any], valid: Iterable[str], name: str) -> None:
-    """A ValueError naming the keys of a config ``section`` (called ``name`` in the message, e.g.
-    ``model``) that are not ``valid``, and listing the valid ones: a typo never passes silently."""
-    valid = set(valid)
-    unknown = set(section) - valid
-    if unknown:
-        raise ValueError(f"unknown {name} option(s) {sorted(unknown)}; valid: {sorted(valid)}")
-
-
 def yaml_load(text: str) -> Any:
     """Plain YAML data from ``text`` (never objects), with exponent floats read as floats."""
     return yaml.load(text, Loader=_Loader)  # noqa: S506 -- _Loader is a SafeLoader
@@ -71,6 +62,15 @@ ALIGN_CHOICES = ("auto", "dlib", "none")
 
 def core_defaults() -> dict[str, Any]:
     return yaml_load(resources.files("mercore").joinpath("configs/core.yaml").read_text())
+
+
+def trainer_defaults(kind: str) -> dict[str, Any]:
+    """The defaults of a core trainer (``supervised``, ``triplet``, ``episodic``, ``perturbation``),
+    from ``mercore/configs/trainers.yaml``: the only place they are written."""
+    table = yaml_load(resources.files("mercore").joinpath("configs/trainers.yaml").read_text())
+    if kind not in table:
+        raise ConfigError(f"unknown trainer kind {kind!r}; choose one of: {', '.join(table)}")
+    return table[kind]
 
 
 def load_yaml(path: Path | str) -> dict[str, Any]:
@@ -220,7 +220,14 @@ def resolve_config(method: Any, *, variant: str | None = None, profile: str | No
     variants = dict(defaults.pop("variants", {}) or {})
     defaults.pop("profiles", None)
     where = {"inputs": inputs, "dataset": dataset}
-    config = _apply_layer(core_defaults(), defaults, "", **where)
+    base = core_defaults()
+    for path, kind in getattr(method, "trainer_sections", {}).items():  # each trainer's full section, for the method to override
+        *parents, last = path.split(".")
+        node = base
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = trainer_defaults(kind)
+    config = _apply_layer(base, defaults, "", **where)
     variant = variant or method.default_variant
     if method.variants:
         if variant not in method.variants:

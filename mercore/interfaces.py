@@ -21,7 +21,9 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
+    from .data.dataset import LoadedDataset
     from .data.tensors import FoldData
+    from .evaluation.results import RunResult
 
 
 class FeatureExtractor(abc.ABC):
@@ -86,6 +88,8 @@ class StageContext:
     #: leakage audit only: records the test subject's predictions after an epoch. Nothing may
     #: read them back during training; they exist to show how inflated test-selected epochs are.
     audit: Callable[[nn.Module, int], None] | None = None
+    #: the stage now fitting (its ``stage_name``), set by the core before each stage's ``fit``
+    stage: str = ""
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""
@@ -105,11 +109,13 @@ class Trainer(abc.ABC):
 
 
 class Evaluator(abc.ABC):
-    """Runs a protocol over a dataset and computes the metrics of the pooled predictions."""
+    """Runs a protocol: ``method`` over every fold of a loaded dataset with a resolved config,
+    returning the per-sample predictions and the pooled metrics. The core's is
+    :class:`mercore.evaluation.loso.LOSOEvaluator` (LOSO on one corpus or a composite)."""
 
     @abc.abstractmethod
-    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
-        """Run the protocol; return a result with per-sample predictions and metrics."""
+    def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], **options: Any) -> RunResult:
+        """Run the protocol; ``options`` are the evaluator's own (e.g. which folds)."""
 
 
 @dataclass(frozen=True)
@@ -137,6 +143,10 @@ class Method(abc.ABC):
     inputs: ClassVar[tuple[str, ...]] = ("clips",)
     #: the package whose ``config.yaml`` holds the defaults, ``variants`` and ``profiles``
     config_package: ClassVar[str | None] = None
+    #: config sections (dotted paths) read by a core trainer, by kind (``supervised``, ``triplet``,
+    #: ``episodic``): each starts from that trainer's defaults (``mercore/configs/trainers.yaml``),
+    #: so the resolved config holds every value the run uses
+    trainer_sections: ClassVar[Mapping[str, str]] = {"train": "supervised"}
 
     def config_file(self) -> dict[str, Any]:
         """``config.yaml`` of ``config_package``, parsed as the core parses every config."""

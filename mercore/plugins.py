@@ -265,3 +265,9 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
         if bad_name in registry.plugins:
             registry.plugins[bad_name].error = f"unknown hook: {exc}"
     return registry
+
+
+def get_dataset(name: str) -> Any:
+    """The dataset adapter registered as ``name`` (built-in corpora and the installed plugins'),
+    for a plugin that reads another corpus than the one evaluated (e.g. pre-training data)."""
+    return load_registry(only=[]).dataset(name)

@@ -68,6 +68,29 @@ def check_run_options(config: dict[str, Any], workers: int | str) -> None:
         raise ConfigError(str(exc)) from None
 
 
+def check_method(method: Method, config: Mapping[str, Any], num_classes: int) -> None:
+    """Build the method's input streams, trainer stages and model from ``config`` before any
+    feature is computed, so a bad value in a plugin's own section (``model``, ``pretrain`` ...)
+    or an encoder that breaks its contract stops the run in one line instead of failing every
+    fold. The model is built on the meta device: no memory, no weights."""
+    import torch
+
+    from .nn.base import ContractError, check_modules
+    from .plugins import PluginError
+
+    try:
+        method.features(config)
+        method.stages(config)
+        with torch.device("meta"):
+            check_modules(method.build_model(config, num_classes), f"method {method.name!r}")
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a check of the plugin's own, e.g. sizes that do not fit together
+        raise ConfigError(f"{method.name}: {exc}") from None
+    except ContractError as exc:
+        raise PluginError(str(exc)) from None
+
+
 def default_profile(method: Method, dataset: str, profile: str | None, device: str | None = None) -> str:
     """The quick profile where the paper's setup cannot finish -- the built-in synthetic corpus and
     any run on a CPU -- and the paper's setup on a GPU; ``profile`` when one is asked for."""
@@ -185,6 +208,7 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
     if unlabelled:
         raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
                           f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
+    check_method(method_obj, config, data.labels.num_classes)
     for line in data.skipped if on_skipped else ():
         on_skipped(line)
     for notice in config["meta"].get("notices", []):

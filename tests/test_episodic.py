@@ -91,7 +91,8 @@ def ctx_for(tmp_path: Path, log: list) -> StageContext:
 def test_episodic_trainer_reduces_loss_and_sets_centroids(tmp_path):
     torch.manual_seed(0)
     data, log, model = tiny_fold(), [], TinyEmbedder()
-    trainer = EpisodicTrainer(lr=0.05, epochs=15, episodes_per_epoch=8, episodes_per_batch=4, k_shot=3, q_query=3)
+    trainer = EpisodicTrainer.from_config({"lr": 0.05, "epochs": 15, "episodes_per_epoch": 8, "episodes_per_batch": 4,
+                                           "k_shot": 3, "q_query": 3})
     trainer.fit(model, data, ctx_for(tmp_path, log))
     losses = [v for k, v, _ in log if k == "meta/loss"]
     assert len(losses) == 15 and losses[-1] < losses[0]
@@ -108,7 +109,8 @@ def test_episodic_trainer_reduces_loss_and_sets_centroids(tmp_path):
 def test_episodic_trainer_support_centroids_and_missing_class(tmp_path):
     data = tiny_fold((10, 5, 0))
     model, log = TinyEmbedder(), []
-    EpisodicTrainer(epochs=2, episodes_per_epoch=4, centroids="support", k_shot=2).fit(model, data, ctx_for(tmp_path, log))
+    EpisodicTrainer.from_config({"epochs": 2, "episodes_per_epoch": 4, "centroids": "support", "k_shot": 2}).fit(
+        model, data, ctx_for(tmp_path, log))
     assert model.prototypes.present.tolist() == [True, True, False]
     assert (model(data.train.inputs).argmax(1) != 2).all()   # an absent class is never predicted
     with pytest.raises(ValueError):
@@ -124,8 +126,8 @@ def test_triplet_trainer_reduces_loss(tmp_path):
         torch.manual_seed(0)
         model = nn.Sequential(nn.Linear(6, 4))
         log.clear()
-        trainer = TripletTrainer(lr=0.05, epochs=12, batch_size=8, margin=0.5, mining=mining, stage_name="gfe",
-                                 embed=lambda m, x: m(x["x"]))
+        trainer = TripletTrainer.from_config({"lr": 0.05, "epochs": 12, "batch_size": 8, "margin": 0.5, "mining": mining},
+                                             stage_name="gfe", embed=lambda m, x: m(x["x"]))
         trainer.fit(model, data, ctx_for(tmp_path, log))
         losses = [v for k, v, _ in log if k == "gfe/loss"]
         assert len(losses) == 12

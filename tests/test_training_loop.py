@@ -12,7 +12,7 @@ from mercore import FoldData, Optimisation, Sample, StageContext, Step, TensorSe
 from mercore.metrics import scores
 from mercore.training import loop
 from mercore.training.episodic import EpisodicTrainer, PrototypeClassifier
-from mercore.training.supervised import EarlyStopping, SupervisedTrainer
+from mercore.training.supervised import SupervisedTrainer
 from mercore.training.triplet import TripletTrainer
 
 
@@ -97,9 +97,10 @@ def test_gradients_are_clipped_to_the_configured_norm(tmp_path):
 
 
 @pytest.mark.parametrize("make", [
-    lambda: SupervisedTrainer(epochs=2, batch_size=8),
-    lambda: TripletTrainer(epochs=2, batch_size=8, mining="semihard", embed=lambda m, x: m.embed(x)[0]),
-    lambda: EpisodicTrainer(epochs=2, episodes_per_epoch=4, episodes_per_batch=2, k_shot=2, q_query=2),
+    lambda: SupervisedTrainer.from_config({"epochs": 2, "batch_size": 8}),
+    lambda: TripletTrainer.from_config({"epochs": 2, "batch_size": 8, "mining": "semihard"}, embed=lambda m, x: m.embed(x)[0]),
+    lambda: EpisodicTrainer.from_config({"epochs": 2, "episodes_per_epoch": 4, "episodes_per_batch": 2, "k_shot": 2,
+                                         "q_query": 2}),
 ], ids=["supervised", "triplet", "episodic"])
 def test_every_core_trainer_steps_through_the_one_loop(tmp_path, monkeypatch, make):
     steps: list[float] = []
@@ -119,8 +120,8 @@ def test_early_stopping_monitors_the_reported_uf1(tmp_path):
     data = FoldData(train=data.train, val=val, test=data.test, test_groups=data.test_groups)
     log: list = []
     model = Embedder()
-    SupervisedTrainer(epochs=1, batch_size=8, lr=0.0,
-                      early_stopping=EarlyStopping(patience=1, monitor="val_uf1")).fit(model, data, ctx_for(tmp_path, log))
+    SupervisedTrainer.from_config({"epochs": 1, "batch_size": 8, "early_stopping": {"patience": 1, "monitor": "val_uf1"}}
+                                  ).fit(model, data, ctx_for(tmp_path, log))
     with torch.no_grad():
         pred = model.lin(val.inputs["x"]).argmax(1)
     expected = scores(val.labels.tolist(), pred.tolist(), 3).uf1
@@ -129,4 +130,4 @@ def test_early_stopping_monitors_the_reported_uf1(tmp_path):
 
 def test_episodic_training_refuses_a_model_without_the_prototype_interface(tmp_path):
     with pytest.raises(TypeError, match="prototype model.*Linear"):
-        EpisodicTrainer(epochs=1).fit(nn.Linear(4, 3), fold(), ctx_for(tmp_path, []))
+        EpisodicTrainer.from_config({"epochs": 1}).fit(nn.Linear(4, 3), fold(), ctx_for(tmp_path, []))

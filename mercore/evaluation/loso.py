@@ -22,6 +22,7 @@ from ..data.tensors import FoldData, TensorSet
 from ..features.store import FeatureStore, build_inputs
 from ..io import atomic_torch_save
 from ..interfaces import Evaluator, FeatureRequest, Method, StageContext
+from ..nn.base import check_modules, watch_outputs
 from ..protocols import Fold, loso_folds, validation_split
 from ..sample import Sample
 from ..training.device import amp_dtype, resolve_device, seed_everything
@@ -246,6 +247,8 @@ class LOSOEvaluator(Evaluator):
         if device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(device)
         model = method.build_model(config, data.labels.num_classes)
+        check_modules(model, f"method {method.name!r}")
+        watch_outputs(model, f"method {method.name!r}")
         if run_cfg.get("channels_last") and device.type == "cuda":
             model = model.to(memory_format=torch.channels_last)
         if run_cfg.get("compile"):

@@ -19,15 +19,15 @@ reliable estimate on small corpora) or of one K-shot support set per class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Annotated, Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
 import torch
 from torch import nn
 
-from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import Embeddings, class_centroids, cosine_logits, prototypical_loss
+from ..settings import AtLeast, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, runtime
 from .loop import Optimisation, Step, autocast, train_epochs, trainable
 
 __all__ = ["Episode", "EpisodeSampler", "EpisodicTrainer", "PrototypeClassifier", "PrototypeModel"]
@@ -151,8 +151,8 @@ def _as_tuple(z: Embeddings) -> tuple[torch.Tensor, ...]:
     return (z,) if isinstance(z, torch.Tensor) else tuple(z)
 
 
-@dataclass
-class EpisodicTrainer(Trainer):
+@dataclass(kw_only=True)
+class EpisodicTrainer(Trainer, Settings):
     """Prototypical meta-learning of ``model.embed`` with ``model.prototypes`` (a
     :class:`PrototypeClassifier`) as the classifier; sets its final centroids.
 
@@ -165,34 +165,28 @@ class EpisodicTrainer(Trainer):
         embed: ``embed(model, inputs) -> embeddings``; default ``model.embed(inputs)``.
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.05
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    epochs: int = 20
-    episodes_per_epoch: int = 20
-    episodes_per_batch: int = 4
-    n_way: int | None = None
-    k_shot: int = 5
-    q_query: int = 5
-    centroids: str = "all"
-    scale: float | None = None
-    scheduler: Mapping[str, Any] | None = None
-    grad_clip: float | None = None
-    stage_name: str = "meta"
-    embed: Callable[[nn.Module, dict[str, torch.Tensor]], Embeddings] | None = None
-    parameters: Callable[[nn.Module], Any] | None = None
+    section = "meta"
+    defaults_key = "episodic"
+
+    optimizer: str
+    lr: PositiveFloat
+    momentum: NonNegativeFloat
+    weight_decay: NonNegativeFloat
+    epochs: PositiveInt
+    episodes_per_epoch: PositiveInt
+    episodes_per_batch: PositiveInt
+    n_way: Annotated[int, AtLeast(2)] | None
+    k_shot: PositiveInt
+    q_query: PositiveInt
+    centroids: Literal["all", "support"]
+    scale: PositiveFloat | None
+    scheduler: Mapping[str, Any] | None
+    grad_clip: PositiveFloat | None
+    stage_name: str = runtime("meta")
+    embed: Callable[[nn.Module, dict[str, torch.Tensor]], Embeddings] | None = runtime()
+    parameters: Callable[[nn.Module], Any] | None = runtime()
 
     name = "episodic"
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "EpisodicTrainer":
-        cfg = dict(cfg)
-        known = {f for f in cls.__dataclass_fields__} - {"embed", "parameters"}
-        check_keys(cfg, known, "episodic")
-        if cfg.get("centroids", "all") not in ("all", "support"):
-            raise ValueError(f"centroids must be 'all' or 'support', got {cfg['centroids']!r}")
-        return cls(**cfg, **overrides)
 
     def _embed(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         z = self.embed(model, inputs) if self.embed is not None else model.embed(inputs)

@@ -23,130 +23,92 @@ clean epochs, one perturbed epoch, and so on.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
-from ..config import check_keys
+from ..settings import NonNegativeFloat, PositiveInt, Probability, Settings
 
 
-def _options(cls: type, cfg: Mapping[str, Any] | None, where: str) -> Any:
-    cfg = dict(cfg or {})
-    check_keys(cfg, {f.name for f in fields(cls)}, f"train.perturbation.{where}")
-    return cls(**cfg)
-
-
-def _check_p(p: float, where: str) -> float:
-    if not 0.0 <= float(p) <= 1.0:
-        raise ValueError(f"train.perturbation.{where}.p must be in [0, 1], got {p}")
-    return float(p)
-
-
-@dataclass
-class ColorJitter:
+@dataclass(kw_only=True)
+class ColorJitter(Settings):
     """Random brightness, contrast and saturation factors in ``[1 - s, 1 + s]`` (torchvision's
     ColorJitter, fixed order), on image streams only; saturation needs 3 channels."""
 
-    enabled: bool = True
-    p: float = 1.0
-    brightness: float = 0.2
-    contrast: float = 0.2
-    saturation: float = 0.2
-    clamp: bool = True  # images in [0, 1]; false for normalised image streams
-
-    def __post_init__(self) -> None:
-        self.p = _check_p(self.p, "color_jitter")
-        if min(self.brightness, self.contrast, self.saturation) < 0 or max(self.brightness, self.contrast) > 1:
-            raise ValueError("train.perturbation.color_jitter strengths must be >= 0 (brightness, contrast <= 1)")
+    enabled: bool
+    p: Probability
+    brightness: Probability
+    contrast: Probability
+    saturation: NonNegativeFloat
+    clamp: bool  # images in [0, 1]; false for normalised image streams
 
 
-@dataclass
-class GaussianNoise:
+@dataclass(kw_only=True)
+class GaussianNoise(Settings):
     """Additive zero-mean Gaussian noise of standard deviation ``sigma`` (input units).
     ``streams``: ``all`` (image and flow streams) or ``image``."""
 
-    enabled: bool = True
-    p: float = 1.0
-    sigma: float = 0.03
-    streams: str = "all"
-
-    def __post_init__(self) -> None:
-        self.p = _check_p(self.p, "gaussian_noise")
-        if self.sigma < 0 or self.streams not in ("all", "image"):
-            raise ValueError("train.perturbation.gaussian_noise: sigma must be >= 0 and streams all or image")
+    enabled: bool
+    p: Probability
+    sigma: NonNegativeFloat
+    streams: Literal["all", "image"]
 
 
-@dataclass
-class HorizontalFlip:
+@dataclass(kw_only=True)
+class HorizontalFlip(Settings):
     """Mirror left-right with probability ``p``, all streams of a sample together; u -> -u."""
 
-    enabled: bool = True
-    p: float = 0.5
-    u_channel: int = 0  # the channel of a flow stream holding u
-
-    def __post_init__(self) -> None:
-        self.p = _check_p(self.p, "hflip")
+    enabled: bool
+    p: Probability
+    u_channel: int  # the channel of a flow stream holding u
 
 
-@dataclass
-class RandomMask:
+@dataclass(kw_only=True)
+class RandomMask(Settings):
     """Zero ``boxes`` rectangles (each ``area / boxes`` of the map, the map's aspect ratio, at
     uniform positions; boxes may overlap) at the same place in all streams of a sample."""
 
-    enabled: bool = True
-    p: float = 1.0
-    area: float = 0.1
-    boxes: int = 1
-
-    def __post_init__(self) -> None:
-        self.p = _check_p(self.p, "random_mask")
-        if not 0.0 <= self.area <= 1.0 or int(self.boxes) < 1:
-            raise ValueError("train.perturbation.random_mask: area must be in [0, 1] and boxes >= 1")
-        self.boxes = int(self.boxes)
+    enabled: bool
+    p: Probability
+    area: Probability
+    boxes: PositiveInt
 
 
 #: the switchable ops by their config key
-OPS: dict[str, type] = {"color_jitter": ColorJitter, "gaussian_noise": GaussianNoise, "hflip": HorizontalFlip,
-                        "random_mask": RandomMask}
+OPS: dict[str, type[Settings]] = {"color_jitter": ColorJitter, "gaussian_noise": GaussianNoise,
+                                  "hflip": HorizontalFlip, "random_mask": RandomMask}
 
 
-@dataclass
-class PerturbationTraining:
-    """The PT schedule and its four ops; build with :meth:`from_config`.
+@dataclass(kw_only=True)
+class PerturbationTraining(Settings):
+    """The PT schedule and its four ops, from a trainer's ``perturbation`` section (defaults in
+    ``mercore/configs/trainers.yaml``).
 
     Args:
+        enabled: whether the trainer perturbs at all.
         every: Delta_t, epochs between the starts of two perturbation phases (paper: 20).
         length: epochs per phase (1: the paper speaks of perturbations at an interval).
         image_streams, flow_streams: stream names by kind (see the module docstring).
         color_jitter, gaussian_noise, hflip, random_mask: the ops, each with ``enabled``.
     """
 
-    every: int = 20
-    length: int = 1
-    image_streams: Sequence[str] = ("apex",)
-    flow_streams: Sequence[str] = ("flow",)
-    color_jitter: ColorJitter = field(default_factory=ColorJitter)
-    gaussian_noise: GaussianNoise = field(default_factory=GaussianNoise)
-    hflip: HorizontalFlip = field(default_factory=HorizontalFlip)
-    random_mask: RandomMask = field(default_factory=RandomMask)
+    section = "train.perturbation"
+    defaults_key = "perturbation"
+
+    enabled: bool
+    every: PositiveInt
+    length: PositiveInt
+    image_streams: tuple[str, ...]
+    flow_streams: tuple[str, ...]
+    color_jitter: ColorJitter
+    gaussian_noise: GaussianNoise
+    hflip: HorizontalFlip
+    random_mask: RandomMask
 
     def __post_init__(self) -> None:
-        self.every, self.length = int(self.every), int(self.length)
-        if self.every < 1 or not 1 <= self.length <= self.every:
-            raise ValueError(f"train.perturbation needs every >= 1 and 1 <= length <= every, got every={self.every}, "
-                             f"length={self.length}")
-        self.image_streams, self.flow_streams = tuple(self.image_streams), tuple(self.flow_streams)
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "PerturbationTraining":
-        """From ``train.perturbation``; unknown keys are errors naming them."""
-        cfg = dict(cfg)
-        cfg.pop("enabled", None)
-        check_keys(cfg, {f.name for f in fields(cls)} | {"enabled"}, "train.perturbation")
-        for name, kind in OPS.items():
-            cfg[name] = _options(kind, cfg.get(name), name)
-        return cls(**cfg)
+        if self.length > self.every:
+            raise ValueError(f"length ({self.length}) must be <= every ({self.every})")
 
     def active(self, epoch: int) -> bool:
         """Whether 0-based ``epoch`` belongs to a perturbation phase."""

@@ -7,28 +7,32 @@ from __future__ import annotations
 
 import copy
 import math
-from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 from torch import nn
 
-from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..metrics import scores
+from ..settings import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Settings, runtime
 from .loop import Optimisation, Step, autocast, train_epochs, trainable
+from .perturbation import PerturbationTraining
 
 Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
 
 
-@dataclass
-class EarlyStopping:
-    """Stop when ``monitor`` on the validation split has not improved for ``patience`` epochs."""
+@dataclass(kw_only=True)
+class EarlyStopping(Settings):
+    """Stop when ``monitor`` on the validation split has not improved for ``patience`` epochs
+    (``patience`` null: never stop early)."""
 
-    patience: int | None = None
-    monitor: str = "val_loss"  # val_loss | val_uf1
-    restore_best: bool = True
+    section = "train.early_stopping"
+
+    patience: PositiveInt | None
+    monitor: Literal["val_loss", "val_uf1"]
+    restore_best: bool
 
 
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -51,9 +55,10 @@ def predict_logits(model: nn.Module, data: TensorSet, device: torch.device, batc
     return torch.cat(out) if out else torch.empty(0)
 
 
-@dataclass
-class SupervisedTrainer(Trainer):
-    """Cross-entropy training; every hyperparameter is a config value.
+@dataclass(kw_only=True)
+class SupervisedTrainer(Trainer, Settings):
+    """Cross-entropy training; every hyperparameter is a config value (defaults in
+    ``mercore/configs/trainers.yaml``, ``supervised``).
 
     Args:
         optimizer, lr, weight_decay, momentum: the optimiser.
@@ -62,52 +67,42 @@ class SupervisedTrainer(Trainer):
         class_weighting: ``balanced`` weights the loss by inverse class frequency of the fold.
         early_stopping: patience and monitored quantity on the validation split.
         label_smoothing, grad_clip: regularisation.
-        augment: batch augmentation, applied to training batches only.
         perturbation: perturbation-training (PT) schedule, see ``mercore.training.perturbation``;
             ``{"enabled": true, "every": 20, ...}``. Any method gets it through its ``train`` config.
+        augment: batch augmentation, applied to training batches only (set by the method).
         stage_name: prefix of the logged metrics (``train/loss`` ...).
+        parameters: which parameters to train; default all that require grad.
     """
 
-    optimizer: str = "adam"
-    lr: float = 1e-3
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    epochs: int = 10
-    batch_size: int = 32
-    scheduler: Mapping[str, Any] | None = None
-    class_weighting: str = "none"
-    early_stopping: EarlyStopping = field(default_factory=EarlyStopping)
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None
-    augment: Augment | None = None
-    perturbation: Mapping[str, Any] | None = None
-    stage_name: str = "train"
-    parameters: Callable[[nn.Module], Any] | None = None
+    section = "train"
+    defaults_key = "supervised"
+
+    optimizer: str
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    momentum: NonNegativeFloat
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    scheduler: Mapping[str, Any] | None
+    class_weighting: Literal["none", "balanced"]
+    early_stopping: EarlyStopping
+    label_smoothing: Probability
+    grad_clip: PositiveFloat | None
+    perturbation: PerturbationTraining
+    augment: Augment | None = runtime()
+    stage_name: str = runtime("train")
+    parameters: Callable[[nn.Module], Any] | None = runtime()
 
     name = "supervised"
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "SupervisedTrainer":
-        """Build from a config section; unknown keys are an error naming them."""
-        cfg = dict(cfg)
-        es = cfg.pop("early_stopping", None) or {}
-        check_keys(cfg, {f for f in cls.__dataclass_fields__} - {"augment", "parameters"}, "trainer")
-        return cls(**cfg, early_stopping=EarlyStopping(**es), **overrides)
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
         device = ctx.device
         model.to(device)
-        if self.class_weighting not in ("none", "balanced"):
-            raise ValueError(f"unknown class_weighting {self.class_weighting!r}; choose none or balanced")
         weight = class_weights(data.train.labels, ctx.num_classes).to(device) if self.class_weighting == "balanced" else None
         loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         gen = ctx.generator(offset=17)
         train = data.train.to(device)
-        pt = None
-        if self.perturbation and self.perturbation.get("enabled", False):
-            from .perturbation import PerturbationTraining
-
-            pt = PerturbationTraining.from_config(self.perturbation)
+        pt = self.perturbation if self.perturbation.enabled else None
 
         def batches(epoch: int) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
             perturbing = pt is not None and pt.active(epoch)

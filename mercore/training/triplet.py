@@ -11,15 +11,15 @@ farther). The three members go through the same (weight-sharing) network in one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Iterator, Literal, Mapping
 
 import torch
 from torch import nn
 
-from ..config import check_keys
 from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import pairwise_squared_distances, triplet_margin_loss
+from ..settings import NonNegativeFloat, PositiveFloat, PositiveInt, Settings, runtime
 from .loop import Optimisation, Step, autocast, train_epochs, trainable
 
 Embed = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
@@ -83,8 +83,8 @@ class TripletSampler:
         return anchors, torch.tensor(pos, dtype=torch.long), torch.tensor(neg, dtype=torch.long)
 
 
-@dataclass
-class TripletTrainer(Trainer):
+@dataclass(kw_only=True)
+class TripletTrainer(Trainer, Settings):
     """Triplet-loss training of an embedding network on one fold's training samples.
 
     Args:
@@ -99,32 +99,25 @@ class TripletTrainer(Trainer):
         stage_name: prefix of the logged metrics (``gfe/loss``).
     """
 
-    optimizer: str = "sgd"
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 5e-4
-    epochs: int = 60
-    batch_size: int = 128
-    margin: float = 0.2
-    mining: str = "random"
-    normalize: bool = True
-    scheduler: Mapping[str, Any] | None = None
-    grad_clip: float | None = None
-    stage_name: str = "triplet"
-    embed: Embed | None = None
-    parameters: Callable[[nn.Module], Any] | None = None
+    section = "triplet"
+    defaults_key = "triplet"
+
+    optimizer: str
+    lr: PositiveFloat
+    momentum: NonNegativeFloat
+    weight_decay: NonNegativeFloat
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    margin: NonNegativeFloat
+    mining: Literal["random", "semihard"]
+    normalize: bool
+    scheduler: Mapping[str, Any] | None
+    grad_clip: PositiveFloat | None
+    stage_name: str = runtime("triplet")
+    embed: Embed | None = runtime()
+    parameters: Callable[[nn.Module], Any] | None = runtime()
 
     name = "triplet"
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "TripletTrainer":
-        """Build from a config section; unknown keys are an error naming them."""
-        cfg = dict(cfg)
-        known = {f for f in cls.__dataclass_fields__} - {"embed", "parameters"}
-        check_keys(cfg, known, "triplet")
-        if cfg.get("mining", "random") not in ("random", "semihard"):
-            raise ValueError(f"unknown mining {cfg['mining']!r}; choose random or semihard")
-        return cls(**cfg, **overrides)
 
     def _embed(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
         z = self.embed(model, inputs) if self.embed is not None else model(inputs)

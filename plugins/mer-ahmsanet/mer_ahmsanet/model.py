@@ -14,45 +14,39 @@ on), so the paper's "convolutions" for Q/K/V, projection and feed-forward are 1x
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
-from typing import Any, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mercore import check_keys
+from mercore import AtLeast, PositiveInt, Probability, Settings
 from mercore.nn.attention import ChannelAttention
 
 
-@dataclass(frozen=True)
-class AHMSANetConfig:
+@dataclass(frozen=True, kw_only=True)
+class AHMSANetConfig(Settings):
     """The ``model`` section of the config; every field is a YAML key (see config.yaml)."""
 
-    image_size: int = 28
-    patch_size: int = 7
-    in_channels: int = 3
-    levels: int = 3
-    downsample: int = 2
-    depths: tuple[int, ...] = (2, 2, 8)
-    dim: int = 256
-    heads: int = 3
-    width_mult: int = 2
-    mlp_ratio: int = 4
-    reduction: int = 16
-    down_kernel: int = 3
-    pos_embedding: bool = True
-    dropout: float = 0.0
+    section = "model"
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "AHMSANetConfig":
-        """Validate a ``model`` section; unknown keys and inconsistent sizes are errors."""
-        check_keys(cfg, {f.name for f in fields(cls)}, "model")
-        values = dict(cfg)
-        if "depths" in values:
-            values["depths"] = tuple(int(d) for d in values["depths"])
-        config = cls(**values)
-        config.grid_sizes()  # raises on inconsistent sizes
-        return config
+    image_size: PositiveInt
+    patch_size: PositiveInt
+    in_channels: PositiveInt
+    levels: PositiveInt
+    downsample: Annotated[int, AtLeast(2)]
+    depths: tuple[PositiveInt, ...]
+    dim: PositiveInt
+    heads: PositiveInt
+    width_mult: PositiveInt
+    mlp_ratio: PositiveInt
+    reduction: PositiveInt
+    down_kernel: PositiveInt
+    pos_embedding: bool
+    dropout: Probability
+
+    def __post_init__(self) -> None:
+        self.grid_sizes()  # raises on inconsistent sizes
 
     def grid_sizes(self) -> list[int]:
         """Side of the patch grid at each level, bottom to top, e.g. [4, 2, 1]."""

@@ -11,9 +11,9 @@ import torch
 from torch import nn
 
 import mer_ahmsanet.plugin
-from mer_ahmsanet import AHMSANet, AHMSANetConfig, build_model
-from mer_ahmsanet.model import (AdaptiveDownsampling, ChannelLayerNorm, MultiScaleAttentionBlock,
-                                PatchSpatialAttention, count_parameters)
+from mer_ahmsanet.model import (AdaptiveDownsampling, AHMSANetConfig, ChannelLayerNorm, MultiScaleAttentionBlock,
+                                PatchSpatialAttention, build_model, count_parameters)
+from mer_ahmsanet.plugin import AHMSANet
 from mercore import FeatureRequest, SupervisedTrainer
 from mercore.nn.attention import ChannelAttention
 

@@ -12,26 +12,24 @@ The design choices the paper leaves open are listed in ``docs/methods/dfrnet.md`
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mercore import Encoder, Fusion
+from mercore import Encoder, Fusion, PositiveInt, Probability, Settings, Between
 from mercore.nn.attention import ChannelAttention, SpatialAttention
 from mercore.nn.init import init_resnet_style
 
 BRANCHES = ("spatial", "temporal", "differential")
 #: the input stream (batch key) each branch reads
 STREAM_OF = {"spatial": "apex", "temporal": "flow", "differential": "diff"}
-FUSIONS = ("attention", "add", "multiply", "concat")
-BLOCK_ATTENTIONS = ("none", "ca", "sa", "casa")
 STAGE_WIDTHS = (64, 128, 256, 512)  # ResNet-18's four stages
 
 
-@dataclass
-class DFRNetConfig:
+@dataclass(kw_only=True)
+class DFRNetConfig(Settings):
     """The ``model`` section of the method's config.
 
     Args:
@@ -51,45 +49,29 @@ class DFRNetConfig:
         dropout: before the linear head (0: none, as the paper).
     """
 
-    branches: Sequence[str] = BRANCHES
-    fusion: str = "attention"
-    block_attention: str = "casa"
-    layers: int = 3
-    blocks_per_layer: int = 2
-    shallow_channels: int = 32
-    in_channels: Mapping[str, int] = field(default_factory=lambda: {b: 3 for b in BRANCHES})
-    reduction: int = 16
-    sa_kernel: int = 7
-    ca_merge: str = "after_mlp"
-    fusion_gate: str = "relu"
-    stem: str = "resnet"
-    dropout: float = 0.0
+    section = "model"
+
+    branches: tuple[Literal["spatial", "temporal", "differential"], ...]
+    fusion: Literal["attention", "add", "multiply", "concat"]
+    block_attention: Literal["none", "ca", "sa", "casa"]
+    layers: Annotated[int, Between(1, 4)]
+    blocks_per_layer: PositiveInt
+    shallow_channels: PositiveInt
+    in_channels: Mapping[str, PositiveInt]
+    reduction: PositiveInt
+    sa_kernel: PositiveInt
+    ca_merge: Literal["after_mlp", "before_mlp"]
+    fusion_gate: Literal["relu", "sigmoid"]
+    stem: Literal["resnet", "none"]
+    dropout: Probability
 
     def __post_init__(self) -> None:
-        self.branches = tuple(self.branches)
-        unknown = [b for b in self.branches if b not in BRANCHES]
-        if unknown or len(set(self.branches)) not in (2, 3) or len(set(self.branches)) != len(self.branches):
+        if len(set(self.branches)) not in (2, 3) or len(set(self.branches)) != len(self.branches):
             raise ValueError(f"model.branches must be 2 or 3 distinct names of {list(BRANCHES)}, got {list(self.branches)}")
         self.branches = tuple(b for b in BRANCHES if b in self.branches)  # canonical order
-        if self.fusion not in FUSIONS:
-            raise ValueError(f"unknown model.fusion {self.fusion!r}; choose one of: {', '.join(FUSIONS)}")
-        if self.block_attention not in BLOCK_ATTENTIONS:
-            raise ValueError(f"unknown model.block_attention {self.block_attention!r}; choose one of: {', '.join(BLOCK_ATTENTIONS)}")
-        if not 1 <= int(self.layers) <= 4:
-            raise ValueError(f"model.layers must be 1-4, got {self.layers}")
-        if self.fusion_gate not in ("relu", "sigmoid"):
-            raise ValueError(f"unknown model.fusion_gate {self.fusion_gate!r}; choose relu or sigmoid")
-        if self.stem not in ("resnet", "none"):
-            raise ValueError(f"unknown model.stem {self.stem!r}; choose resnet or none")
-        self.in_channels = {**{b: 3 for b in BRANCHES}, **dict(self.in_channels)}
+        if set(self.in_channels) != set(BRANCHES):
+            raise ValueError(f"model.in_channels must give the channels of {list(BRANCHES)}, got {dict(self.in_channels)}")
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, object]) -> "DFRNetConfig":
-        known = set(cls.__dataclass_fields__)
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown model option(s) {sorted(unknown)}; valid: {sorted(known)}")
-        return cls(**cfg)  # type: ignore[arg-type]
 
 
 # --- 1. shallow feature extraction, one per branch ------------------------------------------

@@ -10,9 +10,10 @@ import torch
 from torch import nn
 
 import mer_dfrnet.plugin
-from mer_dfrnet import DFRNet, FlipCropAugment, build_model
+from mer_dfrnet.augment import FlipCropAugment
 from mer_dfrnet.model import (AttentionFusion, AttentionResNet, BasicBlock, DFRNetConfig, ElementwiseFusion,
-                              ShallowBranch)
+                              ShallowBranch, build_model)
+from mer_dfrnet.plugin import DFRNet
 from mercore import FeatureRequest, FoldData, StageContext, SupervisedTrainer, TensorSet
 from mercore.nn.attention import ChannelAttention, SpatialAttention
 
@@ -47,7 +48,7 @@ def test_shapes_through_every_module():
     for mode in ("add", "multiply", "concat"):
         assert ElementwiseFusion(("spatial", "temporal", "differential"), 32, mode)(feats).shape == (2, 32, S, S)
     assert BasicBlock(32, 64, 2, "casa", 16, 7, "after_mlp")(f).shape == (2, 64, S // 2, S // 2)
-    cfg = DFRNetConfig()
+    cfg = DFRNetConfig.from_config(model_cfg())
     trunk = AttentionResNet(32, cfg)
     assert trunk(f).shape == (2, 256) and trunk.out_features == 256
     assert trunk.layers(trunk.stem(f)).shape == (2, 256, S // 16, S // 16)  # stem /4, layers 2 and 3 /2 each

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_dfrnet import DFRNet
+from mer_dfrnet.plugin import DFRNet
 from mercore.testing import paper_config_tests
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "methods" / "dfrnet.md"
@@ -21,7 +21,8 @@ PAPER = [  # (config key, the paper's value, where it says so[, resolve_config k
     ("train.lr", 1e-5, SETUP),
     ("train.class_weighting", "none", SETUP),
     ("train.epochs", 100, STOP),
-    ("train.early_stopping", {"patience": 10, "monitor": "val_loss"}, STOP),
+    ("train.early_stopping.patience", 10, STOP),
+    ("train.early_stopping.monitor", "val_loss", STOP),
     ("train.batch_size", 32, "Sec. 4.2: 'we maintained a batch size of 32 throughout the training process'"),
     ("data.normalize", True, "Sec. 4.2: 'we normalized the input images using the dataset's mean and standard deviation'"),
     ("model.branches", ["spatial", "temporal", "differential"], "Sec. 3.1.2: apex frame, optical flow, |apex - onset|"),

@@ -10,13 +10,13 @@ level, and regions interact only through the aggregation convolutions. That is H
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from mercore import check_keys
+from mercore import PositiveInt, Probability, Settings
 
 
 class ChannelLayerNorm(nn.Module):
@@ -113,37 +113,36 @@ def from_blocks(x: torch.Tensor, n: int) -> torch.Tensor:
     return x.view(b, n, n, c, h, w).permute(0, 3, 1, 4, 2, 5).reshape(b, c, n * h, n * w)
 
 
-@dataclass(frozen=True)
-class HTNetConfig:
-    """HTNet's hyperparameters, defaults as ``main_HTNet.py`` (139.6M parameters with 3 classes)."""
+@dataclass(frozen=True, kw_only=True)
+class HTNetConfig(Settings):
+    """HTNet's hyperparameters: the ``model`` section of config.yaml (as ``main_HTNet.py``:
+    139.6M parameters with 3 classes)."""
 
-    image_size: int = 28
-    patch_size: int = 7
-    dim: int = 256  # width of the lowest level; doubles at every level up
-    heads: int = 3  # heads of the lowest level; doubles at every level up
-    levels: int = 3
-    depths: tuple[int, ...] = (2, 2, 10)  # transformer layers per level, lowest (most blocks) first
-    mlp_mult: int = 4
-    dropout: float = 0.0
-    in_channels: int = 3
+    section = "model"
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any]) -> "HTNetConfig":
-        check_keys(cfg, {f.name for f in fields(cls)}, "model")
-        c = cls(**{k: tuple(v) if k == "depths" else v for k, v in cfg.items()})
-        grid = c.image_size // c.patch_size
-        if c.image_size % c.patch_size or grid % 2 ** (c.levels - 1):
-            raise ValueError(f"image_size {c.image_size} / patch_size {c.patch_size} must give a grid divisible "
-                             f"by 2**(levels-1) = {2 ** (c.levels - 1)}")
-        if len(c.depths) != c.levels:
-            raise ValueError(f"depths {c.depths} must list one depth per level ({c.levels})")
-        return c
+    image_size: PositiveInt
+    patch_size: PositiveInt
+    dim: PositiveInt  # width of the lowest level; doubles at every level up
+    heads: PositiveInt  # heads of the lowest level; doubles at every level up
+    levels: PositiveInt
+    depths: tuple[PositiveInt, ...]  # transformer layers per level, lowest (most blocks) first
+    mlp_mult: PositiveInt
+    dropout: Probability
+    in_channels: PositiveInt
+
+    def __post_init__(self) -> None:
+        grid = self.image_size // self.patch_size
+        if self.image_size % self.patch_size or grid % 2 ** (self.levels - 1):
+            raise ValueError(f"image_size {self.image_size} / patch_size {self.patch_size} must give a grid divisible "
+                             f"by 2**(levels-1) = {2 ** (self.levels - 1)}")
+        if len(self.depths) != self.levels:
+            raise ValueError(f"depths {self.depths} must list one depth per level ({self.levels})")
 
 
 class HTNetModel(nn.Module):
     """Patch embedding -> ``levels`` x (blockwise transformer, aggregation) -> LN, mean, linear."""
 
-    def __init__(self, num_classes: int, cfg: HTNetConfig = HTNetConfig(), stream: str = "flow") -> None:
+    def __init__(self, num_classes: int, cfg: HTNetConfig, stream: str = "flow") -> None:
         super().__init__()
         self.cfg, self.stream = cfg, stream
         p = cfg.patch_size

@@ -8,13 +8,20 @@ import pytest
 import torch
 
 import mer_htnet.plugin
-from mer_htnet import HTNet, HTNetConfig, HTNetModel, build_model
-from mer_htnet.model import Attention, Transformer, from_blocks, to_blocks
+from mer_htnet.model import Attention, HTNetConfig, HTNetModel, Transformer, build_model, from_blocks, to_blocks
+from mer_htnet.plugin import HTNet
 from mercore import FeatureRequest, FoldData, StageContext, SupervisedTrainer, TensorSet
 from mercore.config import resolve_config
 
 torch.set_num_threads(1)
-SMALL = HTNetConfig(dim=16, heads=1, depths=(1, 1, 1))  # the published structure at a test-sized width
+
+
+def model_cfg(**overrides) -> HTNetConfig:
+    """The paper's ``model`` section with ``overrides``."""
+    return HTNetConfig.from_config({**HTNet().default_config()["model"], **overrides})
+
+
+SMALL = model_cfg(dim=16, heads=1, depths=[1, 1, 1])  # the published structure at a test-sized width
 
 
 def n_params(module: torch.nn.Module) -> int:
@@ -34,10 +41,9 @@ def test_levels_go_from_16_to_4_to_1_blocks():
 
 
 def test_blocks_hold_neighbouring_patches_with_a_finer_patch_size():
-    cfg = HTNetConfig(patch_size=2, dim=8, heads=2, depths=(1, 1, 1))  # 14x14 grid does not split 4 ways
-    with pytest.raises(ValueError):
-        HTNetConfig.from_config({**cfg.__dict__, "depths": list(cfg.depths)})
-    cfg = HTNetConfig(image_size=32, patch_size=2, dim=8, heads=2, depths=(1, 1, 1))  # 16x16 grid -> 4x4 tokens per block
+    with pytest.raises(ValueError, match="divisible"):
+        model_cfg(patch_size=2, dim=8, heads=2, depths=[1, 1, 1])  # 14x14 grid does not split 4 ways
+    cfg = model_cfg(image_size=32, patch_size=2, dim=8, heads=2, depths=[1, 1, 1])  # 16x16 grid -> 4x4 tokens per block
     seen = []
     model = HTNetModel(3, cfg)
     model.transformers[0].register_forward_hook(lambda m, args, out: seen.append(tuple(args[0].shape)))
@@ -73,9 +79,12 @@ def test_position_embedding_is_one_number_per_token():
 
 
 def test_bad_model_options_are_errors():
-    for bad in ({"width": 3}, {"depths": [2, 2]}, {"patch_size": 5}):
+    defaults = HTNet().default_config()["model"]
+    for bad in ({"width": 3}, {"depths": [2, 2]}, {"patch_size": 5}, {"dim": 0}, {"dropout": "x"}):
         with pytest.raises(ValueError):
-            HTNetConfig.from_config(bad)
+            HTNetConfig.from_config({**defaults, **bad})
+    with pytest.raises(ValueError, match="lacks 'dim'"):
+        HTNetConfig.from_config({k: v for k, v in defaults.items() if k != "dim"})
 
 
 def test_config_features_stages():

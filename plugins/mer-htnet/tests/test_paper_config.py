@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_htnet import HTNet
+from mer_htnet.plugin import HTNet
 from mercore.testing import paper_config_tests
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "methods" / "htnet.md"
@@ -32,7 +32,7 @@ DEVIATIONS = [  # (config key, our value, why)
                                    "fixed points on aligned crops and releases"),
     ("features.align", "dlib", "the release maps HTNet reads are of aligned faces; on raw clips the core's dlib "
                                "alignment stands in for that preprocessing"),
-    ("train.early_stopping", {"patience": None}, "main_HTNet.py keeps the best epoch on the test subject (a leak); "
+    ("train.early_stopping.patience", None, "main_HTNet.py keeps the best epoch on the test subject (a leak); "
                                                  "here the model after the last epoch"),
 ]
 

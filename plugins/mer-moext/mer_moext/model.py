@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mercore import check_keys, load_checkpoint
+from mercore import NonNegativeInt, PositiveInt, Probability, Settings, load_checkpoint, runtime
 
 MOTION_MODES = ("learned", "difference")
 
@@ -258,31 +258,28 @@ class ProjectionHead(nn.Module):
 
 
 # ----------------------------------------------------------------------------- the whole model
-@dataclass
-class MoExtConfig:
-    """The ``model`` config section (plus the input size from ``features.size``)."""
+@dataclass(kw_only=True)
+class MoExtConfig(Settings):
+    """The ``model`` config section, plus the input ``size`` (``features.size``)."""
 
-    size: int = 224
-    backbone_widths: list[int] = field(default_factory=lambda: [64, 128, 256, 512])
-    backbone_blocks: list[int] = field(default_factory=lambda: [2, 2, 2, 2])
-    backbone_weights: str | None = None
-    feature_dim: int = 512
-    branch_conv_blocks: int = 1
-    branch_fc: list[int] = field(default_factory=lambda: [512])
-    motion_extractor: str = "learned"
-    motion_kernel: int = 1
-    recon_widths: list[int] = field(default_factory=lambda: [512, 256, 128, 64])
-    recon_refine_width: int = 32
-    recon_refine_blocks: int = 5
-    projection_hidden: int = 512
-    projection_out: int = 128
-    projection_normalize: bool = True
-    dropout: float = 0.0
+    section = "model"
 
-    @classmethod
-    def from_config(cls, model: Mapping[str, Any], size: int) -> "MoExtConfig":
-        check_keys(model, {f.name for f in fields(cls)} - {"size"}, "model")
-        return cls(size=int(size), **dict(model))
+    backbone_widths: list[PositiveInt]
+    backbone_blocks: list[PositiveInt]
+    backbone_weights: str | None
+    feature_dim: PositiveInt
+    branch_conv_blocks: NonNegativeInt
+    branch_fc: list[PositiveInt]
+    motion_extractor: Literal["learned", "difference"]
+    motion_kernel: PositiveInt
+    recon_widths: list[PositiveInt]
+    recon_refine_width: PositiveInt
+    recon_refine_blocks: NonNegativeInt
+    projection_hidden: PositiveInt
+    projection_out: PositiveInt
+    projection_normalize: bool
+    dropout: Probability
+    size: int = runtime(224)
 
 
 class MoExtModel(nn.Module):
@@ -348,4 +345,4 @@ class MoExtModel(nn.Module):
 
 
 def build_model(model_cfg: Mapping[str, Any], num_classes: int, size: int) -> MoExtModel:
-    return MoExtModel(MoExtConfig.from_config(model_cfg, size), num_classes)
+    return MoExtModel(MoExtConfig.from_config(model_cfg, size=int(size)), num_classes)

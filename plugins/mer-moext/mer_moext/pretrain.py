@@ -16,20 +16,19 @@ import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
-from mercore import (FeatureRequest, FoldData, LoadOptions, Optimisation, Sample, StageContext, Step, SupervisedTrainer,
-                     Trainer, check_keys, train_epochs, write_image)
+from mercore import (FeatureRequest, FoldData, LoadOptions, NonNegativeFloat, NonNegativeInt, Optimisation,
+                     PositiveFloat, PositiveInt, Sample, Settings, StageContext, Step, SupervisedTrainer, Trainer,
+                     get_dataset, runtime, train_epochs, write_image)
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
 
-MACRO_SOURCES = ("auto", "synthetic", "casme3", "none")
-MICRO_SOURCES = ("synthetic", "casme2", "casme3")
 #: What ``auto`` means: the paper's corpora on real data, the corpus's own clips on the synthetic one.
 PAPER_MICRO_SOURCES = ("casme2", "casme3")
 VIEW_OPS = ("noise", "contrast", "grayscale")
@@ -123,9 +122,7 @@ def synthetic_root(micro: Sequence[Sample]) -> Path:
 
 def synthetic_micro_samples(micro: Sequence[Sample]) -> list[Sample]:
     """Every micro clip of the synthetic corpus the samples come from, whatever its emotion."""
-    from mercore.data.synthetic import SyntheticDataset
-
-    return SyntheticDataset().load(synthetic_root(micro), LoadOptions(task="megc3", extra={"all_emotions": True})).samples
+    return get_dataset("synthetic").load(synthetic_root(micro), LoadOptions(task="megc3", extra={"all_emotions": True})).samples
 
 
 def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
@@ -134,10 +131,8 @@ def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
     A root written with ``macro=True`` has ``root/macro``; otherwise the macro corpus is generated
     into the same cache with the same generator parameters (same seed -> same faces and subjects).
     """
-    from mercore.data.synthetic import SyntheticDataset
-
     root = synthetic_root(micro)
-    dataset = SyntheticDataset()
+    dataset = get_dataset("synthetic")
     if (root / "macro").is_dir():
         return dataset.load(root, LoadOptions(task="sde5", extra={"kind": "macro"})).samples
     meta = root / "generator.json"
@@ -145,7 +140,7 @@ def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
         raise ValueError(f"synthetic corpus at {root} has no macro/ clips and is not a cached corpus; regenerate it "
                          f"with macro clips (`mer synth --macro`) or set pretrain.macro_source=none")
     params = json.loads(meta.read_text())["params"]
-    extra = {k: params[k] for k in SyntheticDataset.GENERATOR_KEYS if k in params and k != "macro"}
+    extra = {k: params[k] for k in dataset.GENERATOR_KEYS if k in params and k != "macro"}
     return dataset.load(None, LoadOptions(task="sde5", cache_dir=root.parents[1], extra={**extra, "kind": "macro"})).samples
 
 
@@ -176,12 +171,10 @@ def corpus_samples(name: str, root: Path, kind: str = "micro") -> list[Sample]:
     Rows the adapter cannot read (the CAS(ME)^3 v2 sheet has "others" rows whose offset precedes
     the onset) are left out and counted in a logged warning: they hold no usable pair.
     """
-    from mercore.plugins import load_registry
-
     extra: dict[str, Any] = {"all_emotions": True}
     if name == "casme3":
         extra["kind"] = kind
-    data = load_registry(only=[]).dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
+    data = get_dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
     if data.skipped:
         log.warning("MoExt pre-training: %d unreadable %s %s rows left out (first: %s)", len(data.skipped), name, kind,
                     data.skipped[0])
@@ -209,8 +202,8 @@ def pseudo_apex(sample: Sample, frame: int) -> Sample:
 
 
 # ----------------------------------------------------------------------------- the stage
-@dataclass
-class MoExtPretrainer(Trainer):
+@dataclass(kw_only=True)
+class MoExtPretrainer(Trainer, Settings):
     """Pre-training stage: L = L_re + a1 L_st + a2 L_ss on micro (+ macro) onset/apex pairs.
 
     ``requests`` are the method's ``onset``/``apex`` feature requests (the extra frames must be
@@ -218,45 +211,33 @@ class MoExtPretrainer(Trainer):
     of a few training pairs goes to ``ctx.work_dir``.
     """
 
-    enabled: bool = True
-    optimizer: str = "adam"
-    lr: float = 1e-4
-    weight_decay: float = 1e-4
-    momentum: float = 0.9
-    epochs: int = 30
-    batch_size: int = 20
-    a1: float = 0.5
-    a2: float = 1.0
-    margin: float = 0.3
-    views: int = 3
-    view_ops: Sequence[str] = VIEW_OPS
-    noise_std: float = 0.05
-    contrast: Sequence[float] = (1.2, 1.8)
-    micro_sources: str | Sequence[str] = "auto"
-    macro_source: str = "auto"
-    casme2_root: str | None = None
-    casme3_root: str | None = None
-    macro_frame: int = 5
-    preview: int = 4
-    requests: Mapping[str, FeatureRequest] = field(default_factory=dict)
-    augment: Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None = None
-    stage_name: str = "pretrain"
+    section = "pretrain"
+
+    enabled: bool
+    optimizer: str
+    lr: PositiveFloat
+    weight_decay: NonNegativeFloat
+    momentum: NonNegativeFloat
+    epochs: PositiveInt
+    batch_size: PositiveInt
+    a1: NonNegativeFloat
+    a2: NonNegativeFloat
+    margin: NonNegativeFloat
+    views: PositiveInt
+    view_ops: Sequence[Literal["noise", "contrast", "grayscale"]]
+    noise_std: NonNegativeFloat
+    contrast: Sequence[PositiveFloat]
+    micro_sources: Literal["auto"] | Sequence[Literal["synthetic", "casme2", "casme3"]]
+    macro_source: Literal["auto", "synthetic", "casme3", "none"]
+    casme2_root: str | None
+    casme3_root: str | None
+    macro_frame: PositiveInt
+    preview: NonNegativeInt
+    requests: Mapping[str, FeatureRequest] = runtime(factory=dict)
+    augment: Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None = runtime()
+    stage_name: str = runtime("pretrain")
 
     name = "moext-pretrain"
-
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, Any], **overrides: Any) -> "MoExtPretrainer":
-        check_keys(cfg, {f.name for f in dataclasses.fields(cls)} - {"requests", "augment"}, "pretrain")
-        stage = cls(**dict(cfg), **overrides)
-        if stage.macro_source not in MACRO_SOURCES:
-            raise ValueError(f"pretrain.macro_source must be one of {MACRO_SOURCES}, got {stage.macro_source!r}")
-        if stage.micro_sources != "auto" and (isinstance(stage.micro_sources, str) or
-                                               any(m not in MICRO_SOURCES for m in stage.micro_sources)):
-            raise ValueError(f"pretrain.micro_sources must be auto or a list of {MICRO_SOURCES}, "
-                             f"got {stage.micro_sources!r}")
-        if not 0 <= stage.margin:
-            raise ValueError(f"pretrain.margin must be >= 0, got {stage.margin}")
-        return stage
 
     # data ------------------------------------------------------------------------------------
     @staticmethod

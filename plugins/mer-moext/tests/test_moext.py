@@ -10,11 +10,12 @@ import torch
 from torch import nn
 
 import mer_moext.plugin
-from mer_moext import MoExt, MoExtPretrainer, ObjectiveTrainer, ViewExpansion, build_model
 from mer_moext.losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from mer_moext.model import (IMAGENET_MEAN, IMAGENET_STD, ApexReconstructor, Branch, ConvBlock, MotionExtractor,
-                             ResNetTrunk)
-from mer_moext.pretrain import PREVIEW_FILE, MirrorRotate, batch_indices, filter_pretraining, pseudo_apex
+                             ResNetTrunk, build_model)
+from mer_moext.plugin import MoExt
+from mer_moext.pretrain import (PREVIEW_FILE, MirrorRotate, MoExtPretrainer, ObjectiveTrainer, ViewExpansion,
+                                batch_indices, filter_pretraining, pseudo_apex)
 from mercore import FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
 from mercore.shared import shared_dir
@@ -24,6 +25,11 @@ torch.set_num_threads(1)
 
 def config(profile: str = "quick", **sets) -> dict:
     return resolve_config(MoExt(), profile=profile, sets=[f"{k}={v}" for k, v in sets.items()])
+
+
+def pretrainer(**overrides) -> MoExtPretrainer:
+    """The paper's pre-training stage with ``overrides``."""
+    return MoExtPretrainer.from_config({**config()["pretrain"], **overrides})
 
 
 def tiny_model_cfg() -> dict:
@@ -252,7 +258,7 @@ def test_pretraining_lowers_reconstruction_loss(tmp_path):
     torch.manual_seed(0)
     onset, apex = synthetic_pairs(8)
     model = build_model(tiny_model_cfg(), 2, 32)
-    stage = MoExtPretrainer(epochs=1, batch_size=8, lr=3e-3, micro_sources=[], macro_source="none", preview=3)
+    stage = pretrainer(epochs=1, batch_size=8, lr=3e-3, micro_sources=[], macro_source="none", preview=3)
     expansion = ViewExpansion()
 
     def l_re() -> float:
@@ -279,11 +285,11 @@ def test_pretraining_updates_separator_and_motion_but_objective_drops_texture(tm
     onset, apex = synthetic_pairs(6)
     model = build_model(tiny_model_cfg(), 2, 32)
     w0 = model.motion.c1[0].weight.detach().clone()
-    MoExtPretrainer(epochs=1, batch_size=6, micro_sources=[], macro_source="none", preview=0).fit(
+    pretrainer(epochs=1, batch_size=6, micro_sources=[], macro_source="none", preview=0).fit(
         model, fold_of(onset, apex), ctx_for(tmp_path))
     assert not torch.equal(w0, model.motion.c1[0].weight)
     w1 = model.motion.c1[0].weight.detach().clone()
-    trainer = ObjectiveTrainer(epochs=1, batch_size=5, lr=1e-3)  # 6 % 5 == 1: runs with batch 6
+    trainer = ObjectiveTrainer.from_config({"epochs": 1, "batch_size": 5, "lr": 1e-3})  # 6 % 5 == 1: runs with batch 6
     trainer.fit(model, fold_of(onset, apex), ctx_for(tmp_path))
     assert model.separator.texture is None and model.reconstructor is None
     assert not torch.equal(w1, model.motion.c1[0].weight)  # fine-tuned, starting from the pre-trained weights
@@ -314,21 +320,21 @@ def test_ablations_change_behaviour(tmp_path):
     # w/o pre-training: the stage returns the model untouched
     model = build_model(tiny_model_cfg(), 2, 32)
     state = copy.deepcopy(model.state_dict())
-    MoExtPretrainer(enabled=False).fit(model, fold_of(onset, apex), ctx_for(tmp_path))
+    pretrainer(enabled=False).fit(model, fold_of(onset, apex), ctx_for(tmp_path))
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     # a1 = 0 and a2 = 0 leave L_re alone in the total
     model = build_model(tiny_model_cfg(), 2, 32).train()
     for a1, a2 in ((0.0, 0.1), (0.1, 0.0), (0.0, 0.0)):
-        stage = MoExtPretrainer(a1=a1, a2=a2)
+        stage = pretrainer(a1=a1, a2=a2)
         t = stage.losses(model, onset, apex, ViewExpansion(), torch.Generator().manual_seed(0))
         torch.testing.assert_close(t["loss"], t["l_re"] + a1 * t["l_st"] + a2 * t["l_ss"])
         assert t["l_st"] > 0 and t["l_ss"] > 0
     with pytest.raises(ValueError):
         build_model({**tiny_model_cfg(), "motion_extractor": "flow"}, 2, 32)
     with pytest.raises(ValueError):
-        MoExtPretrainer.from_config({"macro_source": "ckplus"})
+        pretrainer(macro_source="ckplus")
     with pytest.raises(ValueError):
-        MoExtPretrainer.from_config({"alpha": 1})
+        pretrainer(alpha=1)
 
 
 # --- macro data -----------------------------------------------------------------------------------
@@ -359,15 +365,15 @@ def test_sources_auto_need_the_paper_corpora_on_real_data():
     onset, apex = synthetic_pairs(2)
     data = fold_of(onset, apex)  # dataset "toy", not synthetic: auto -> CASME II + CAS(ME)^3
     with pytest.raises(ValueError, match="casme3_root"):
-        MoExtPretrainer().macro_samples(data)
+        pretrainer().macro_samples(data)
     with pytest.raises(ValueError, match="casme2_root"):
-        MoExtPretrainer().micro_samples(data)
-    assert MoExtPretrainer(macro_source="none").macro_samples(data) == []
-    assert MoExtPretrainer(micro_sources=[]).micro_samples(data) == []
+        pretrainer().micro_samples(data)
+    assert pretrainer(macro_source="none").macro_samples(data) == []
+    assert pretrainer(micro_sources=[]).micro_samples(data) == []
     with pytest.raises(ValueError, match="micro_sources"):
-        MoExtPretrainer.from_config({"micro_sources": "casme2"})
+        pretrainer(micro_sources="casme2")
     with pytest.raises(ValueError, match="micro_sources"):
-        MoExtPretrainer.from_config({"micro_sources": ["ckplus"]})
+        pretrainer(micro_sources=["ckplus"])
 
 
 def test_pseudo_apex_is_the_fifth_frame():
@@ -481,7 +487,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
 
     train = [s for s in evaluated if s.subject != "sub01"]
     data = FoldData(ts(train), None, ts([s for s in evaluated if s.subject == "sub01"]), ("casme2/sub01",))
-    stage = MoExtPretrainer.from_config({"casme3_root": str(root3)})  # micro_sources / macro_source: auto
+    stage = pretrainer(casme3_root=str(root3))  # micro_sources / macro_source: auto
     extra = stage.micro_samples(data)
     casme2 = [s for s in extra if s.dataset == "casme2"]
     every2 = Casme2Dataset().load(root2, LoadOptions(extra={"all_emotions": True})).samples
@@ -499,7 +505,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     test3 = evaluated3[0].group
     data3 = FoldData(ts([s for s in evaluated3 if s.group != test3]), None, ts([s for s in evaluated3 if s.group == test3]),
                      (test3,))
-    extra3 = MoExtPretrainer.from_config({"micro_sources": ["casme3"]}).micro_samples(data3)
+    extra3 = pretrainer(micro_sources=["casme3"]).micro_samples(data3)
     assert extra3 and test3 not in {s.group for s in extra3}
 
 
@@ -511,7 +517,7 @@ def test_pretraining_steps_through_the_core_training_loop(tmp_path, monkeypatch)
     monkeypatch.setattr(loop, "descend", lambda loss, *a, **k: steps.append(loss.item()) or real(loss, *a, **k))
     onset, apex = synthetic_pairs(6)
     log: list = []
-    MoExtPretrainer(epochs=2, batch_size=3, micro_sources=[], macro_source="none", preview=0).fit(
+    pretrainer(epochs=2, batch_size=3, micro_sources=[], macro_source="none", preview=0).fit(
         build_model(tiny_model_cfg(), 2, 32), fold_of(onset, apex), ctx_for(tmp_path, log))
     assert len(steps) == 4
     losses = [v for k, v, _ in log if k == "pretrain/loss"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_moext import MoExt
+from mer_moext.plugin import MoExt
 from mercore.testing import Within, paper_config_tests
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "methods" / "moext.md"

@@ -1,14 +1,7 @@
 """MPFNet for the mer framework: CA-I3D encoders, GFE/AFE prior learning, prototypical meta-learning.
 
-Exports are imported on first use: the entry point ``mer_mpfnet.plugin`` imports this package, and
-``mer plugins`` must not load torch.
+The method is ``mer_mpfnet.method.MPFNet`` (found through the ``mer`` entry point), the network and its
+config are in ``mer_mpfnet.model``. Nothing is imported here, so that loading the entry point
+(``mer plugins``) stays free of torch.
 """
-from typing import TYPE_CHECKING
-
-from mercore.lazy import lazy_exports
-
-if TYPE_CHECKING:  # pragma: no cover
-    from .method import MPFNet
-
-__getattr__, __dir__ = lazy_exports(__name__, {"MPFNet": ".method"})
-__all__ = ["MPFNet"]
+__version__ = "0.1.0"

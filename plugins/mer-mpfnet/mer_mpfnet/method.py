@@ -156,23 +156,21 @@ class MPFNet(Method):
     default_variant = "c"
     inputs = ("clips",)
     config_package = "mer_mpfnet"
+    trainer_sections = {"gfe": "triplet", "afe.train": "supervised", "meta_learning": "episodic"}
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         return {name: FeatureRequest(extractor, feature_params(config, stream=name))
                 for name, extractor in FEATURE_STREAMS.items()}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
-        from .model import MPFNetModel
+        from .model import MPFNetConfig, MPFNetModel
 
-        model_cfg = dict(config["model"])
-        model_cfg.setdefault("size", int(config["features"]["size"]))
-        model_cfg.setdefault("length", int(config["features"]["length"]) - 1)
-        variant = model_cfg.pop("variant", None) or self.default_variant
-        return MPFNetModel(variant, model_cfg, num_classes)
+        features = config["features"]
+        cfg = MPFNetConfig.from_config(config["model"], size=int(features["size"]), length=int(features["length"]) - 1)
+        return MPFNetModel(cfg, num_classes)
 
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
-        from mercore.training.episodic import EpisodicTrainer
-        from mercore.training.triplet import TripletTrainer
+        from mercore import EpisodicTrainer, TripletTrainer
 
         stages: list[Trainer] = []
         gfe = dict(config["gfe"])

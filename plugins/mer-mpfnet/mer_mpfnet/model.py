@@ -19,18 +19,20 @@ output, ``r`` a 1x1x1 conv to ``cascade_channels`` maps upsampled (trilinear) to
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
 from mercore.nn.coordinate_attention import CoordinateAttention3D
-from mercore.training.episodic import PrototypeClassifier
+from mercore import (NonNegativeFloat, PositiveFloat, PositiveInt, Probability, PrototypeClassifier, Settings,
+                     runtime)
 
 # I3D (Carreira & Zisserman 2017) Inception widths: [1x1, 3x3 reduce, 3x3, 3x3' reduce, 3x3', pool proj]
 MIXED_3B = (64, 96, 128, 16, 32, 32)     # -> 256
 MIXED_3C = (128, 128, 192, 32, 96, 64)   # -> 480
 STREAMS = ("flow", "diff")
+IN_CHANNELS = 5  # u, v of the flow + the RGB frame difference, stacked along channels
 
 
 class Unit3D(nn.Sequential):
@@ -68,21 +70,51 @@ def scaled(widths: Sequence[int], mult: float) -> tuple[int, ...]:
     return tuple(max(4, int(round(w * mult))) for w in widths)
 
 
-@dataclass
+@dataclass(kw_only=True)
 class EncoderConfig:
-    """CA-I3D hyperparameters (``model`` section of the config)."""
+    """CA-I3D hyperparameters: one encoder's share of :class:`MPFNetConfig` and its input shape."""
 
-    in_channels: int = 5
-    length: int = 10            # T of the input (frames - 1)
-    size: int = 128             # H = W of the input
-    stem_channels: int = 64
-    width: float = 1.0          # multiplier on I3D's Mixed_3b / Mixed_3c widths
-    embedding_dim: int = 256
-    head_grid: Sequence[int] | None = (2, 4, 4)  # adaptive avg pool before the linear layer; None: flatten all
-    ca_reduction: int = 32
-    ca_mode: str = "thw"
-    dropout: float = 0.0
-    embedding_bn: bool = True   # BatchNorm1d on the embedding (centres it for the cosine metric)
+    in_channels: int
+    length: int                 # T of the input (frames - 1)
+    size: int                   # H = W of the input
+    stem_channels: int
+    width: float                # multiplier on I3D's Mixed_3b / Mixed_3c widths
+    embedding_dim: int
+    head_grid: Sequence[int] | None  # adaptive avg pool before the linear layer; None: flatten all
+    ca_reduction: int
+    ca_mode: str
+    dropout: float
+    embedding_bn: bool          # BatchNorm1d on the embedding (centres it for the cosine metric)
+
+
+@dataclass(kw_only=True)
+class MPFNetConfig(Settings):
+    """The ``model`` section of config.yaml, plus the input's ``size`` and ``length`` (set from
+    ``features``: frames - 1 flow / difference steps)."""
+
+    section = "model"
+
+    variant: Literal["c", "p"]
+    stem_channels: PositiveInt
+    width: PositiveFloat
+    embedding_dim: PositiveInt
+    head_grid: tuple[PositiveInt, ...] | None
+    ca_reduction: PositiveInt
+    ca_mode: Literal["thw", "frame"]
+    dropout: Probability
+    embedding_bn: bool
+    cascade_channels: PositiveInt
+    gamma: NonNegativeFloat
+    scale: PositiveFloat
+    size: int = runtime(128)
+    length: int = runtime(10)
+
+    def encoder(self, in_channels: int) -> EncoderConfig:
+        """The CA-I3D of a stream stack with ``in_channels`` channels."""
+        return EncoderConfig(in_channels=in_channels, length=self.length, size=self.size,
+                             stem_channels=self.stem_channels, width=self.width, embedding_dim=self.embedding_dim,
+                             head_grid=self.head_grid, ca_reduction=self.ca_reduction, ca_mode=self.ca_mode,
+                             dropout=self.dropout, embedding_bn=self.embedding_bn)
 
 
 class CAI3D(nn.Module):
@@ -134,11 +166,6 @@ class CAI3D(nn.Module):
         return self.embed_map(self.features(x))
 
 
-def encoder_config(model_cfg: Mapping[str, Any], in_channels: int) -> EncoderConfig:
-    keys = {f for f in EncoderConfig.__dataclass_fields__} - {"in_channels"}
-    return EncoderConfig(in_channels=in_channels, **{k: model_cfg[k] for k in keys if k in model_cfg})
-
-
 class MPFNetModel(nn.Module):
     """GFE + AFE (+ cascade link for ``c``) + prototype classifier.
 
@@ -147,23 +174,19 @@ class MPFNetModel(nn.Module):
     embeddings the centroids live in: ``(z_G, z_A)`` for ``p``, ``(z_A,)`` for ``c``.
     """
 
-    def __init__(self, variant: str, model_cfg: Mapping[str, Any], num_classes: int) -> None:
+    def __init__(self, cfg: MPFNetConfig, num_classes: int) -> None:
         super().__init__()
-        if variant not in ("p", "c"):
-            raise ValueError(f"unknown MPFNet variant {variant!r}; choose p or c")
-        self.variant = variant
-        self.streams = tuple(model_cfg.get("streams", STREAMS))
-        in_ch = int(model_cfg.get("in_channels", 5))
-        self.gfe = CAI3D(encoder_config(model_cfg, in_ch))
-        self.cascade_channels = int(model_cfg.get("cascade_channels", 8)) if variant == "c" else 0
+        self.variant = variant = cfg.variant
+        self.streams = STREAMS
+        self.gfe = CAI3D(cfg.encoder(IN_CHANNELS))
+        self.cascade_channels = cfg.cascade_channels if variant == "c" else 0
         if variant == "c":
             self.cascade = nn.Sequential(nn.Conv3d(self.gfe.feature_channels, self.cascade_channels, 1, bias=False),
                                          nn.BatchNorm3d(self.cascade_channels), nn.ReLU(inplace=True))
-        self.afe = CAI3D(encoder_config(model_cfg, in_ch + self.cascade_channels))
+        self.afe = CAI3D(cfg.encoder(IN_CHANNELS + self.cascade_channels))
         d = self.gfe.out_features
-        weights = [1.0, float(model_cfg.get("gamma", 0.7))] if variant == "p" else [1.0]
-        self.prototypes = PrototypeClassifier(num_classes, [d] * len(weights), weights,
-                                              float(model_cfg.get("scale", 10.0)))
+        weights = [1.0, cfg.gamma] if variant == "p" else [1.0]
+        self.prototypes = PrototypeClassifier(num_classes, [d] * len(weights), weights, cfg.scale)
         self.afe_head = nn.Linear(self.afe.out_features, num_classes)  # AFE pre-training only
         self.num_classes = num_classes
 

@@ -11,10 +11,20 @@ import mer_mpfnet.plugin
 from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
 from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan
-from mer_mpfnet.model import CAI3D, AFEClassifier, EncoderConfig, MPFNetModel, count_parameters
+from mer_mpfnet.model import CAI3D, AFEClassifier, MPFNetConfig, MPFNetModel, count_parameters
 
-TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2,
-        "size": 16, "length": 4}
+TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2}
+
+
+def model_config(variant: str = "c", size: int = 16, length: int = 4, **overrides) -> MPFNetConfig:
+    """The paper's ``model`` section with ``overrides``, for an input of ``length`` x ``size`` x ``size``."""
+    return MPFNetConfig.from_config({**MPFNet().default_config()["model"], "variant": variant, **overrides},
+                                    size=size, length=length)
+
+
+def encoder(**overrides) -> CAI3D:
+    """A CA-I3D on a 5-channel 4 x 16 x 16 input."""
+    return CAI3D(model_config(**overrides).encoder(5))
 
 
 def batch(n=3, t=4, s=16):
@@ -23,15 +33,15 @@ def batch(n=3, t=4, s=16):
 
 
 def test_ca_i3d_shapes():
-    enc = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125, embedding_dim=12))
+    enc = encoder(stem_channels=8, width=0.125, embedding_dim=12)
     x = torch.randn(2, 5, 4, 16, 16)
     fmap = enc.features(x)
     assert fmap.shape == (2, enc.feature_channels, 4, 4, 4)   # pools only H, W: T kept, H/4, W/4
     assert enc(x).shape == (2, 12)
-    flat = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125, embedding_dim=12,
-                               head_grid=None))   # the paper's "no final average pool": flatten everything
+    flat = encoder(stem_channels=8, width=0.125, embedding_dim=12,
+                   head_grid=None)   # the paper's "no final average pool": flatten everything
     assert flat.fc.in_features == flat.feature_channels * 4 * 4 * 4 and flat(x).shape == (2, 12)
-    full = CAI3D(EncoderConfig())                 # I3D widths: Mixed_3b 256, Mixed_3c 480
+    full = encoder(size=128, length=10)      # I3D widths: Mixed_3b 256, Mixed_3c 480
     assert full.mixed_a.out_channels == 256 and full.feature_channels == 480
     with pytest.raises(ValueError):
         enc(torch.randn(2, 4, 4, 16, 16))
@@ -39,7 +49,7 @@ def test_ca_i3d_shapes():
 
 def test_ca_i3d_channels_last_keeps_values():
     """``features`` runs in channels-last 3D for speed; the values match the contiguous layout."""
-    enc = CAI3D(EncoderConfig(in_channels=5, length=4, size=16, stem_channels=8, width=0.125)).eval()
+    enc = encoder(stem_channels=8, width=0.125).eval()
     x = torch.randn(2, 5, 4, 16, 16)
     layouts = []
     with torch.no_grad():
@@ -53,7 +63,7 @@ def test_ca_i3d_channels_last_keeps_values():
 
 @pytest.mark.parametrize("variant", ["c", "p"])
 def test_model_shapes(variant):
-    model = MPFNetModel(variant, TINY, num_classes=5)
+    model = MPFNetModel(model_config(variant, **TINY), num_classes=5)
     b = batch()
     z = model.embed(b)
     assert len(z) == (2 if variant == "p" else 1) and all(t.shape == (3, 16) for t in z)
@@ -137,7 +147,7 @@ def fake_ctx(tmp_path: Path, log: list, train: TensorSet) -> StageContext:
 
 def quick_config(variant):
     cfg = resolve_config(MPFNet(), variant=variant, profile="quick")
-    cfg["model"].update({k: v for k, v in TINY.items() if k not in ("size", "length")})
+    cfg["model"].update(TINY)
     cfg["features"].update({"size": 16, "length": 5})
     cfg["gfe"].update({"epochs": 6, "batch_size": 8, "lr": 0.05})
     cfg["afe"]["train"].update({"epochs": 6, "lr": 0.05})

@@ -14,21 +14,20 @@ Every choice the paper leaves open is listed with its reason in ``docs/methods/r
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mercore import Encoder, Fusion, check_keys
+from mercore import (AtLeast, Encoder, Fusion, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
+                     Settings)
 from mercore.nn.attention import CBAM
 from mercore.nn.init import init_resnet_style
 from mercore.nn.rep import RepConv, reparameterize
 
 STREAMS = ("flow", "apex")
-RESIZERS = ("bilinear", "residual", "inception")
-NECKS = ("repgfpn", "eurepgfpn")
 
 #: Table 5's ablation models as config switches (the table itself did not survive extraction;
 #: the prose of Tables 6-8 says what each model adds, see the method doc)
@@ -42,8 +41,8 @@ TABLE5_MODELS: dict[str, dict[str, object]] = {
 }
 
 
-@dataclass
-class RRMFNetConfig:
+@dataclass(kw_only=True)
+class RRMFNetConfig(Settings):
     """The ``model`` section of the method's config.
 
     Args:
@@ -68,62 +67,50 @@ class RRMFNetConfig:
         width: multiplier on every channel width above (1.0 = the paper-sized model).
     """
 
-    streams: Sequence[str] = STREAMS
-    in_channels: Mapping[str, int] = field(default_factory=lambda: {s: 3 for s in STREAMS})
-    resize_to: int = 224
-    resizer: str = "inception"
-    resizer_filters: int = 16
-    resizer_blocks: int = 2
-    backbone_widths: Sequence[int] = (64, 128, 256, 512)
-    backbone_blocks: Sequence[int] = (1, 1, 1, 1)
-    neck: str = "eurepgfpn"
-    neck_channels: Sequence[int] = (128, 256, 512)
-    neck_depth: int = 3
-    neck_hidden_ratio: float = 1.0
-    aab_channels: int = 256
-    cbam: bool = True
-    cbam_kernel: int = 7
-    cbam_reduction: int = 16
-    fusion_channels: int = 256
-    fusion_blocks: int = 3
-    reduce_kernel: int | None = 3
-    reduce_stride: int = 2
-    reduce_padding: int = 1
-    reduce_channels: int = 256
-    reduce_pool: Sequence[int] | None = (4, 4)
-    mlp_hidden: int = 512
-    dropout: float = 0.5
-    width: float = 1.0
+    section = "model"
+
+    streams: tuple[Literal["flow", "apex"], ...]
+    in_channels: Mapping[str, PositiveInt]
+    resize_to: Annotated[int, AtLeast(32)]  # the backbone reduces by 32
+    resizer: Literal["bilinear", "residual", "inception"]
+    resizer_filters: PositiveInt
+    resizer_blocks: PositiveInt
+    backbone_widths: tuple[PositiveInt, ...]
+    backbone_blocks: tuple[PositiveInt, ...]
+    neck: Literal["repgfpn", "eurepgfpn"]
+    neck_channels: tuple[PositiveInt, ...]
+    neck_depth: PositiveInt
+    neck_hidden_ratio: PositiveFloat
+    aab_channels: PositiveInt
+    cbam: bool
+    cbam_kernel: PositiveInt
+    cbam_reduction: PositiveInt
+    fusion_channels: PositiveInt
+    fusion_blocks: PositiveInt
+    reduce_kernel: PositiveInt | None
+    reduce_stride: PositiveInt
+    reduce_padding: NonNegativeInt
+    reduce_channels: PositiveInt
+    reduce_pool: tuple[PositiveInt, ...] | None
+    mlp_hidden: PositiveInt
+    dropout: Probability
+    width: PositiveFloat
 
     def __post_init__(self) -> None:
-        self.streams = tuple(self.streams)
-        if not self.streams or len(set(self.streams)) != len(self.streams) or set(self.streams) - set(STREAMS):
+        if not self.streams or len(set(self.streams)) != len(self.streams):
             raise ValueError(f"model.streams must be distinct names of {list(STREAMS)}, got {list(self.streams)}")
         self.streams = tuple(s for s in STREAMS if s in self.streams)  # canonical order
-        self.in_channels = {**{s: 3 for s in STREAMS}, **dict(self.in_channels)}
-        if self.resizer not in RESIZERS:
-            raise ValueError(f"unknown model.resizer {self.resizer!r}; choose one of: {', '.join(RESIZERS)}")
-        if self.neck not in NECKS:
-            raise ValueError(f"unknown model.neck {self.neck!r}; choose one of: {', '.join(NECKS)}")
+        if set(self.in_channels) != set(STREAMS):
+            raise ValueError(f"model.in_channels must give the channels of {list(STREAMS)}, got {dict(self.in_channels)}")
         if len(self.backbone_widths) != 4 or len(self.backbone_blocks) != 4 or len(self.neck_channels) != 3:
             raise ValueError("model.backbone_widths/backbone_blocks need 4 entries and model.neck_channels 3")
-        if int(self.resize_to) < 32:
-            raise ValueError(f"model.resize_to must be >= 32 (the backbone reduces by 32), got {self.resize_to}")
-        if int(self.resizer_blocks) < 1 or int(self.fusion_blocks) < 1 or int(self.neck_depth) < 1:
-            raise ValueError("model.resizer_blocks, fusion_blocks and neck_depth must be >= 1")
         if self.reduce_pool is not None and len(self.reduce_pool) != 2:
-            raise ValueError(f"model.reduce_pool must be [H, W] or null, got {self.reduce_pool}")
-        if not self.width > 0:
-            raise ValueError(f"model.width must be > 0, got {self.width}")
+            raise ValueError(f"model.reduce_pool must be [H, W] or null, got {list(self.reduce_pool)}")
 
     def ch(self, c: int) -> int:
         """A channel width scaled by ``width`` (at least 8, a multiple of 8 above that)."""
         return max(8, int(round(c * self.width / 8)) * 8)
 
-    @classmethod
-    def from_config(cls, cfg: Mapping[str, object]) -> "RRMFNetConfig":
-        check_keys(cfg, cls.__dataclass_fields__, "model")
-        return cls(**cfg)  # type: ignore[arg-type]
 
 
 class ConvBNAct(nn.Sequential):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mer_rrmfnet import RRMFNet
+from mer_rrmfnet.plugin import RRMFNet
 from mercore.testing import paper_config_tests
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "methods" / "rrmfnet.md"

@@ -10,9 +10,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 import mer_rrmfnet.plugin
-from mer_rrmfnet import TABLE5_MODELS, RRMFNet, build_model
-from mer_rrmfnet.model import (AAB, EUCB, BilinearResize, CSPStage, IncepResBlock, LearnableResizer, NearestUp,
-                               ResizerResBlock, RRMFNetConfig, StreamBranch)
+from mer_rrmfnet.model import (AAB, EUCB, TABLE5_MODELS, BilinearResize, CSPStage, IncepResBlock, LearnableResizer,
+                               NearestUp, ResizerResBlock, RRMFNetConfig, StreamBranch, build_model)
+from mer_rrmfnet.plugin import RRMFNet
 from mercore import FeatureRequest, SupervisedTrainer
 from mercore.nn.attention import CBAM, SpatialAttention
 from mercore.nn.rep import RepConv
@@ -47,7 +47,7 @@ def test_shapes_through_every_module():
     for block in ("inception", "residual"):
         assert LearnableResizer(3, 64, 8, 2, block)(x).shape == (2, 3, 64, 64)
     assert IncepResBlock(8)(torch.rand(1, 8, 5, 5)).shape == (1, 8, 5, 5)
-    cfg = RRMFNetConfig(**model_cfg())
+    cfg = RRMFNetConfig.from_config(model_cfg())
     branch = StreamBranch(3, cfg)
     r = branch.resizer(x)
     assert r.shape == (2, 3, 32, 32)

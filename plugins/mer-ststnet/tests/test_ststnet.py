@@ -14,7 +14,8 @@ import torch
 from torch import nn
 
 import mer_ststnet.plugin
-from mer_ststnet import STSTNet, STSTNetModel
+from mer_ststnet.model import STSTNetModel
+from mer_ststnet.plugin import STSTNet
 from mercore import FeatureRequest, FoldData, StageContext, SupervisedTrainer, TensorSet
 from mercore.config import resolve_config
 
@@ -65,7 +66,7 @@ def test_default_config_is_the_public_training_setup():
     stage, = method.stages(method.default_config())
     assert isinstance(stage, SupervisedTrainer)
     assert (stage.optimizer, stage.lr, stage.batch_size, stage.epochs) == ("adam", 5e-5, 256, 500)
-    assert stage.early_stopping.patience is None and not stage.perturbation["enabled"]
+    assert stage.early_stopping.patience is None and not stage.perturbation.enabled
 
 
 def test_features_follow_source():
