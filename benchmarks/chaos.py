@@ -25,6 +25,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from mercore.testing.processes import children, wait_gone
+
 HERE = Path(__file__).resolve().parent
 SIGNALS = ("SIGTERM", "SIGINT", "SIGKILL")
 STOP_LIMIT_S = 10.0
@@ -80,26 +82,6 @@ def command(cache: Path, uri: str) -> list[str]:
             "-D", "subjects=6", "-D", "clips_per_subject=6", "-D", "size=32", "--task", "sde5"]
 
 
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc; zombies do not count)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
-
-
-def gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
-
-
 def predictions(cache: Path) -> dict[int, dict]:
     """Per fold: test keys, predicted classes and probabilities, as recorded."""
     out = {}
@@ -136,8 +118,7 @@ def trial(work: Path, uri: str, reference: dict, delay: float, signame: str) -> 
     sent = time.monotonic()
     _, err = proc.communicate(timeout=60)
     stop_s = time.monotonic() - sent
-    while not all(gone(w) for w in workers) and time.monotonic() - sent < 30:
-        time.sleep(0.05)
+    wait_gone(workers, until=sent + 30)
     workers_s = time.monotonic() - sent
     resume = subprocess.run(command(cache, uri), capture_output=True, text=True, timeout=600)
     result = predictions(cache)

@@ -55,6 +55,16 @@ DIAGNOSTICS_LINK = ("Where a method falls below HTNet, one-seed diagnostics (not
 MARKER = re.compile(r"<!-- real-data-results -->.*?<!-- /real-data-results -->", re.S)
 
 
+def release_setup(data_root: Path | None, workers: str) -> tuple[Path, int | str]:
+    """The release folder (``--data-root``, else under ``$MER_SHARED``; exits when it is not there) and
+    ``--workers`` as :func:`measure` takes it; leaves this process one torch thread, as the recorded timings had."""
+    data_root = data_root or shared_dir() / "data" / "megc2019-flow-smic"
+    if not (data_root / "labels.csv").is_file():
+        raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
+    torch.set_num_threads(1)
+    return data_root, int(workers) if str(workers).isdigit() else workers
+
+
 def measure(entry: str, seed: int, data_root: Path, cache_dir: Path, workers: int | str,
             overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """One LOSO run; its scores, the leaky audit and the time per fold."""
@@ -267,11 +277,7 @@ def main() -> None:
         record["comparisons"] = paired_comparisons(record["runs"], args.cache_dir.resolve()) or kept  # folders gone
         write_outputs(record)
         return
-    data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
-    if not (data_root / "labels.csv").is_file():
-        raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
-    workers = int(args.workers) if str(args.workers).isdigit() else args.workers
-    torch.set_num_threads(1)
+    data_root, workers = release_setup(args.data_root, args.workers)
     previous = json.loads((HERE / "real_data.json").read_text()) if (HERE / "real_data.json").is_file() else {}
     runs = {(r["method"], r["variant"], r["seed"]): r for r in previous.get("runs", [])}
     for seed in args.seeds:  # every method once before any is repeated

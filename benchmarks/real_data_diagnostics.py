@@ -19,12 +19,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mercore.io import atomic_write_text
-from mercore.shared import shared_dir
 
-from real_data import HERE, REPO, measure
+from real_data import HERE, REPO, measure, release_setup
 
 #: name -> (method:variant, overrides, the question it answers)
 DIAGNOSTICS: dict[str, tuple[str, dict[str, Any], str]] = {
@@ -91,11 +88,7 @@ def main() -> None:
     if args.report_only:
         write_outputs(record)
         return
-    data_root = args.data_root or shared_dir() / "data" / "megc2019-flow-smic"
-    if not (data_root / "labels.csv").is_file():
-        raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
-    workers = int(args.workers) if str(args.workers).isdigit() else args.workers
-    torch.set_num_threads(1)
+    data_root, workers = release_setup(args.data_root, args.workers)
     for name in args.only or DIAGNOSTICS:
         entry, overrides, _ = DIAGNOSTICS[name]
         row = measure(entry, args.seed, data_root, args.cache_dir.resolve(), workers, overrides)

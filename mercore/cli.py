@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import sys
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
 EXIT_USAGE = 2
+_Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
 class _BadOption(click.ClickException):
@@ -20,6 +23,27 @@ def _fail(exc: BaseException) -> None:
     from .config import ConfigError
 
     raise (_BadOption if isinstance(exc, ConfigError) else click.ClickException)(str(exc)) from exc
+
+
+@contextmanager
+def _stopped_or_failed() -> Iterator[None]:
+    """The work of `mer run` and `mer tune`: a signal stops it with the shell's exit status (and
+    says what was kept), a known failure is one error line instead of a traceback."""
+    from .config import ConfigError
+    from .data.dataset import DatasetError
+    from .features.store import FeatureError
+    from .interrupt import Interrupted, stop_on_signals
+    from .plugins import PluginError, UnknownNameError
+
+    with stop_on_signals():
+        try:
+            yield
+        except Interrupted as exc:
+            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
+            raise SystemExit(exc.exit_code) from None
+        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
+                RuntimeError) as exc:
+            _fail(exc)
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -40,6 +64,26 @@ def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) 
         return [int(v) for v in value.split(",") if v.strip()] if "," in value else int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: give a count such as 3 or a list such as 0,1,2") from None
+
+
+def _work_options(*, tracking: str, cache_dir: str, fresh: str, workers: str) -> Callable[[_Command], _Command]:
+    """``--tracking`` to ``--workers``, the options `mer run` and `mer tune` share, so that their
+    defaults cannot drift apart; each command says in the help what they mean for it."""
+    options = [
+        click.option("--tracking/--no-tracking", default=True, show_default=True, help=tracking),
+        click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)."),
+        click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name."),
+        click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+                     help=cache_dir),
+        click.option("--fresh", is_flag=True, help=fresh),
+        click.option("--workers", default="auto", show_default=True, callback=_parse_workers, help=workers),
+    ]
+
+    def apply(command: _Command) -> _Command:
+        for option in reversed(options):  # the first listed is applied last: it comes first in --help
+            command = option(command)
+        return command
+    return apply
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -67,15 +111,10 @@ def cli() -> None:
 @click.option("--skip-invalid", is_flag=True,
               help="Leave malformed annotation rows out: each is printed (file, row, reason) and listed in "
                    "summary.json, skipped.txt and the MLflow run.")
-@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow.")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
-@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
-              help="Feature cache, synthetic corpus and run folders.")
-@click.option("--fresh", is_flag=True, help="Recompute folds finished by an earlier identical run.")
-@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
-              help="Run folds in N processes of cores/N torch threads each; auto: one per CPU core (at most "
-                   "4) on CPU, 0 on a GPU. Results equal sequential ones up to thread-count rounding.")
+@_work_options(tracking="Log to MLflow.", cache_dir="Feature cache, synthetic corpus and run folders.",
+               fresh="Recompute folds finished by an earlier identical run.",
+               workers="Run folds in N processes of cores/N torch threads each; auto: one per CPU core (at most "
+                       "4) on CPU, 0 on a GPU. Results equal sequential ones up to thread-count rounding.")
 @click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
               help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
@@ -89,43 +128,32 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int | str, executor: str,
         address: str | None, seeds: int | list[int] | None, quiet: bool) -> None:
     """Run a leave-one-subject-out evaluation of a method (once, or once per seed with --seeds)."""
-    from .config import ConfigError, parse_set
-    from .data.dataset import DatasetError
-    from .features.store import FeatureError
-    from .interrupt import Interrupted, stop_on_signals
-    from .plugins import PluginError, UnknownNameError
+    from .config import parse_set
     from .reporting.artifacts import metrics_table, seeds_table
     from .runner import QUICK, load_method, run as run_loso, run_seeds
 
-    with stop_on_signals():
-        try:
-            registry, method = load_method(None, plugin)
+    with _stopped_or_failed():
+        registry, method = load_method(None, plugin)
 
-            def announce(config: dict) -> None:  # everything is checked: the work starts
-                if config["meta"]["profile"] == QUICK and profile is None:
-                    click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
-                                f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
-                                err=True)
+        def announce(config: dict) -> None:  # everything is checked: the work starts
+            if config["meta"]["profile"] == QUICK and profile is None:
+                click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
+                            f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
+                            err=True)
 
-            kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
-                          overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
-                          device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
-                          cache_dir=cache_dir, skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options),
-                          fresh=fresh, progress=not quiet, registry=registry, workers=workers, executor=executor,
-                          address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
-                                                                               err=True),
-                          notify=lambda notice: click.secho(notice, fg="yellow", err=True))
-            if seeds is None:
-                result = run_loso(method, **kwargs)
-            else:
-                multi = run_seeds(method, seeds, **kwargs)
-                result = multi.first
-        except Interrupted as exc:
-            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
-            raise SystemExit(exc.exit_code) from None
-        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-                RuntimeError) as exc:
-            _fail(exc)
+        kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
+                      overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
+                      device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
+                      cache_dir=cache_dir, skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options),
+                      fresh=fresh, progress=not quiet, registry=registry, workers=workers, executor=executor,
+                      address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                           err=True),
+                      notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+        if seeds is None:
+            result = run_loso(method, **kwargs)
+        else:
+            multi = run_seeds(method, seeds, **kwargs)
+            result = multi.first
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
                f"[{result.task}], profile {meta['profile']}: LOSO over {len(result.folds)} subjects, "
@@ -400,14 +428,10 @@ def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int
 @click.option("--subjects", multiple=True, help="Restrict to these subjects (repeatable).")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N.")
 @click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE", help="Adapter option.")
-@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log to MLflow (trials as nested runs).")
-@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db).")
-@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
-              help="Feature cache and tune folders.")
-@click.option("--fresh", is_flag=True, help="Start over instead of resuming an identical tune.")
-@click.option("--workers", default="auto", show_default=True, callback=_parse_workers,
-              help="Tune N outer folds in parallel processes; auto: one per CPU core (at most 4) on CPU, 0 on a GPU.")
+@_work_options(tracking="Log to MLflow (trials as nested runs).", cache_dir="Feature cache and tune folders.",
+               fresh="Start over instead of resuming an identical tune.",
+               workers="Tune N outer folds in parallel processes; auto: one per CPU core (at most 4) on CPU, 0 on a "
+                       "GPU.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile: Path | None, variant: str | None,
          dataset: str, data_root: Path | None, task: str | None, config_file: Path | None, sets: tuple[str, ...],
@@ -417,32 +441,21 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
     """Nested tuning: per outer LOSO fold, an Optuna (TPE) search scored by subject-wise CV on that
     fold's training subjects; the test subject is predicted once with the chosen values. Costs
     outer folds x (trials x inner folds + 1) fits; a killed tune resumes."""
-    from .config import ConfigError, parse_set
-    from .data.dataset import DatasetError
-    from .features.store import FeatureError
-    from .plugins import PluginError, UnknownNameError
-    from .interrupt import Interrupted, stop_on_signals
+    from .config import parse_set
     from .reporting.artifacts import metrics_table
     from .runner import load_method
     from .tuning import tune as run_tune, write_profile as save_profile
 
-    with stop_on_signals():
-        try:
-            registry, method = load_method(None, plugin)
-            outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
-                               variant=variant, task=task, data_root=data_root, config_file=config_file,
-                               overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
-                               dataset_options=parse_set(dataset_options), tracking=tracking,
-                               tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
-                               workers=workers, progress=not quiet, registry=registry,
-                               notify=lambda notice: click.secho(notice, fg="yellow", err=True))
-            written = save_profile(outcome, write_profile) if write_profile else None
-        except Interrupted as exc:
-            click.echo(f"\nstopped by {exc}: {exc.note}" if exc.note else f"\nstopped by {exc}", err=True)
-            raise SystemExit(exc.exit_code) from None
-        except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
-                RuntimeError) as exc:
-            _fail(exc)
+    with _stopped_or_failed():
+        registry, method = load_method(None, plugin)
+        outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
+                           variant=variant, task=task, data_root=data_root, config_file=config_file,
+                           overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
+                           dataset_options=parse_set(dataset_options), tracking=tracking,
+                           tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
+                           workers=workers, progress=not quiet, registry=registry,
+                           notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+        written = save_profile(outcome, write_profile) if write_profile else None
     r = outcome.result
     click.echo(f"\n{r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset} [{r.task}], tuned: "
                f"{len(outcome.choices)} outer folds x ({trials} trials x {inner_folds} inner folds + 1) = "

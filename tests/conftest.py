@@ -68,19 +68,21 @@ class ToyMethod(Method):
 
     def build_model(self, config, num_classes):
         net = nn.Sequential(nn.Linear(8, config["model"]["hidden"]), nn.ReLU(), nn.Linear(config["model"]["hidden"], num_classes))
-        return _Wrap(net)
+        return StreamNet(net, "x")
 
     def stages(self, config):
         return [SupervisedTrainer.from_config(config["train"])]
 
 
-class _Wrap(nn.Module):
-    def __init__(self, net, stream="x"):
+class StreamNet(nn.Module):
+    """``net`` on one input stream of the batch: the model of the tests' small methods."""
+
+    def __init__(self, net: nn.Module, stream: str) -> None:
         super().__init__()
         self.net = net
         self.stream = stream
 
-    def forward(self, batch):
+    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         return self.net(batch[self.stream])
 
 
@@ -161,7 +163,7 @@ class DiffNet(Method):
         return {"diff": FeatureRequest("frame_diff", {"size": 8, "gray": True})}
 
     def build_model(self, config, num_classes):
-        return _Wrap(nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)), "diff")
+        return StreamNet(nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes)), "diff")
 
     def stages(self, config):
         return [SupervisedTrainer.from_config(config["train"])]

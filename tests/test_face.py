@@ -17,6 +17,7 @@ from mercore.face import align_clip, alignment_transform, apply_alignment, dlib_
 from mercore.face.landmarks import UNIT_CANONICAL
 from mercore.plugins import load_registry
 from mercore.runner import run
+from tests.conftest import StreamNet
 
 
 def test_canonical_from_shape() -> None:
@@ -117,19 +118,10 @@ class AlignToy(Method):
         return {"apex": FeatureRequest("apex_frame", {"size": f["size"], "align": f["align"]})}
 
     def build_model(self, config, num_classes):
-        return _Flat(nn.Linear(3 * 16 * 16, num_classes))
+        return StreamNet(nn.Sequential(nn.Flatten(), nn.Linear(3 * 16 * 16, num_classes)), "apex")
 
     def stages(self, config):
         return [SupervisedTrainer.from_config(config["train"])]
-
-
-class _Flat(nn.Module):
-    def __init__(self, linear: nn.Module) -> None:
-        super().__init__()
-        self.linear = linear
-
-    def forward(self, batch):
-        return self.linear(batch["apex"].flatten(1))
 
 
 def _aligntoy_plugin() -> types.ModuleType:

@@ -13,9 +13,11 @@ from torch import nn
 import mercore.runner
 from mercore import FeatureRequest, LoadOptions, Method, SupervisedTrainer, hookimpl
 from mercore.cli import cli
+from mercore.evaluation.results import RunResult
 from mercore.plugins import load_registry
 from mercore.predict import PredictError, clip_frames, largest_difference_apex, predict_clip
 from mercore.runner import run
+from tests.conftest import StreamNet
 
 torch.set_num_threads(1)
 OPTIONS = {"subjects": 3, "clips_per_subject": 4, "size": 64}
@@ -33,19 +35,10 @@ class DiffNet(Method):
         return {"diff": FeatureRequest("frame_diff", {"size": config["model"]["size"], "gray": True})}
 
     def build_model(self, config, num_classes):
-        return _Net(config["model"]["size"] ** 2, num_classes)
+        return StreamNet(nn.Sequential(nn.Flatten(), nn.Linear(config["model"]["size"] ** 2, num_classes)), "diff")
 
     def stages(self, config):
         return [SupervisedTrainer.from_config(config["train"])]
-
-
-class _Net(nn.Module):
-    def __init__(self, n_in: int, num_classes: int) -> None:
-        super().__init__()
-        self.fc = nn.Linear(n_in, num_classes)
-
-    def forward(self, batch):
-        return self.fc(batch["diff"].flatten(1))  # (B, 1, 16, 16) -> (B, num_classes)
 
 
 @hookimpl
@@ -122,15 +115,21 @@ def test_clear_errors(trained, tmp_path):
         predict_clip("diffnet", stray, clip, registry=registry)
 
 
-def test_normalised_runs_need_the_fold_statistics(trained, tmp_path):
-    registry, result, samples = trained
+def normalised_run(result: RunResult, tmp_path: Path) -> Path:
+    """A run folder in ``tmp_path`` with ``result``'s config and summary but ``data.normalize: true``;
+    returns where its first fold's checkpoint goes, for the test to write (with or without ``norm.pt``)."""
     run_dir = tmp_path / "run"
     (run_dir / "artifacts").mkdir(parents=True)
     (run_dir / "folds" / "000").mkdir(parents=True)
     for name in ("config.yaml", "summary.json"):
         text = (result.run_dir / "artifacts" / name).read_text()
         (run_dir / "artifacts" / name).write_text(text.replace("normalize: false", "normalize: true"))
-    checkpoint = run_dir / "folds" / "000" / "model.pt"
+    return run_dir / "folds" / "000" / "model.pt"
+
+
+def test_normalised_runs_need_the_fold_statistics(trained, tmp_path):
+    registry, result, samples = trained
+    checkpoint = normalised_run(result, tmp_path)
     checkpoint.write_bytes(Path(result.folds[0].checkpoint).read_bytes())
     clip = Path(samples[result.folds[0].keys[0]].frames[0]).parent
     with pytest.raises(PredictError, match="norm.pt"):
@@ -159,13 +158,7 @@ def test_a_corrupt_checkpoint_or_norm_file_is_one_line(trained, tmp_path, damage
 
     registry, result, samples = trained
     monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (registry, registry.method(name)))
-    run_dir = tmp_path / "run"
-    (run_dir / "artifacts").mkdir(parents=True)
-    (run_dir / "folds" / "000").mkdir(parents=True)
-    for name in ("config.yaml", "summary.json"):
-        text = (result.run_dir / "artifacts" / name).read_text()
-        (run_dir / "artifacts" / name).write_text(text.replace("normalize: false", "normalize: true"))
-    checkpoint = run_dir / "folds" / "000" / "model.pt"
+    checkpoint = normalised_run(result, tmp_path)
     good = Path(result.folds[0].checkpoint).read_bytes()
     bad = {"truncated": good[: len(good) // 2], "not torch": b"hello" * 100,
            "pickle": pickle.dumps(Path("x"))}[damage]  # weights_only refuses objects
@@ -189,7 +182,7 @@ def test_a_checkpoint_of_another_model_is_one_line(trained, tmp_path):
     from mercore.io import atomic_torch_save
 
     other = Path(result.run_dir) / "folds" / "000" / "other.pt"
-    atomic_torch_save(other, {"fc.weight": torch.zeros(2, 3)})
+    atomic_torch_save(other, {"net.1.weight": torch.zeros(2, 3)})
     stray = Path(result.folds[0].checkpoint)
     saved = stray.read_bytes()
     try:

@@ -13,31 +13,12 @@ from pathlib import Path
 import pytest
 
 from mercore.runner import run
+from mercore.testing.processes import children, wait_gone
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
 TOY_CLI = Path(__file__).with_name("toy_cli.py")
 EPOCHS = "train.epochs=600"  # ~2 s a fold: the signal lands while folds are running
 SUBJECTS = ["s0", "s1", "s2", "s3"]
-
-
-def children(pid: int) -> list[int]:
-    """Live child processes of ``pid`` (from /proc; zombies do not count)."""
-    out = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid and fields[0] != "Z":
-            out.append(int(stat.parent.name))
-    return out
-
-
-def gone(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except OSError:
-        return True
 
 
 @pytest.fixture
@@ -89,9 +70,7 @@ def test_a_signal_stops_a_parallel_run_and_the_rerun_keeps_its_folds(signum, toy
     else:
         os.kill(proc.pid, signum)  # kill, a scheduler or a container runtime signal the main process
     _, err = proc.communicate(timeout=10)
-    while not all(gone(w) for w in workers):
-        assert time.monotonic() - sent < 10, "fold processes still alive 10 s after the signal"
-        time.sleep(0.05)
+    assert wait_gone(workers, until=sent + 10), "fold processes still alive 10 s after the signal"
     assert proc.returncode == 128 + signum
     kept = sorted(p.name for p in cache.glob("runs/*/folds/*.json"))
     assert 1 <= len(kept) < 4
@@ -120,9 +99,7 @@ def test_workers_die_with_a_killed_parent(tmp_path, mlflow_uri, start_toy_run):
     os.kill(proc.pid, signal.SIGKILL)  # no handler runs: the kernel tells the workers
     proc.communicate(timeout=10)
     sent = time.monotonic()
-    while not all(gone(w) for w in workers):
-        assert time.monotonic() - sent < 10, "fold processes outlived their parent by 10 s"
-        time.sleep(0.05)
+    assert wait_gone(workers, until=sent + 10), "fold processes outlived their parent by 10 s"
 
 
 @pytest.mark.slow

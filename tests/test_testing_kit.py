@@ -11,6 +11,7 @@ from torch import nn
 
 from mercore import FeatureRequest, Method, SupervisedTrainer, hookimpl
 from mercore.testing import MethodContract, default_tiny_overrides, method_contract_tests
+from tests.conftest import StreamNet
 
 torch.set_num_threads(1)
 
@@ -35,20 +36,11 @@ class KitNet(Method):
 
     def build_model(self, config, num_classes):
         size = config["features"]["size"]
-        return _Net(nn.Sequential(nn.Flatten(), nn.Linear(size * size, config["model"]["hidden"]), nn.ReLU(),
-                                  nn.Linear(config["model"]["hidden"], num_classes)))
+        return StreamNet(nn.Sequential(nn.Flatten(), nn.Linear(size * size, config["model"]["hidden"]), nn.ReLU(),
+                                       nn.Linear(config["model"]["hidden"], num_classes)), "diff")
 
     def stages(self, config):
         return [SupervisedTrainer.from_config(config["train"])]
-
-
-class _Net(nn.Module):
-    def __init__(self, net: nn.Module) -> None:
-        super().__init__()
-        self.net = net
-
-    def forward(self, batch):
-        return self.net(batch["diff"])  # (B, 1, S, S) -> (B, num_classes)
 
 
 class WrongShape(KitNet):

@@ -163,14 +163,9 @@ class ApexFrame(_KeyFrame):
 
 
 # ----------------------------------------------------------------------------- flow family
-class OpticalFlow(FeatureExtractor):
-    """Onset -> apex flow on the grayscale resized frames, (2, size, size) = (u, v) in pixels.
-
-    With ``magnification = phi > 0``: the flow from the onset to the magnified apex
-    (``magnified_apex``), computed with the same backend (about ``(1 + phi)`` times the plain flow).
-    """
-
-    name = "optical_flow"
+class _FlowParams(FeatureExtractor):
+    """The parameters of the onset -> apex flow: ``optical_strain`` takes the same ones as
+    ``optical_flow``, so that it asks for exactly the flow its own parameters name."""
 
     def __init__(self, size: int = 128, backend: str = "tvl1", magnification: float = 0.0,
                  align: str = "none", source_size: int | None = None) -> None:
@@ -179,6 +174,16 @@ class OpticalFlow(FeatureExtractor):
         if source_size is not None and _size(source_size) != params["size"]:
             params["source_size"] = _size(source_size)
         super().__init__(**params)
+
+
+class OpticalFlow(_FlowParams):
+    """Onset -> apex flow on the grayscale resized frames, (2, size, size) = (u, v) in pixels.
+
+    With ``magnification = phi > 0``: the flow from the onset to the magnified apex
+    (``magnified_apex``), computed with the same backend (about ``(1 + phi)`` times the plain flow).
+    """
+
+    name = "optical_flow"
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         p = self._params
@@ -195,18 +200,10 @@ class OpticalFlow(FeatureExtractor):
         return compute_flow(onset, target, p["backend"])
 
 
-class OpticalStrain(FeatureExtractor):
+class OpticalStrain(_FlowParams):
     """Optical strain magnitude of ``optical_flow`` with the same parameters, (1, size, size)."""
 
     name = "optical_strain"
-
-    def __init__(self, size: int = 128, backend: str = "tvl1", magnification: float = 0.0,
-                 align: str = "none", source_size: int | None = None) -> None:
-        params = dict(size=_size(size), backend=_backend(backend), magnification=_magnification(magnification),
-                      align=_align(align))
-        if source_size is not None and _size(source_size) != params["size"]:
-            params["source_size"] = _size(source_size)
-        super().__init__(**params)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         return optical_strain(features.get("optical_flow", sample, **self._params))
