@@ -26,7 +26,8 @@ from typing import Any, Callable, Iterable, Mapping
 
 from ..labels import CASME2_SDE5, MEGC2019_CASME2_EXCLUDED, MEGC3, MEGC3_RULES, SDE5_RULES, LabelSet, map_emotion
 from ..sample import Sample
-from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
+from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, collect_samples, data_root
+from .folders import Frames, check_clip_dir, frame_positions, frame_span
 
 log = logging.getLogger(__name__)
 
@@ -120,6 +121,11 @@ def read_coding_table(path: Path | str) -> list[dict[str, Any]]:
     return out
 
 
+def describe_row(rec: Mapping[str, Any]) -> str:
+    """How an error names a row of a coding sheet: ``<sheet> row <n> (<subject>/<filename>)``."""
+    return f"{rec['_file']} row {rec['_row']} ({rec.get('subject')}/{rec.get('filename')})"
+
+
 def _date_key(path: Path) -> tuple[int, str]:
     dates = re.findall(r"(?<!\d)(\d{8})(?!\d)", path.stem)
     return (int(dates[-1]) if dates else 0, path.name)
@@ -173,12 +179,18 @@ def find_frames_root(root: Path, extra: Mapping[str, Any] | None = None) -> Path
 
 def normalize_subject(value: Any) -> str:
     """``1``, ``1.0``, ``"01"``, ``"sub01"`` -> ``"sub01"``."""
+    return f"sub{subject_number(value, _SUBJECT_RE, 'a subject number or subNN'):02d}"
+
+
+def subject_number(value: Any, pattern: re.Pattern[str], what: str) -> int:
+    """The number in a sheet's Subject cell (an int, a whole float, or text that ``pattern``'s
+    first group takes the number from); ValueError saying the cell is not ``what``."""
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    m = _SUBJECT_RE.match(str(value if value is not None else "").strip())
+    m = pattern.match(str(value if value is not None else "").strip())
     if not m:
-        raise ValueError(f"Subject {value!r} is not a subject number or subNN")
-    return f"sub{int(m.group(1)):02d}"
+        raise ValueError(f"Subject {value!r} is not {what}")
+    return int(m.group(1))
 
 
 def _frame_number(value: Any, column: str) -> int:
@@ -205,7 +217,7 @@ def _clip_name(value: Any) -> str:
     return name
 
 
-def list_frames(clip_dir: Path) -> list[tuple[int, Path]]:
+def list_frames(clip_dir: Path) -> Frames:
     """``(N, path)`` of the ``imgN.jpg`` (or ``reg_imgN.jpg``) files of a clip, sorted by N."""
     frames = []
     with os.scandir(clip_dir) as it:
@@ -215,16 +227,6 @@ def list_frames(clip_dir: Path) -> list[tuple[int, Path]]:
                 frames.append((int(m.group(1)), Path(entry.path)))
     frames.sort(key=lambda t: t[0])
     return frames
-
-
-def _inside(path: Path, root: Path) -> bool:
-    """``path`` stays inside ``root``, lexically and after resolving symlinks (a symlinked root is fine)."""
-    if not Path(os.path.normpath(path.absolute())).is_relative_to(Path(os.path.normpath(root.absolute()))):
-        return False
-    try:
-        return path.resolve().is_relative_to(root.resolve())
-    except OSError:
-        return False
 
 
 CodingRow = tuple[str, str, str, int, int | None, int]
@@ -298,14 +300,9 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
         DatasetError: naming the file and spreadsheet row, unless ``options.skip_invalid`` (then the
             row is left out and described in ``LoadedDataset.skipped``).
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data root {root} is not a folder")
+    root = data_root(root)
     tasks = dict(tasks or {"megc3": MEGC3, "sde5": CASME2_SDE5})
-    task = options.task or "megc3"
-    if task not in tasks:
-        raise DatasetError(f"dataset {dataset_name!r} has no task {task!r}; choose one of {sorted(tasks)}")
-    label_set = tasks[task]
+    task = choose_task(dataset_name, tasks, options.task)
     if excluded is None:
         excluded = MEGC2019_CASME2_EXCLUDED if dataset_name == "casme2" else ()
     excluded = {(normalize_subject(s), c) for s, c in excluded}
@@ -315,62 +312,43 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
     frames_root = find_frames_root(root, extra)
     rules = {"megc3": MEGC3_RULES, "sde5": SDE5_RULES}
     all_emotions = keep_all_emotions(extra, dataset_name)
-
-    samples: list[Sample] = []
-    skipped: list[str] = []
     seen: dict[tuple[str, str], int] = {}
-    for rec in read_coding_table(coding):
-        where = f"{coding} row {rec['_row']}"
-        try:
-            subject, clip, emotion, onset_n, apex_n, offset_n = CASME2_SHEET.row(rec, seen)
 
-            labels: dict[str, int] = {}
-            for name, ls in tasks.items():
-                if name == "megc3" and (subject, clip) in excluded:
-                    continue
-                idx = map_emotion("casme2", emotion, rules.get(name, {}), ls)
-                if idx is not None:
-                    labels[name] = idx
-            if task not in labels and not all_emotions:
-                continue  # not part of the requested task: left out, not an error
-
-            clip_dir = frames_root / subject / clip
-            if not _inside(clip_dir, frames_root):
-                raise ValueError(f"clip folder {clip_dir} lies outside the data root {frames_root}")
-            if not clip_dir.is_dir():
-                raise ValueError(f"clip folder {clip_dir} not found")
-            frames = list_frames(clip_dir)
-            if not frames:
-                raise ValueError(f"clip folder {clip_dir} has no imgN.jpg frames")
-            numbers = [n for n, _ in frames]
-            pos = {n: i for i, n in enumerate(numbers)}
-            span = f"img{numbers[0]}..img{numbers[-1]}, {len(numbers)} files"
-            for col, n in (("OnsetFrame", onset_n), ("ApexFrame", apex_n), ("OffsetFrame", offset_n)):
-                if n is not None and n not in pos:
-                    raise ValueError(f"{col} {n} is not among the frames of {clip_dir} ({span})")
-            holes = [] if sparse else sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
-            if holes:  # a deleted frame changes what sequence methods see between onset and offset
-                named = ", ".join(f"img{n}" for n in holes[:5]) + (f" and {len(holes) - 5} more" if len(holes) > 5 else "")
-                raise ValueError(f"{clip_dir} misses frame(s) {named} ({span}); -D sparse_frames=true accepts "
-                                 "clip folders that hold only some frames")
-            onset, offset = pos[onset_n], pos[offset_n]
-            apex = pos[apex_n] if apex_n is not None else (onset + offset) // 2
-            if apex_n is None:
-                log.info("%s: apex %r unknown, using the midpoint frame img%d", where, rec["apex"], numbers[apex])
-        except (ValueError, KeyError, OSError) as exc:
-            msg = f"{where} ({rec.get('subject')}/{rec.get('filename')}): {exc}"
-            if options.skip_invalid:
-                skipped.append(msg)
+    def read(rec: dict[str, Any]) -> Sample | None:
+        subject, clip, emotion, onset_n, apex_n, offset_n = CASME2_SHEET.row(rec, seen)
+        labels: dict[str, int] = {}
+        for name, ls in tasks.items():
+            if name == "megc3" and (subject, clip) in excluded:
                 continue
-            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
+            idx = map_emotion("casme2", emotion, rules.get(name, {}), ls)
+            if idx is not None:
+                labels[name] = idx
+        if task not in labels and not all_emotions:
+            return None  # not part of the requested task: left out, not an error
 
-        samples.append(Sample(
-            dataset=dataset_name, subject=subject, clip=clip,
-            frames=tuple(p for _, p in frames), onset=onset, apex=apex, offset=offset,
-            emotion=emotion, labels=labels, fps=fps, frame_numbers=tuple(numbers),
-        ))
+        clip_dir = frames_root / subject / clip
+        frames = check_clip_dir(clip_dir, frames_root, list_frames, "imgN.jpg")
+        pos = frame_positions(frames, clip_dir, {"OnsetFrame": onset_n, "ApexFrame": apex_n,
+                                                 "OffsetFrame": offset_n}, prefix="img")
+        numbers = [n for n, _ in frames]
+        holes = [] if sparse else sorted(set(range(numbers[0], numbers[-1] + 1)) - set(numbers))
+        if holes:  # a deleted frame changes what sequence methods see between onset and offset
+            named = ", ".join(f"img{n}" for n in holes[:5]) + (f" and {len(holes) - 5} more" if len(holes) > 5 else "")
+            raise ValueError(f"{clip_dir} misses frame(s) {named} ({frame_span(frames, 'img')}); "
+                             "-D sparse_frames=true accepts clip folders that hold only some frames")
+        onset, offset = pos["OnsetFrame"], pos["OffsetFrame"]
+        apex = pos["ApexFrame"] if apex_n is not None else (onset + offset) // 2
+        if apex_n is None:
+            log.info("%s row %s: apex %r unknown, using the midpoint frame img%d", coding, rec["_row"], rec["apex"],
+                     numbers[apex])
+        return Sample(dataset=dataset_name, subject=subject, clip=clip, frames=tuple(p for _, p in frames),
+                      onset=onset, apex=apex, offset=offset, emotion=emotion, labels=labels, fps=fps,
+                      frame_numbers=tuple(numbers))
+
+    skipped: list[str] = []
+    samples = collect_samples(read_coding_table(coding), read, describe_row, options, skipped)
     samples.sort(key=lambda s: (s.subject, s.clip))
-    return LoadedDataset(name=dataset_name, task=task, labels=label_set, samples=samples, skipped=skipped)
+    return LoadedDataset(name=dataset_name, task=task, labels=tasks[task], samples=samples, skipped=skipped)
 
 
 class Casme2Dataset(Dataset):
@@ -379,12 +357,7 @@ class Casme2Dataset(Dataset):
     name = "casme2"
     description = "CASME II: CASME2_RAW_selected/subNN/<clip>/imgN.jpg + CASME2-coding-*.xlsx (200 fps)"
     tasks = {"megc3": MEGC3, "sde5": CASME2_SDE5}
-    default_task = "megc3"
-    kind = "clips"
-    requires_root = True
 
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
-        if root is None:
-            raise DatasetError("dataset 'casme2' needs a data root (the folder with CASME2_RAW_selected/ "
-                               "and CASME2-coding-*.xlsx)")
+        root = self.need_root(root, "the folder with CASME2_RAW_selected/ and CASME2-coding-*.xlsx")
         return load_casme2_tree(root, options, "casme2", tasks=self.tasks)

@@ -42,9 +42,9 @@ from typing import Any, Mapping
 
 from ..labels import MEGC3, LabelSet
 from ..sample import Sample
-from .casme2 import _frame_number, _norm_header, keep_all_emotions
-from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
-from .samm import check_clip_dir, frame_positions, option_path
+from .casme2 import _frame_number, _norm_header, describe_row, keep_all_emotions
+from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, collect_samples, data_root
+from .folders import check_clip_dir, frame_positions, option_path
 
 log = logging.getLogger(__name__)
 
@@ -147,12 +147,8 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
     Raises:
         DatasetError: naming the sheet and row, unless ``options.skip_invalid``.
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data root {root} is not a folder")
-    task = options.task or "megc3"
-    if task not in Casme3Dataset.tasks:
-        raise DatasetError(f"dataset 'casme3' has no task {task!r}; choose one of {sorted(Casme3Dataset.tasks)}")
+    root = data_root(root)
+    task = choose_task("casme3", Casme3Dataset.tasks, options.task)
     label_set: LabelSet = Casme3Dataset.tasks[task]
     extra = dict(options.extra or {})
     rule, kind = str(extra.get("rule", "default")), str(extra.get("kind", "micro"))
@@ -179,67 +175,60 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
         htnet = _htnet_rows(csv_path) if csv_path else None
 
     records, has_emotion = read_label_sheet(sheet)
-    samples: list[Sample] = []
-    skipped: list[str] = []
     seen: dict[tuple[str, str, int], int] = {}
-    for rec in records:
-        where = f"{sheet} row {rec['_row']}"
-        try:
-            subject = str(rec["subject"] or "").strip()
-            if not _SUBJECT.match(subject):
-                raise ValueError(f"Subject {rec['subject']!r} is not spNO.<n>")
-            letter = str(rec["filename"] or "").strip()
-            if not _LETTER.match(letter):
-                raise ValueError(f"Filename {rec['filename']!r} is not a recording letter")
-            emotion = str(rec.get("emotion") or "").strip().lower()
-            if has_emotion and emotion not in EMOTIONS:
-                raise ValueError(f"unknown emotion {rec.get('emotion')!r} (expected one of {sorted(EMOTIONS)})")
-            onset_n = _frame_number(rec["onset"], "Onset")
-            key = (subject, letter, onset_n)
-            target = RULE_DEFAULT.get(emotion)
-            if htnet is not None:
-                if key not in htnet:
-                    continue
-                if target is None or label_set.index(target) != htnet[key]:
-                    raise ValueError(f"HTNet edit gives label_for_3 {htnet[key]} for emotion {emotion!r}")
-            elif rule == "htnet" and kind == "micro" and key in HTNET_REMOVED:
-                continue
-            labels = {task: label_set.index(target)} if target is not None else {}
-            if not labels and not all_emotions and (kind == "micro" or has_emotion):
-                continue  # not part of the task
-            offset_n = _frame_number(rec["offset"], "Offset")
-            apex_n = _frame_number(rec["apex"], "Apex")
-            if onset_n > offset_n:
-                raise ValueError(f"Onset {onset_n} is after Offset {offset_n}")
-            if key in seen:
-                raise ValueError(f"{subject}/{letter} onset {onset_n} already listed in row {seen[key]}")
-            seen[key] = rec["_row"]
-            clip_dir = frames_root / subject / letter / "color"
-            if not clip_dir.is_dir() and (frames_root / subject / letter.lower() / "color").is_dir():
-                clip_dir = frames_root / subject / letter.lower() / "color"
-            frames = [(n, p) for n, p in check_clip_dir(clip_dir, frames_root) if onset_n <= n <= offset_n]
-            if not frames:
-                raise ValueError(f"no frames {onset_n}..{offset_n} in {clip_dir}")
-            pos = frame_positions(frames, clip_dir, {"Onset": onset_n, "Offset": offset_n})
-            onset, offset = pos["Onset"], pos["Offset"]
-            if kind == "macro":
-                apex = min(onset + MACRO_PSEUDO_APEX - 1, offset)
-            elif onset_n <= apex_n <= offset_n:
-                apex = frame_positions(frames, clip_dir, {"Apex": apex_n})["Apex"]
-            else:
-                apex = (onset + offset) // 2
-                log.warning("%s: Apex %d outside Onset..Offset %d..%d; using the midpoint", where, apex_n,
-                            onset_n, offset_n)
-        except (ValueError, KeyError, OSError) as exc:
-            msg = f"{where} ({rec.get('subject')}/{rec.get('filename')}): {exc}"
-            if options.skip_invalid:
-                skipped.append(msg)
-                continue
-            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
-        samples.append(Sample(
-            dataset="casme3", subject=subject, clip=f"{letter}_{onset_n}", frames=tuple(p for _, p in frames),
-            onset=onset, apex=apex, offset=offset, emotion=emotion, labels=labels, fps=FPS,
-            frame_numbers=tuple(n for n, _ in frames)))
+
+    def read(rec: dict[str, Any]) -> Sample | None:
+        subject = str(rec["subject"] or "").strip()
+        if not _SUBJECT.match(subject):
+            raise ValueError(f"Subject {rec['subject']!r} is not spNO.<n>")
+        letter = str(rec["filename"] or "").strip()
+        if not _LETTER.match(letter):
+            raise ValueError(f"Filename {rec['filename']!r} is not a recording letter")
+        emotion = str(rec.get("emotion") or "").strip().lower()
+        if has_emotion and emotion not in EMOTIONS:
+            raise ValueError(f"unknown emotion {rec.get('emotion')!r} (expected one of {sorted(EMOTIONS)})")
+        onset_n = _frame_number(rec["onset"], "Onset")
+        key = (subject, letter, onset_n)
+        target = RULE_DEFAULT.get(emotion)
+        if htnet is not None:
+            if key not in htnet:
+                return None
+            if target is None or label_set.index(target) != htnet[key]:
+                raise ValueError(f"HTNet edit gives label_for_3 {htnet[key]} for emotion {emotion!r}")
+        elif rule == "htnet" and kind == "micro" and key in HTNET_REMOVED:
+            return None
+        labels = {task: label_set.index(target)} if target is not None else {}
+        if not labels and not all_emotions and (kind == "micro" or has_emotion):
+            return None  # not part of the task
+        offset_n = _frame_number(rec["offset"], "Offset")
+        apex_n = _frame_number(rec["apex"], "Apex")
+        if onset_n > offset_n:
+            raise ValueError(f"Onset {onset_n} is after Offset {offset_n}")
+        if key in seen:
+            raise ValueError(f"{subject}/{letter} onset {onset_n} already listed in row {seen[key]}")
+        seen[key] = rec["_row"]
+        clip_dir = frames_root / subject / letter / "color"
+        if not clip_dir.is_dir() and (frames_root / subject / letter.lower() / "color").is_dir():
+            clip_dir = frames_root / subject / letter.lower() / "color"
+        frames = [(n, p) for n, p in check_clip_dir(clip_dir, frames_root) if onset_n <= n <= offset_n]
+        if not frames:
+            raise ValueError(f"no frames {onset_n}..{offset_n} in {clip_dir}")
+        pos = frame_positions(frames, clip_dir, {"Onset": onset_n, "Offset": offset_n})
+        onset, offset = pos["Onset"], pos["Offset"]
+        if kind == "macro":
+            apex = min(onset + MACRO_PSEUDO_APEX - 1, offset)
+        elif onset_n <= apex_n <= offset_n:
+            apex = frame_positions(frames, clip_dir, {"Apex": apex_n})["Apex"]
+        else:
+            apex = (onset + offset) // 2
+            log.warning("%s row %s: Apex %d outside Onset..Offset %d..%d; using the midpoint", sheet, rec["_row"],
+                        apex_n, onset_n, offset_n)
+        return Sample(dataset="casme3", subject=subject, clip=f"{letter}_{onset_n}",
+                      frames=tuple(p for _, p in frames), onset=onset, apex=apex, offset=offset, emotion=emotion,
+                      labels=labels, fps=FPS, frame_numbers=tuple(n for n, _ in frames))
+
+    skipped: list[str] = []
+    samples = collect_samples(records, read, describe_row, options, skipped)
     samples.sort(key=lambda s: (int(s.subject.split(".")[1]), s.clip))
     return LoadedDataset(name="casme3", task=task, labels=label_set, samples=samples, skipped=skipped)
 
@@ -251,11 +240,6 @@ class Casme3Dataset(Dataset):
     description = ("CAS(ME)^3 part A: spNO.N/<letter>/color/<frame>.jpg + *ME_label*.xlsx (30 fps); "
                    "-D rule=default|htnet, -D kind=micro|macro")
     tasks = {"megc3": MEGC3}
-    default_task = "megc3"
-    kind = "clips"
-    requires_root = True
 
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
-        if root is None:
-            raise DatasetError("dataset 'casme3' needs a data root (the folder with the label sheet and spNO.*)")
-        return load_casme3(root, options)
+        return load_casme3(self.need_root(root, "the folder with the label sheet and spNO.*"), options)

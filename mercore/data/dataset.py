@@ -4,10 +4,12 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
 from ..labels import LabelSet
 from ..sample import Sample
+
+T = TypeVar("T")
 
 
 class DatasetError(ValueError):
@@ -63,7 +65,58 @@ class Dataset(abc.ABC):
         """Read (or generate) the corpus and return the samples of ``options.task``."""
 
     def label_set(self, task: str | None) -> LabelSet:
-        task = task or self.default_task
-        if task not in self.tasks:
-            raise DatasetError(f"dataset {self.name!r} has no task {task!r}; choose one of {sorted(self.tasks)}")
-        return self.tasks[task]
+        return self.tasks[choose_task(self.name, self.tasks, task, self.default_task)]
+
+    def need_root(self, root: Path | None, folder: str) -> Path:
+        """``root``, or (when the user gave none) a DatasetError saying which ``folder`` to pass."""
+        if root is None:
+            raise DatasetError(f"dataset {self.name!r} needs a data root ({folder})")
+        return root
+
+
+# The steps every corpus loader shares, in one place so that a root, a task and a bad row read the
+# same way (and name the same things) whichever adapter meets them.
+
+def data_root(root: Path | str) -> Path:
+    """``root`` with ``~`` expanded, checked to be a folder."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DatasetError(f"data root {root} is not a folder")
+    return root
+
+
+def choose_task(dataset: str, tasks: Mapping[str, LabelSet], task: str | None, default: str = "megc3") -> str:
+    """``task`` (``default`` when None), checked to be one of ``tasks``."""
+    task = task or default
+    if task not in tasks:
+        raise DatasetError(f"dataset {dataset!r} has no task {task!r}; choose one of {sorted(tasks)}")
+    return task
+
+
+def skip_or_raise(message: str, options: LoadOptions, skipped: list[str], what: str = "such rows") -> None:
+    """A fault of the corpus (``message`` names the file and row, or the folder): listed in
+    ``skipped`` under ``--skip-invalid``, else a DatasetError that points to that option."""
+    if not options.skip_invalid:
+        raise DatasetError(f"{message} (pass --skip-invalid to leave {what} out)") from None
+    skipped.append(message)
+
+
+def collect_samples(items: Iterable[T], read: Callable[[T], Sample | None], where: Callable[[T], str],
+                    options: LoadOptions, skipped: list[str], *, what: str = "such rows",
+                    errors: tuple[type[Exception], ...] = (ValueError, KeyError, OSError)) -> list[Sample]:
+    """The samples ``read`` makes of ``items`` (annotation rows, clip folders), in order.
+
+    ``read`` returns None for an item that is not part of the task (left out, not an error) and
+    raises one of ``errors`` for a bad one, which goes to :func:`skip_or_raise` as
+    ``"<where(item)>: <error>"``.
+    """
+    samples = []
+    for item in items:
+        try:
+            sample = read(item)
+        except errors as exc:
+            skip_or_raise(f"{where(item)}: {exc}", options, skipped, what)
+            continue
+        if sample is not None:
+            samples.append(sample)
+    return samples

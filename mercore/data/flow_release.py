@@ -18,8 +18,9 @@ from pathlib import Path
 
 from ..labels import MEGC3
 from ..sample import Sample
-from .casme2 import _clip_name, _inside
-from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
+from .casme2 import _clip_name
+from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, collect_samples, data_root
+from .folders import inside
 
 CORPORA = ("casme2", "samm", "smic")
 HEADER = ("dataset", "subject", "clip", "label")
@@ -31,12 +32,8 @@ def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2
     Raises:
         DatasetError: naming ``labels.csv`` and the row, unless ``options.skip_invalid``.
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data root {root} is not a folder")
-    task = options.task or "megc3"
-    if task != "megc3":
-        raise DatasetError(f"dataset {name!r} has no task {task!r}; choose one of ['megc3']")
+    root = data_root(root)
+    task = choose_task(name, MegcFlowReleaseDataset.tasks, options.task)
     labels_csv = root / "labels.csv"
     if not labels_csv.is_file():
         raise DatasetError(f"{labels_csv} not found (a flow release has labels.csv, apex/ and u_v_os/)")
@@ -47,43 +44,39 @@ def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2
         rows = list(csv.reader(f))
     if not rows or tuple(c.strip().lower() for c in rows[0]) != HEADER:
         raise DatasetError(f"{labels_csv} row 1: header must be {','.join(HEADER)}")
-    samples: list[Sample] = []
-    skipped: list[str] = []
     seen: dict[tuple[str, str, str], int] = {}
-    for i, row in enumerate(rows[1:], start=2):
-        if not any(c.strip() for c in row):
-            continue
-        try:
-            if len(row) != 4:
-                raise ValueError(f"expected 4 fields, got {len(row)}")
-            dataset, subject_raw, clip_raw, label_raw = (c.strip() for c in row)
-            if dataset not in CORPORA:
-                raise ValueError(f"unknown dataset {dataset!r} (expected one of {CORPORA})")
-            subject_file = _clip_name(subject_raw)
-            clip = _clip_name(clip_raw)
-            if label_raw not in ("0", "1", "2"):
-                raise ValueError(f"label {label_raw!r} is not 0, 1 or 2")
-            subject = f"{int(subject_file):03d}" if dataset == "samm" and subject_file.isdigit() else subject_file
-            key = (dataset, subject, clip)
-            if key in seen:
-                raise ValueError(f"{dataset}/{subject}/{clip} already listed in row {seen[key]}")
-            seen[key] = i
-            stem = f"{subject_file}_{clip}"
-            extras = {"apex_image": root / "apex" / f"{stem}.jpg", "flow_image": root / "u_v_os" / f"{stem}.png"}
-            for what, path in extras.items():
-                if not _inside(path, root):
-                    raise ValueError(f"{what} {path} lies outside the data root")
-                if not path.is_file():
-                    raise ValueError(f"{what} file {path} not found")
-        except ValueError as exc:
-            msg = f"{labels_csv} row {i}: {exc}"
-            if options.skip_invalid:
-                skipped.append(msg)
-                continue
-            raise DatasetError(msg + " (pass --skip-invalid to leave such rows out)") from None
+
+    def read(numbered: tuple[int, list[str]]) -> Sample:
+        i, row = numbered
+        if len(row) != 4:
+            raise ValueError(f"expected 4 fields, got {len(row)}")
+        dataset, subject_raw, clip_raw, label_raw = (c.strip() for c in row)
+        if dataset not in CORPORA:
+            raise ValueError(f"unknown dataset {dataset!r} (expected one of {CORPORA})")
+        subject_file = _clip_name(subject_raw)
+        clip = _clip_name(clip_raw)
+        if label_raw not in ("0", "1", "2"):
+            raise ValueError(f"label {label_raw!r} is not 0, 1 or 2")
+        subject = f"{int(subject_file):03d}" if dataset == "samm" and subject_file.isdigit() else subject_file
+        key = (dataset, subject, clip)
+        if key in seen:
+            raise ValueError(f"{dataset}/{subject}/{clip} already listed in row {seen[key]}")
+        seen[key] = i
+        stem = f"{subject_file}_{clip}"
+        extras = {"apex_image": root / "apex" / f"{stem}.jpg", "flow_image": root / "u_v_os" / f"{stem}.png"}
+        for what, path in extras.items():
+            if not inside(path, root):
+                raise ValueError(f"{what} {path} lies outside the data root")
+            if not path.is_file():
+                raise ValueError(f"{what} file {path} not found")
         label = int(label_raw)
-        samples.append(Sample(dataset=dataset, subject=subject, clip=clip, emotion=MEGC3.classes[label],
-                              labels={"megc3": label}, extras=extras))
+        return Sample(dataset=dataset, subject=subject, clip=clip, emotion=MEGC3.classes[label],
+                      labels={"megc3": label}, extras=extras)
+
+    numbered = [(i, row) for i, row in enumerate(rows[1:], start=2) if any(c.strip() for c in row)]
+    skipped: list[str] = []
+    samples = collect_samples(numbered, read, lambda item: f"{labels_csv} row {item[0]}", options, skipped,
+                              errors=(ValueError,))
     samples.sort(key=lambda s: (s.dataset, s.subject, s.clip))
     return LoadedDataset(name=name, task=task, labels=MEGC3, samples=samples, skipped=skipped)
 
@@ -94,11 +87,7 @@ class MegcFlowReleaseDataset(Dataset):
     name = "megc2019-flow"
     description = "precomputed-flow release: labels.csv + apex/<subject>_<clip>.jpg + u_v_os/<subject>_<clip>.png"
     tasks = {"megc3": MEGC3}
-    default_task = "megc3"
     kind = "flow-release"
-    requires_root = True
 
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
-        if root is None:
-            raise DatasetError("dataset 'megc2019-flow' needs a data root (the folder with labels.csv, apex/, u_v_os/)")
-        return load_flow_release(root, options, self.name)
+        return load_flow_release(self.need_root(root, "the folder with labels.csv, apex/, u_v_os/"), options, self.name)

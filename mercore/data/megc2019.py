@@ -25,8 +25,9 @@ from typing import Any, Mapping
 
 from ..labels import MEGC3
 from .casme2 import load_casme2_tree
-from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
-from .samm import load_samm, option_path
+from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, data_root, skip_or_raise
+from .folders import option_path
+from .samm import load_samm
 from .smic import load_smic
 
 CORPORA = ("smic", "casme2", "samm")
@@ -65,12 +66,8 @@ def read_gt(path: Path) -> list[tuple[int, str, str, str, int]]:
 
 def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
     """Build the composite (task ``megc3``) from the three corpora under ``root``."""
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data root {root} is not a folder")
-    task = options.task or "megc3"
-    if task != "megc3":
-        raise DatasetError(f"dataset 'megc2019' has no task {task!r}; choose one of ['megc3']")
+    root = data_root(root)
+    task = choose_task("megc2019", Megc2019Dataset.tasks, options.task)
     extra = dict(options.extra or {})
     sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "samm": {},
                  "casme2": {k: extra[k] for k in ("sparse_frames",) if k in extra}}
@@ -95,9 +92,7 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
             elif s.labels.get("megc3") != label:
                 problem = f"{dataset}/{subject}/{clip} has label {s.labels.get('megc3')} here, {label} in the GT"
             if problem:
-                if not options.skip_invalid:
-                    raise DatasetError(f"{gt_path} row {row}: {problem} (pass --skip-invalid to leave it out)")
-                skipped.append(f"{gt_path} row {row}: {problem}")
+                skip_or_raise(f"{gt_path} row {row}: {problem}", options, skipped, "it")
                 continue
             kept.append(s)
         samples = kept
@@ -111,11 +106,6 @@ class Megc2019Dataset(Dataset):
     name = "megc2019"
     description = "MEGC2019 composite: <root>/{SMIC,CASME2,SAMM}; 442 samples, 68 subjects; -D gt=PATH to verify"
     tasks = {"megc3": MEGC3}
-    default_task = "megc3"
-    kind = "clips"
-    requires_root = True
 
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
-        if root is None:
-            raise DatasetError("dataset 'megc2019' needs a data root holding CASME2/, SAMM/ and SMIC/")
-        return load_megc2019(root, options)
+        return load_megc2019(self.need_root(root, "the folder holding CASME2/, SAMM/ and SMIC/"), options)

@@ -21,12 +21,13 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 from ..labels import MEGC3, MEGC3_RULES, LabelSet, map_emotion
 from ..sample import Sample
-from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions
-from .samm import check_clip_dir, option_path
+from .dataset import (Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, collect_samples, data_root,
+                      skip_or_raise)
+from .folders import check_clip_dir, option_path
 
 FPS = 100.0
 CLASSES = ("negative", "positive", "surprise")
@@ -83,58 +84,48 @@ def load_smic(root: Path | str, options: LoadOptions) -> LoadedDataset:
     Raises:
         DatasetError: naming the folder at fault, unless ``options.skip_invalid``.
     """
-    root = Path(root).expanduser()
-    if not root.is_dir():
-        raise DatasetError(f"data root {root} is not a folder")
+    root = data_root(root)
     tasks = dict(SmicDataset.tasks)
-    task = options.task or "megc3"
-    if task not in tasks:
-        raise DatasetError(f"dataset 'smic' has no task {task!r}; choose one of {sorted(tasks)}")
+    task = choose_task("smic", tasks, options.task)
     extra = dict(options.extra or {})
     apex_mode = str(extra.get("apex", "middle"))
     if apex_mode not in APEX_CHOICES:
         raise DatasetError(f"dataset 'smic': option apex={apex_mode!r}; choose one of {APEX_CHOICES}")
     backend = str(extra.get("landmarks", "auto"))
     hs = find_hs_root(root, extra)
-
-    samples: list[Sample] = []
     skipped: list[str] = []
-    for subject_dir in sorted(p for p in hs.iterdir() if p.is_dir() and _SUBJECT_DIR.match(p.name)):
-        subject = gt_subject(_SUBJECT_DIR.match(subject_dir.name).group(1))
-        micro = subject_dir / "micro"
-        if not micro.is_dir():
-            msg = f"{micro}: subject folder has no micro/ folder"
-            if options.skip_invalid:
-                skipped.append(msg)
+
+    def clip_dirs() -> Iterator[Path]:
+        for subject_dir in sorted(p for p in hs.iterdir() if p.is_dir() and _SUBJECT_DIR.match(p.name)):
+            micro = subject_dir / "micro"
+            if not micro.is_dir():
+                skip_or_raise(f"{micro}: subject folder has no micro/ folder", options, skipped, "it")
                 continue
-            raise DatasetError(msg + " (pass --skip-invalid to leave it out)")
-        for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
-            for clip_dir in sorted(p for p in emotion_dir.iterdir() if p.is_dir()):
-                try:
-                    emotion = emotion_dir.name.lower()
-                    if emotion not in CLASSES:
-                        raise ValueError(f"unknown emotion folder {emotion_dir.name!r} (expected one of {CLASSES})")
-                    m = _CLIP_DIR.match(clip_dir.name)
-                    if not m or gt_subject(m.group(1)) != subject:
-                        raise ValueError(f"clip folder name {clip_dir.name!r} does not start with its subject "
-                                         f"{subject_dir.name}_")
-                    clip = gt_subject(m.group(1)) + m.group(2)
-                    frames = check_clip_dir(clip_dir, hs)
-                    paths = [p for _, p in frames]
-                    apex = (len(paths) - 1) // 2 if apex_mode == "middle" else \
-                        spotted_apex(paths, options.cache_dir, backend)
-                except (ValueError, OSError) as exc:
-                    msg = f"{clip_dir}: {exc}"
-                    if options.skip_invalid:
-                        skipped.append(msg)
-                        continue
-                    raise DatasetError(msg + " (pass --skip-invalid to leave such clips out)") from None
-                labels = {name: idx for name, ls in tasks.items()
-                          if (idx := map_emotion("smic", emotion, MEGC3_RULES, ls)) is not None}
-                samples.append(Sample(
-                    dataset="smic", subject=subject, clip=clip, frames=tuple(paths), onset=0, apex=apex,
-                    offset=len(paths) - 1, emotion=emotion, labels=labels, fps=FPS,
-                    frame_numbers=tuple(n for n, _ in frames)))
+            for emotion_dir in sorted(p for p in micro.iterdir() if p.is_dir()):
+                yield from sorted(p for p in emotion_dir.iterdir() if p.is_dir())
+
+    def read(clip_dir: Path) -> Sample:
+        subject_dir, emotion_dir = clip_dir.parents[2], clip_dir.parent
+        subject = gt_subject(_SUBJECT_DIR.match(subject_dir.name).group(1))
+        emotion = emotion_dir.name.lower()
+        if emotion not in CLASSES:
+            raise ValueError(f"unknown emotion folder {emotion_dir.name!r} (expected one of {CLASSES})")
+        m = _CLIP_DIR.match(clip_dir.name)
+        if not m or gt_subject(m.group(1)) != subject:
+            raise ValueError(f"clip folder name {clip_dir.name!r} does not start with its subject "
+                             f"{subject_dir.name}_")
+        clip = gt_subject(m.group(1)) + m.group(2)
+        frames = check_clip_dir(clip_dir, hs)
+        paths = [p for _, p in frames]
+        apex = (len(paths) - 1) // 2 if apex_mode == "middle" else spotted_apex(paths, options.cache_dir, backend)
+        labels = {name: idx for name, ls in tasks.items()
+                  if (idx := map_emotion("smic", emotion, MEGC3_RULES, ls)) is not None}
+        return Sample(dataset="smic", subject=subject, clip=clip, frames=tuple(paths), onset=0, apex=apex,
+                      offset=len(paths) - 1, emotion=emotion, labels=labels, fps=FPS,
+                      frame_numbers=tuple(n for n, _ in frames))
+
+    samples = collect_samples(clip_dirs(), read, str, options, skipped, what="such clips",
+                              errors=(ValueError, OSError))
     if not samples and not skipped:
         raise DatasetError(f"{hs}: no clips found under sN/micro/<emotion>/<clip>/")
     samples.sort(key=lambda s: (s.subject, s.clip))
@@ -147,11 +138,6 @@ class SmicDataset(Dataset):
     name = "smic"
     description = "SMIC-HS: HS/sN/micro/<emotion>/<clip>/image*.bmp (100 fps); -D apex=middle|spotting"
     tasks = {"megc3": MEGC3, "sde3": SDE3}
-    default_task = "megc3"
-    kind = "clips"
-    requires_root = True
 
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
-        if root is None:
-            raise DatasetError("dataset 'smic' needs a data root (the folder with HS/)")
-        return load_smic(root, options)
+        return load_smic(self.need_root(root, "the folder with HS/"), options)

@@ -17,8 +17,6 @@ class SyntheticDataset(Dataset):
     name = "synthetic"
     description = "built-in synthetic micro-expressions, CASME II layout; 16 subjects x 8 clips, 128 px"
     tasks = {"megc3": MEGC3, "sde5": CASME2_SDE5}
-    default_task = "megc3"
-    kind = "clips"
     requires_root = False
     face_aligned = True  # faces are generated centred and level: nothing to detect or align
 
