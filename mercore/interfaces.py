@@ -48,6 +48,12 @@ class FeatureExtractor(abc.ABC):
     def extract(self, sample: Sample, features: "FeatureSource") -> np.ndarray:
         """Compute the array for ``sample``; other features come from ``features`` (cached)."""
 
+    def mirror_centre(self) -> float | None:
+        """For a flow map whose channel 0 is the horizontal motion u: the value of u that a
+        left-right mirror keeps, so that a mirrored map has ``u -> 2 * centre - u`` (0 for flow
+        in pixels, 0.5 for a map min-max scaled to [0, 1]). None for inputs that are not flow."""
+        return None
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in sorted(self._params.items()))
         return f"{type(self).__name__}({args})"
@@ -90,6 +96,9 @@ class StageContext:
     audit: Callable[[nn.Module, int], None] | None = None
     #: the stage now fitting (its ``stage_name``), set by the core before each stage's ``fit``
     stage: str = ""
+    #: for each flow stream: the value of u (channel 0) that a left-right mirror keeps, in the
+    #: units the trainer sees (after ``normalize``); a mirrored map has ``u -> 2 * centre - u``
+    flow_centres: Mapping[str, float] = field(default_factory=dict)
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""

@@ -28,7 +28,7 @@ from ..sample import Sample
 from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
 from .identity import changes, run_identity
-from .normalize import Identity, Normalizer
+from .normalize import Identity, Normalizer, mirror_value
 from .processes import run_in_processes
 from .results import FoldResult, RunResult
 
@@ -236,12 +236,15 @@ class LOSOEvaluator(Evaluator):
             audit[f"{ctx.stage}:{epoch}"] = logits.argmax(1).tolist()
             model.train()
 
+        centres = {stream: c for stream, request in requests.items()
+                   if (c := self.store.mirror_centre(request)) is not None}
         ctx = StageContext(device=device, seed=seed, num_classes=data.labels.num_classes,
                            class_names=data.labels.classes, fold=fold.name, work_dir=fold_dir,
                            amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
                            log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
                            log_artifact=log_artifact,
                            progress=self.progress, extract=extract, normalize=norm,
+                           flow_centres={s: mirror_value(norm, s, c) for s, c in centres.items()},
                            audit=record_test_predictions if config["evaluation"].get("leakage_audit") else None)
         seed_everything(seed)
         if device.type == "cuda":

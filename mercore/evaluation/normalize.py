@@ -70,3 +70,10 @@ class Identity:
 
     def apply(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         return inputs
+
+
+def mirror_value(normalize: "Normalizer | Identity", stream: str, centre: float) -> float:
+    """``centre`` (a value of channel 0 of ``stream``, see ``FeatureExtractor.mirror_centre``) in
+    the units ``normalize`` gives the trainer: a mirror then maps ``z -> 2 * value - z`` there too,
+    since the normalisation is affine per channel."""
+    return float(normalize(stream, torch.full((1, 1, 1, 1), float(centre))).reshape(-1)[0])

@@ -152,7 +152,8 @@ class RunResult:
             for i, key in enumerate(f.keys):
                 row = {"fold": f.fold, "key": key, "dataset": f.datasets[i], "subject": f.subjects[i],
                        "label": self.class_names[f.y_true[i]], "prediction": self.class_names[f.y_pred[i]],
-                       "correct": int(f.y_true[i] == f.y_pred[i])}
+                       "correct": int(f.y_true[i] == f.y_pred[i]),
+                       "baseline": self.class_names[f.baseline_pred[i]]}
                 row.update({f"p_{c}": round(p, 6) for c, p in zip(self.class_names, f.probabilities[i])})
                 rows.append(row)
         return rows

@@ -199,6 +199,9 @@ class OpticalFlow(_FlowParams):
             target = to_gray(load_key_frame(sample, "apex", p["size"], p["align"]))
         return compute_flow(onset, target, p["backend"])
 
+    def mirror_centre(self) -> float:
+        return 0.0
+
 
 class OpticalStrain(_FlowParams):
     """Optical strain magnitude of ``optical_flow`` with the same parameters, (1, size, size)."""
@@ -233,6 +236,10 @@ class FlowUVS(FeatureExtractor):
         strain = features.get("optical_strain", sample, **p)
         uvs = np.concatenate([flow, strain]).astype(np.float32)
         return minmax_normalise(uvs) if normalize == "minmax" else uvs
+
+    def mirror_centre(self) -> float:
+        """Per-clip min-max scaling turns ``-u`` into ``1 - u``: the centre is 0.5 in [0, 1]."""
+        return 0.5 if self._params["normalize"] == "minmax" else 0.0
 
 
 class MagnifiedApex(FeatureExtractor):
@@ -337,6 +344,9 @@ class SequenceFlow(_SequenceBase):
         flows = np.stack([compute_flow(a, b, self._params["backend"]) for a, b in zip(gray[:-1], gray[1:])], axis=1)
         return np.ascontiguousarray(pool_maps(flows, self._params["size"], rescale=True), dtype=np.float32)
 
+    def mirror_centre(self) -> float:
+        return 0.0
+
 
 class SequenceDiff(_SequenceBase):
     """Differences of consecutive frames of ``interpolated_sequence``, (3, length - 1, size, size):
@@ -374,6 +384,10 @@ class ReleaseFlow(FeatureExtractor):
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         image = read_image(_extra(sample, "flow_image"))
         return _chw(resize(image, self._params["size"]))
+
+    def mirror_centre(self) -> float:
+        """Each channel is min-max scaled per map: the mirror of ``u`` is ``1 - u``."""
+        return 0.5
 
 
 class ReleaseApex(FeatureExtractor):

@@ -40,6 +40,10 @@ class FeatureStore(FeatureSource):
             raise FeatureError(f"unknown feature extractor {name!r}; choose one of: {', '.join(sorted(self.extractors))}")
         return self.extractors[name]
 
+    def mirror_centre(self, request: FeatureRequest) -> float | None:
+        """The u value a left-right mirror keeps in this stream (``FeatureExtractor.mirror_centre``)."""
+        return self.lookup(request.extractor)(**dict(request.params)).mirror_centre()
+
     def get(self, name: str, sample: Sample, **params: Any) -> np.ndarray:
         try:
             extractor = self.lookup(name)(**params)

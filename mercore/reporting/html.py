@@ -9,6 +9,7 @@ are rebuilt from their run folders (:func:`load_run`), so a report can be made a
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import json
@@ -42,25 +43,60 @@ class ReportError(ValueError):
 
 # ------------------------------------------------------------------------------ loading runs
 def load_run(run_dir: Path | str) -> RunResult:
-    """Rebuild a :class:`RunResult` from a run folder (``folds/*.json`` + ``artifacts/``)."""
+    """Rebuild a :class:`RunResult` from a run folder (``folds/*.json`` + ``artifacts/``), or from a
+    folder of a run's artifacts alone (``summary.json``, ``config.yaml``, ``predictions.csv``: what
+    is kept of a run to recompute its figures; no training curves or leakage audit)."""
     run_dir = Path(run_dir)
-    summary_path, config_path = run_dir / "artifacts" / "summary.json", run_dir / "artifacts" / "config.yaml"
+    stored = not (run_dir / "artifacts").is_dir() and (run_dir / "predictions.csv").is_file()
+    artifacts = run_dir if stored else run_dir / "artifacts"
+    summary_path, config_path = artifacts / "summary.json", artifacts / "config.yaml"
     for path in (summary_path, config_path):
         if not path.is_file():
             raise ReportError(f"{run_dir} is not a finished run folder: {path.relative_to(run_dir)} is missing")
-    summary = json.loads(summary_path.read_text())
-    config = yaml.safe_load(config_path.read_text()) or {}
-    folds = []
-    for path in sorted((run_dir / "folds").glob("*.json")):
-        fold = FoldResult.load(path)
-        if fold is None:
-            raise ReportError(f"unreadable fold file {path}")
-        folds.append(fold)
+    try:
+        summary = json.loads(summary_path.read_text())
+        config = yaml.safe_load(config_path.read_text()) or {}
+    except (ValueError, yaml.YAMLError) as exc:
+        raise ReportError(f"unreadable {summary_path} or {config_path}: {exc}") from None
+    if stored:
+        folds = folds_from_predictions(artifacts / "predictions.csv", tuple(summary["classes"]))
+    else:
+        folds = []
+        for path in sorted((run_dir / "folds").glob("*.json")):
+            fold = FoldResult.load(path)
+            if fold is None:
+                raise ReportError(f"unreadable fold file {path}")
+            folds.append(fold)
     if not folds:
         raise ReportError(f"{run_dir} has no fold results (folds/*.json)")
     folds.sort(key=lambda f: f.index)
     return RunResult(summary["method"], summary.get("variant"), summary["dataset"], summary["task"],
                      tuple(summary["classes"]), config, folds, run_dir, environment=summary.get("environment", {}))
+
+
+def folds_from_predictions(path: Path, classes: tuple[str, ...]) -> list[FoldResult]:
+    """The folds of a run as its ``predictions.csv`` holds them (rows of one fold together, in
+    fold order); a row that does not fit names its line."""
+    folds: dict[str, FoldResult] = {}
+    with open(path, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        need = {"fold", "key", "dataset", "subject", "label", "prediction", "baseline", *(f"p_{c}" for c in classes)}
+        missing = need - set(reader.fieldnames or ())
+        if missing:
+            raise ReportError(f"{path} lacks the columns {sorted(missing)} (written by an older mer?)")
+        for line, row in enumerate(reader, start=2):
+            try:
+                fold = folds.setdefault(row["fold"], FoldResult(len(folds), row["fold"], [], [], [], [], [], [], []))
+                fold.keys.append(row["key"])
+                fold.datasets.append(row["dataset"])
+                fold.subjects.append(row["subject"])
+                fold.y_true.append(classes.index(row["label"]))
+                fold.y_pred.append(classes.index(row["prediction"]))
+                fold.baseline_pred.append(classes.index(row["baseline"]))
+                fold.probabilities.append([float(row[f"p_{c}"]) for c in classes])
+            except ValueError as exc:
+                raise ReportError(f"{path} line {line}: {exc}") from None
+    return list(folds.values())
 
 
 def load_result(folder: Path | str) -> RunResult | SeedsResult:

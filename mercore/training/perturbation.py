@@ -8,13 +8,16 @@ Any method gets PT through its ``train.perturbation`` config; ``SupervisedTraine
 through :meth:`PerturbationTraining.__call__`.
 
 Streams are typed by name: ``image_streams`` (photometric and geometric ops) and
-``flow_streams`` (geometric ops; a flipped flow map has its horizontal component u negated).
+``flow_streams`` (geometric ops; a flipped flow map has its horizontal component u mirrored about
+the value that stands for no horizontal motion: ``u -> 2 c - u``, with ``c`` from
+``StageContext.flow_centres``: 0 for flow in pixels, 0.5 for a min-max scaled release map, the
+normalised value of either when the method standardises its inputs).
 Streams named in neither list pass unchanged. All draws come from the trainer's generator, per
 sample, so a run repeats exactly; geometric draws are shared by all streams of a sample.
 
-The ops work in the units the batches have: images in [0, 1] and flow in pixels when the method
-does not normalise its inputs (``data.normalize: false``). With z-scored batches, u -> -u and the
-zero used by masking are only exact for zero-mean channels.
+The ops work in the units the batches have: images in [0, 1] and flow in pixels or [0, 1] when
+the method does not normalise its inputs (``data.normalize: false``). The zero used by masking is
+zero motion only for flow in pixels.
 
 Schedule (0-based epochs): active iff ``epoch >= every`` and ``epoch % every < length``; with
 ``every: 20, length: 1`` these are epochs 20, 40, 60, ... (the 21st, 41st, ... epoch): Delta_t
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Mapping
 
 import torch
 
@@ -57,7 +60,8 @@ class GaussianNoise(Settings):
 
 @dataclass(kw_only=True)
 class HorizontalFlip(Settings):
-    """Mirror left-right with probability ``p``, all streams of a sample together; u -> -u."""
+    """Mirror left-right with probability ``p``, all streams of a sample together; a flow
+    stream's u -> 2 c - u about its mirror centre c."""
 
     enabled: bool
     p: Probability
@@ -116,10 +120,18 @@ class PerturbationTraining(Settings):
 
     # --- the ops ------------------------------------------------------------------------------
 
-    def __call__(self, inputs: dict[str, torch.Tensor], generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """Perturb one training batch ``{stream: (B, C, H, W)}``; returns new tensors."""
+    def __call__(self, inputs: dict[str, torch.Tensor], generator: torch.Generator,
+                 flow_centres: Mapping[str, float] | None = None) -> dict[str, torch.Tensor]:
+        """Perturb one training batch ``{stream: (B, C, H, W)}``; returns new tensors.
+        ``flow_centres``: each flow stream's mirror centre (``StageContext.flow_centres``); without
+        it u mirrors about 0 (flow in pixels)."""
         kinds = {s: ("image" if s in self.image_streams else "flow") for s in inputs
                  if s in self.image_streams or s in self.flow_streams}
+        if flow_centres is not None and self.hflip.enabled:
+            unknown = [s for s, kind in kinds.items() if kind == "flow" and s not in flow_centres]
+            if unknown:
+                raise ValueError(f"train.perturbation.flow_streams {unknown} are not flow maps (their feature "
+                                 f"extractor names no mirror centre), so a flip cannot mirror their u")
         if not kinds:
             raise ValueError(f"train.perturbation names none of the batch's streams {sorted(inputs)} "
                              f"(image_streams={list(self.image_streams)}, flow_streams={list(self.flow_streams)})")
@@ -146,7 +158,8 @@ class PerturbationTraining(Settings):
                 noise = torch.randn(x.shape, generator=noise_gen) * self.gaussian_noise.sigma  # (B, C, H, W)
                 x = x + noise.to(x.device, x.dtype) * noise_on.to(x.device).view(b, 1, 1, 1)
             if self.hflip.enabled:
-                x = self._flip(x, flips.to(x.device), is_flow=s in self.flow_streams)
+                centre = (flow_centres or {}).get(s, 0.0) if s in self.flow_streams else None
+                x = self._flip(x, flips.to(x.device), centre)
             if self.random_mask.enabled:
                 x = x.masked_fill(mask.to(x.device), 0.0)
             out[s] = x
@@ -180,13 +193,15 @@ class PerturbationTraining(Settings):
         r, g, b = x[:, 0:1], x[:, 1:2], x[:, 2:3]
         return 0.299 * r + 0.587 * g + 0.114 * b  # ITU-R 601 luma, as torchvision
 
-    def _flip(self, x: torch.Tensor, flips: torch.Tensor, is_flow: bool) -> torch.Tensor:
+    def _flip(self, x: torch.Tensor, flips: torch.Tensor, centre: float | None) -> torch.Tensor:
+        """Mirror the samples ``flips`` selects; a flow stream (``centre`` not None) also has its
+        u mirrored about ``centre``: the motion points the other way horizontally."""
         m = flips.view(-1, 1, 1, 1)
         y = torch.where(m, x.flip(-1), x)
-        if is_flow:  # mirrored motion points the other way horizontally
+        if centre is not None:
             c = self.hflip.u_channel
             y = y.clone()
-            y[:, c] = torch.where(m[:, 0], -y[:, c], y[:, c])
+            y[:, c] = torch.where(m[:, 0], 2 * centre - y[:, c], y[:, c])
         return y
 
     def _draw_mask(self, b: int, h: int, w: int, generator: torch.Generator) -> torch.Tensor:

@@ -112,7 +112,7 @@ class SupervisedTrainer(Trainer, Settings):
                 if self.augment is not None:
                     inputs = self.augment(inputs, gen)
                 if perturbing:
-                    inputs = pt(inputs, gen)
+                    inputs = pt(inputs, gen, ctx.flow_centres)
                 yield inputs, labels
 
         def step(batch: tuple[dict[str, torch.Tensor], torch.Tensor]) -> Step:

@@ -181,13 +181,34 @@ def test_flip_negates_u_and_keeps_streams_consistent():
     torch.testing.assert_close(out["apex"][~flipped], x["apex"][~flipped])
 
 
-def test_flip_of_normalised_u_uses_zero_motion_of_the_fold():
+def test_flip_of_normalised_u_mirrors_about_the_centre_of_the_fold():
     aug = FlipCropAugment(flip=1.0, crop_pad=0.0)
     mean, std = torch.tensor([0.3, 0.0, 1.0]).view(3, 1, 1), torch.tensor([2.0, 1.0, 1.0]).view(3, 1, 1)
-    aug.bind(lambda stream, t: (t - mean) / std if stream == "flow" else t)
     u = torch.randn(4, 3, 8, 8)
+    aug.bind({"flow": (0.0 - 0.3) / 2.0})  # flow in pixels: zero motion, normalised
     out = aug({"flow": (u - mean) / std}, torch.Generator().manual_seed(0))
     torch.testing.assert_close(out["flow"][:, 0], ((-u[:, 0].flip(-1)) - 0.3) / 2.0)  # normalised -u
+    m = torch.rand(4, 3, 8, 8)  # a min-max map in [0, 1]: the mirror of u is 1 - u
+    aug.bind({"flow": (0.5 - 0.3) / 2.0})
+    out = aug({"flow": (m - mean) / std}, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(out["flow"][:, 0], ((1 - m[:, 0].flip(-1)) - 0.3) / 2.0)
+    with pytest.raises(ValueError, match="not flow maps"):
+        aug.bind({"apex": 0.0})
+
+
+def test_flip_agrees_with_the_core_flip_on_a_standardised_release_map():
+    from mercore.evaluation.normalize import Normalizer, mirror_value
+    from mercore.training.perturbation import PerturbationTraining
+
+    maps = torch.rand(6, 3, 8, 8)  # min-max maps in [0, 1]
+    norm = Normalizer.fit({"flow": maps})
+    centre = mirror_value(norm, "flow", 0.5)
+    aug = FlipCropAugment(flip=1.0, crop_pad=0.0).bind({"flow": centre})
+    got = aug({"flow": norm("flow", maps)}, torch.Generator().manual_seed(0))["flow"]
+    off = {op: {"enabled": False} for op in ("color_jitter", "gaussian_noise", "random_mask")}
+    flip = PerturbationTraining.from_config({"enabled": True, "every": 1, **off, "hflip": {"p": 1.0}})
+    torch.testing.assert_close(got, flip({"flow": norm("flow", maps)}, torch.Generator(), {"flow": centre})["flow"])
+    torch.testing.assert_close(got, norm("flow", torch.cat([1 - maps[:, :1], maps[:, 1:]], 1).flip(-1)))
 
 
 def test_crop_is_a_shared_translation():
@@ -281,12 +302,12 @@ def test_one_training_stage_runs(tmp_path: Path):
     data = FoldData(train=tensors(8), val=tensors(4), test=tensors(3), test_groups=("s1",))
     ctx = StageContext(device=torch.device("cpu"), seed=0, num_classes=3, class_names=("a", "b", "c"),
                        fold="s1", work_dir=tmp_path, progress=False,
-                       normalize=lambda stream, t: t - 1.0 if stream == "flow" else t)
+                       normalize=lambda stream, t: t - 1.0 if stream == "flow" else t, flow_centres={"flow": -0.5})
     stage, = method.stages(cfg)
     model = method.build_model(cfg, 3)
     before = copy.deepcopy(model.state_dict())
     model = stage.fit(model, data, ctx)
-    assert stage.augment.u_zero == {"flow": -1.0}  # bound to the fold's normaliser
+    assert stage.augment.u_centre == {"flow": -0.5}  # bound to the fold's flow centres
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 

@@ -1,0 +1,65 @@
+"""docs/results.md is what `benchmarks/composite.py report` makes of the committed run outputs, and
+nothing else: regenerated here from benchmarks/results/ and compared with the committed page."""
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_script():
+    spec = importlib.util.spec_from_file_location("composite_benchmark", REPO / "benchmarks" / "composite.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture()
+def composite(tmp_path, monkeypatch):
+    module = load_script()
+    monkeypatch.setattr(module, "PAGE", tmp_path / "results.md")
+    return module
+
+
+def test_committed_page_is_regenerated_from_the_committed_runs(composite):
+    text = composite.write_page(composite.load_entries())
+    assert text == (REPO / "docs" / "results.md").read_text(), \
+        "docs/results.md differs from what benchmarks/composite.py report makes of benchmarks/results/"
+
+
+def test_a_missing_run_is_listed_never_filled(composite, tmp_path, monkeypatch):
+    found = composite.load_entries()
+    if not found:
+        pytest.skip("no composite run committed")
+    name = next(iter(found))
+    results = tmp_path / "results"
+    shutil.copytree(composite.RESULTS, results)
+    shutil.rmtree(results / name.replace(":", "-"))
+    monkeypatch.setattr(composite, "RESULTS", results)
+    text = composite.write_page(composite.load_entries())
+    assert f"- {name}" in text.split("### Still missing")[1].split("###")[0]
+    table = text.split("## The MEGC2019 composite")[1].split("Best honest")[0]
+    method, _, variant = name.partition(":")
+    assert f"| {method} | {variant} |" not in table
+
+
+def test_a_damaged_run_folder_is_an_error_naming_it(composite, tmp_path, monkeypatch):
+    found = composite.load_entries()
+    if not found:
+        pytest.skip("no composite run committed")
+    name = next(iter(found))
+    results = tmp_path / "results"
+    shutil.copytree(composite.RESULTS, results)
+    seed_dir = next((results / name.replace(":", "-")).iterdir())
+    (seed_dir / "predictions.csv").write_text("fold,key\nx,y\n")
+    monkeypatch.setattr(composite, "RESULTS", results)
+    from mercore.reporting.html import ReportError
+
+    with pytest.raises(ReportError, match="predictions.csv"):
+        composite.load_entries()
