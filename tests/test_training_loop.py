@@ -131,3 +131,38 @@ def test_early_stopping_monitors_the_reported_uf1(tmp_path):
 def test_episodic_training_refuses_a_model_without_the_prototype_interface(tmp_path):
     with pytest.raises(TypeError, match="prototype model.*Linear"):
         EpisodicTrainer.from_config({"epochs": 1}).fit(nn.Linear(4, 3), fold(), ctx_for(tmp_path, []))
+
+
+# --- rule 11 inside the fold: retrain at a fallback rate when the loss does not fall ----------------
+
+def fit_with(tmp_path: Path, lr: float, fallback: list[float]) -> tuple[nn.Module, dict]:
+    torch.manual_seed(0)
+    model = Embedder()
+    log: list = []
+    trainer = SupervisedTrainer.from_config({"epochs": 6, "batch_size": 8, "lr": lr, "optimizer": "adam",
+                                             "fit_check": {"fallback_lr": fallback, "loss_ratio": 0.5}})
+    trainer.fit(model, fold(), ctx_for(tmp_path, log))
+    return model, {k: v for k, v, _ in log}
+
+
+def test_fit_check_keeps_the_first_rate_that_fits_and_changes_nothing_then(tmp_path):
+    plain, _ = fit_with(tmp_path, 0.3, [])
+    checked, log = fit_with(tmp_path, 0.3, [1e-6])
+    assert log["train/fit_check_lr"] == 0.3
+    for a, b in zip(plain.parameters(), checked.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_fit_check_falls_back_when_the_loss_does_not_fall(tmp_path):
+    direct, _ = fit_with(tmp_path, 0.3, [])
+    fallen, log = fit_with(tmp_path, 1e-7, [0.3])  # 1e-7: the loss cannot halve in 6 epochs
+    assert log["train/fit_check_lr"] == 0.3
+    for a, b in zip(direct.parameters(), fallen.parameters()):  # same start, same batches
+        assert torch.equal(a, b)
+
+
+def test_fit_check_keeps_the_lowest_loss_when_no_rate_fits(tmp_path):
+    _, log = fit_with(tmp_path, 1e-7, [1e-3, 1e-6])  # none halves the loss in 6 epochs
+    assert log["train/fit_check_lr"] == 1e-3
+    with pytest.raises(ValueError):
+        SupervisedTrainer.from_config({"fit_check": {"fallback_lr": [-1.0], "loss_ratio": 0.5}})

@@ -35,6 +35,23 @@ class EarlyStopping(Settings):
     restore_best: bool
 
 
+@dataclass(kw_only=True)
+class FitCheck(Settings):
+    """Does the model fit its training data? (docs/protocols.md, rule 11, applied inside the fold.)
+
+    Training runs at ``lr`` first; when its last epoch's mean training loss is not below
+    ``loss_ratio`` times its first epoch's, the stage starts again from the same initial weights
+    at each ``fallback_lr`` in turn, and keeps the first run that passes, else the one with the
+    lowest last-epoch loss. Only the fold's training clips are looked at, so the choice is a part
+    of fitting the fold. ``fallback_lr: []`` turns it off (one run, as without the check).
+    """
+
+    section = "train.fit_check"
+
+    fallback_lr: tuple[PositiveFloat, ...]
+    loss_ratio: Probability
+
+
 def class_weights(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """Inverse-frequency weights normalised to mean 1 (classes absent from the fold get weight 0)."""
     counts = torch.bincount(labels.cpu(), minlength=num_classes).float()
@@ -67,6 +84,7 @@ class SupervisedTrainer(Trainer, Settings):
         class_weighting: ``balanced`` weights the loss by inverse class frequency of the fold.
         early_stopping: patience and monitored quantity on the validation split.
         label_smoothing, grad_clip: regularisation.
+        fit_check: retrain at fallback learning rates when the loss does not fall (:class:`FitCheck`).
         perturbation: perturbation-training (PT) schedule, see ``mercore.training.perturbation``;
             ``{"enabled": true, "every": 20, ...}``. Any method gets it through its ``train`` config.
         augment: batch augmentation, applied to training batches only (set by the method).
@@ -88,6 +106,7 @@ class SupervisedTrainer(Trainer, Settings):
     early_stopping: EarlyStopping
     label_smoothing: Probability
     grad_clip: PositiveFloat | None
+    fit_check: FitCheck
     perturbation: PerturbationTraining
     augment: Augment | None = runtime()
     stage_name: str = runtime("train")
@@ -96,8 +115,29 @@ class SupervisedTrainer(Trainer, Settings):
     name = "supervised"
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
+        model.to(ctx.device)
+        rates = (self.lr, *self.fit_check.fallback_lr)
+        if len(rates) == 1:
+            self._fit_at(self.lr, model, data, ctx)
+            return model
+        initial = copy.deepcopy(model.state_dict())
+        tried: list[tuple[float, float, dict[str, torch.Tensor]]] = []  # (last loss, lr, weights)
+        for lr in rates:
+            model.load_state_dict(initial)
+            first, last = self._fit_at(lr, model, data, ctx)
+            ctx.log_metric(f"{self.stage_name}/fit_check_ratio", last / first if first > 0 else 0.0, len(tried))
+            if last < self.fit_check.loss_ratio * first:
+                ctx.log_metric(f"{self.stage_name}/fit_check_lr", lr, 0)
+                return model
+            tried.append((last, lr, copy.deepcopy(model.state_dict())))
+        last, lr, weights = min(tried, key=lambda t: t[0])
+        model.load_state_dict(weights)
+        ctx.log_metric(f"{self.stage_name}/fit_check_lr", lr, 0)
+        return model
+
+    def _fit_at(self, lr: float, model: nn.Module, data: FoldData, ctx: StageContext) -> tuple[float, float]:
+        """One training run at ``lr``; returns the mean training loss of its first and last epoch."""
         device = ctx.device
-        model.to(device)
         weight = class_weights(data.train.labels, ctx.num_classes).to(device) if self.class_weighting == "balanced" else None
         loss_fn = nn.CrossEntropyLoss(weight=weight, label_smoothing=self.label_smoothing)
         gen = ctx.generator(offset=17)
@@ -122,12 +162,18 @@ class SupervisedTrainer(Trainer, Settings):
             return Step(loss_fn(logits, labels), len(labels))
 
         stopping = _Validation(model, data.val, ctx, self.stage_name, self.early_stopping)
+        losses: list[float] = []
+
+        def after_epoch(epoch: int, means: dict[str, float]) -> bool:
+            losses.append(means["loss"])
+            return stopping(epoch, means) if stopping.active else False
+
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
-                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
+                     optimisation=Optimisation(self.optimizer, lr, self.weight_decay, self.momentum,
                                                self.scheduler, self.grad_clip),
-                     batches=batches, step=step, after_epoch=stopping if stopping.active else None, audit=True)
+                     batches=batches, step=step, after_epoch=after_epoch, audit=True)
         stopping.restore()
-        return model
+        return losses[0], losses[-1]
 
 
 class _Validation:
