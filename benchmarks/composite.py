@@ -8,7 +8,9 @@ composite (442 clips, 68 subjects, one LOSO), and the results page built from wh
 ``run`` does one LOSO per entry and seed (``mercore.runner.run``, the entry's profile, no tracking)
 and keeps what recomputes its figures under ``benchmarks/results/composite/<entry>/seed<N>/``:
 ``summary.json`` (with the code revision), ``config.yaml``, ``predictions.csv`` (every clip's
-label, prediction, majority-baseline prediction and class probabilities) and ``timing.json``.
+label, prediction, majority-baseline prediction and class probabilities) and ``folds.json``
+(time per fold, the learning rate rule 11 kept in each fold). ``collect`` stores runs that
+another checkout of the repository made (a worktree kept still while this one changes).
 Finished folds are reused from ``--cache-dir``, so an interrupted run resumes.
 
 ``report`` reads only those committed folders (``mercore.reporting.html.load_run``) and writes
@@ -102,9 +104,7 @@ def stored_folder(entry: str, seed: int) -> Path:
 
 
 def run_entry(entry: Entry, seed: int, data_root: Path, cache_dir: Path, workers: int | str) -> Path:
-    """One composite LOSO; its artifacts and timing copied to :func:`stored_folder` (atomically:
-    a temporary folder renamed into place)."""
-    from mercore.io import atomic_write_text
+    """One composite LOSO, kept by :func:`store_run`."""
     from mercore.runner import run
 
     start = time.perf_counter()
@@ -112,23 +112,51 @@ def run_entry(entry: Entry, seed: int, data_root: Path, cache_dir: Path, workers
                  overrides={**entry.overrides, "run.seed": seed}, tracking=False, cache_dir=cache_dir,
                  progress=False, workers=workers)
     wall = time.perf_counter() - start
-    target = stored_folder(entry.name, seed)
+    return store_run(result.run_dir, entry.name, seed, wall if result.reused_folds == 0 else None, str(workers))
+
+
+def store_run(run_dir: Path, entry: str, seed: int, wall: float | None, workers: str) -> Path:
+    """Copy what recomputes a run's figures from its run folder to :func:`stored_folder`, with
+    ``folds.json``: each fold's CPU and wall seconds and the learning rate rule 11 kept there.
+    Written to a temporary folder renamed into place."""
+    from mercore.io import atomic_write_text
+    from mercore.reporting.html import load_run
+
+    result = load_run(run_dir)
+    target = stored_folder(entry, seed)
     tmp = target.with_name(target.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     for name in ("summary.json", "config.yaml", "predictions.csv"):
-        shutil.copy2(result.run_dir / "artifacts" / name, tmp / name)
-    folds = result.folds
-    timing = {"folds": len(folds), "fold_cpu_s": [round(f.cpu_seconds, 2) for f in folds],
-              "fold_wall_s": [round(f.seconds, 2) for f in folds],
-              "loso_wall_s": round(wall, 1) if result.reused_folds == 0 else None,
-              "reused_folds": result.reused_folds, "workers": str(workers),
-              "machine": f"{platform.machine()}, {os.cpu_count()} cores", "run_folder": result.run_dir.name}
-    atomic_write_text(tmp / "timing.json", json.dumps(timing, indent=1))
+        shutil.copy2(run_dir / "artifacts" / name, tmp / name)
+    kept_lr = [next((v for k, v, _ in f.history if k.endswith("/fit_check_lr")), None) for f in result.folds]
+    timing = {"folds": len(result.folds), "loso_wall_s": None if wall is None else round(wall, 1),
+              "workers": workers, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "run_folder": run_dir.name,
+              "fold_cpu_s": [round(f.cpu_seconds, 2) for f in result.folds],
+              "fold_wall_s": [round(f.seconds, 2) for f in result.folds],
+              "fit_check_lr": kept_lr}
+    atomic_write_text(tmp / "folds.json", json.dumps(timing, indent=1))
     if target.exists():
         shutil.rmtree(target)
     tmp.rename(target)
     return target
+
+
+def collect(source: Path, cache_dir: Path) -> list[Path]:
+    """Store the runs another checkout made (``source``: its ``benchmarks/results/composite``),
+    from their run folders under ``cache_dir``: how a run made in a separate worktree, while
+    this one changes, is committed here."""
+    stored = []
+    for folder in sorted(source.glob("*/seed*")):
+        timing_file = next((folder / n for n in ("folds.json", "timing.json") if (folder / n).is_file()), None)
+        if timing_file is None or folder.name.endswith(".tmp"):
+            continue
+        timing = json.loads(timing_file.read_text())
+        entry = next(e.name for e in ENTRIES if e.name.replace(":", "-") == folder.parent.name)
+        stored.append(store_run(cache_dir / "runs" / timing["run_folder"], entry, int(folder.name[4:]),
+                                timing.get("loso_wall_s"), str(timing.get("workers"))))
+    return stored
 
 
 # --------------------------------------------------------------------------------------- report
@@ -252,13 +280,59 @@ def comparison_lines(found: dict[str, dict[int, Any]]) -> str:
         if not seeds:
             continue
         cmp = compare(*(SeedsResult([found[e][s] for s in seeds], RESULTS) for e in (a, b)))
-        d = cmp.parts["all"]
+        d = next(iter(cmp.parts.values()))  # the pooled part comes first
         rows.append(f"| {b} - {a} | {', '.join(map(str, seeds))} | {d['uf1'].delta:+.3f} [{d['uf1'].interval.low:+.3f}, "
                     f"{d['uf1'].interval.high:+.3f}] | {p(d['uf1'].p_value)} | {d['uar'].delta:+.3f} "
                     f"[{d['uar'].interval.low:+.3f}, {d['uar'].interval.high:+.3f}] | {p(d['uar'].p_value)} |")
     if not rows:
         return "No pair has a seed in common yet."
     return "\n".join(["| B - A | seeds | UF1 B - A [95% CI] | p | UAR B - A [95% CI] | p |", "|---|---|---|---:|---|---:|", *rows])
+
+
+#: the cross-method ensemble: every release method's base variant (docs/protocols.md, fixed before
+#: any composite result; no choice among methods)
+BASE_ENTRIES = ("ststnet:base", "htnet:base", "ahmsanet:regions", "dfrnet:full", "rrmfnet:base")
+
+
+def ensemble_lines(found: dict[str, dict[int, Any]]) -> str:
+    """Seed ensembles of each entry and the cross-method ensemble per seed (``mer ensemble``,
+    equal weights), each with a paired comparison against what it combines."""
+    from mercore.compare import compare
+    from mercore.ensemble import ensemble
+    from mercore.evaluation.results import SeedsResult
+
+    rows = ["| ensemble | members | UF1 [95% CI] | UAR [95% CI] | B - A: UF1 [95% CI], p | against (A) |",
+            "|---|---|---|---|---|---|"]
+
+    def row(name: str, members: str, ens: list[Any], against: list[Any], against_name: str) -> None:
+        result = SeedsResult(ens, RESULTS) if len(ens) > 1 else ens[0]
+        iv = result.intervals()
+        uf1 = statistics.mean(r.scores().uf1 for r in ens)
+        uar = statistics.mean(r.scores().uar for r in ens)
+        # one ensemble against several seeds: the ensemble stands for each seed's partner
+        partners = ens if len(ens) == len(against) else ens * len(against)
+        d = next(iter(compare(SeedsResult(against, RESULTS), SeedsResult(partners, RESULTS)).parts.values()))["uf1"]
+        p = "< 0.001" if d.p_value < 0.001 else f"{d.p_value:.3f}"
+        rows.append(f"| {name} | {members} | {uf1:.3f} {_ci(iv['uf1'])} | {uar:.3f} {_ci(iv['uar'])} "
+                    f"| {d.delta:+.3f} [{d.interval.low:+.3f}, {d.interval.high:+.3f}], p {p} | {against_name} |")
+
+    for entry in ENTRIES:
+        seeds = sorted(found.get(entry.name, {}))
+        if len(seeds) > 1:
+            runs = [found[entry.name][s] for s in seeds]
+            row(f"{entry.name} seeds", ", ".join(map(str, seeds)), [ensemble(runs, RESULTS / "ensembles")], runs,
+                f"{entry.name}, mean of the same seeds")
+    common = sorted(set.intersection(*(set(found.get(e, {})) for e in BASE_ENTRIES)))
+    if common:
+        ens = [ensemble([found[e][s] for e in BASE_ENTRIES], RESULTS / "ensembles") for s in common]
+        best = max(BASE_ENTRIES, key=lambda e: statistics.mean(found[e][s].scores().uf1 for s in common))
+        row(f"every base method, per seed ({len(common)} seed(s))", ", ".join(BASE_ENTRIES), ens,
+            [found[best][s] for s in common], f"{best}, the best single base method on these seeds")
+    text = "\n".join(rows) if len(rows) > 2 else "No entry has two seeds yet."
+    if not common:
+        text += ("\n\nThe cross-method ensemble needs a seed that every base method has: "
+                 + ", ".join(e for e in BASE_ENTRIES if not found.get(e)) + " still missing.")
+    return text
 
 
 def audit_lines(found: dict[str, dict[int, Any]]) -> str:
@@ -272,6 +346,24 @@ def audit_lines(found: dict[str, dict[int, Any]]) -> str:
             lines.append(f"- {entry.name}: UF1 {statistics.mean(x['uf1'] for x in leaky):.3f} "
                          f"({statistics.mean(x['uf1'] for x in leaky) - honest:+.3f} over the honest figure)")
     return "\n".join(lines)
+
+
+def folds_lines(found: dict[str, dict[int, Any]]) -> str:
+    """Per entry and seed: the rates rule 11 kept (folds per rate) and the time a LOSO took."""
+    rows = ["| entry | seed | folds per kept lr (rule 11) | fold CPU s (mean) | LOSO wall | machine |",
+            "|---|---:|---|---:|---:|---|"]
+    for entry in ENTRIES:
+        for seed in sorted(found.get(entry.name, {})):
+            info = json.loads((stored_folder(entry.name, seed) / "folds.json").read_text())
+            rates: dict[str, int] = {}
+            for lr in info["fit_check_lr"]:
+                key = "no check" if lr is None else f"{lr:g}"
+                rates[key] = rates.get(key, 0) + 1
+            wall = f"{info['loso_wall_s'] / 60:.1f} min" if info.get("loso_wall_s") else "- (folds reused)"
+            rows.append(f"| {entry.name} | {seed} | {', '.join(f'{k}: {v}' for k, v in sorted(rates.items()))} "
+                        f"| {statistics.mean(info['fold_cpu_s']):.1f} | {wall} | {info['machine']}, "
+                        f"--workers {info['workers']} |")
+    return "\n".join(rows) if len(rows) > 2 else ""
 
 
 def best_line(found: dict[str, dict[int, Any]]) -> str:
@@ -345,9 +437,27 @@ paired subject-bootstrap interval, two-sided permutation p):
 
 {comparison_lines(found)}
 
+### Ensembles
+
+`mer ensemble` (equal-weight mean of class probabilities; which ensembles are shown was fixed
+before any composite result, [protocols.md](protocols.md#ensembles-mer-ensemble-run)): each
+entry's seeds, and every base method together, one ensemble per seed. B - A against what the
+ensemble combines, paired over the same clips (a seed ensemble is compared with the mean of its
+seeds, standing as each seed's partner).
+
+{ensemble_lines(found)}
+
 {("Not a result: what choosing each fold's best epoch on its test subject would have reported "
   "(the leakage audit; it shows how much test-epoch selection inflates a figure):" + chr(10) + chr(10) + audit)
  if audit else ""}
+
+### Learning rates and time per run
+
+Rule 11 of [protocols.md](protocols.md) inside each fold: the rate each fold kept. Wall times
+are of the machine named, with other work on it (so on the high side); fold CPU seconds do not
+grow with that load.
+
+{folds_lines(found)}
 
 ### Still missing
 
@@ -391,8 +501,16 @@ def main(argv: list[str] | None = None) -> None:
     run_p.add_argument("--cache-dir", type=Path, default=REPO / ".mer")
     run_p.add_argument("--redo", action="store_true", help="run entries whose folder is already committed")
     sub.add_parser("report", help="write docs/results.md from the committed folders")
+    collect_p = sub.add_parser("collect", help="store the runs another checkout made (then report)")
+    collect_p.add_argument("source", type=Path, help="that checkout's benchmarks/results/composite")
+    collect_p.add_argument("--cache-dir", type=Path, required=True, help="that checkout's .mer (its run folders)")
     args = parser.parse_args(argv)
     if args.command == "report":
+        write_page(load_entries())
+        return
+    if args.command == "collect":
+        for folder in collect(args.source, args.cache_dir):
+            print(f"stored {folder.relative_to(REPO)}")
         write_page(load_entries())
         return
     from mercore.shared import shared_dir

@@ -384,6 +384,40 @@ def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_comp
     click.echo(f"wrote {paths[0]} and {paths[1]}")
 
 
+@cli.command("ensemble")
+@click.argument("runs", nargs=-1, required=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Run folder of the ensemble (default: .mer/ensembles/ensemble-<dataset>-<members' hash>).")
+@click.option("--tracking/--no-tracking", default=True, show_default=True, help="Log the ensemble to MLflow.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db); also where run ids are looked up.")
+@click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name.")
+def ensemble_cmd(runs: tuple[str, ...], out: Path | None, tracking: bool, tracking_uri: str | None,
+                 experiment: str) -> None:
+    """Average the class probabilities of RUNS (run folders, --seeds folders or MLflow run ids: seeds of
+    one method or several methods, over the same clips and folds) with equal weights, into a run folder
+    that `mer compare` and `mer report` read."""
+    from .ensemble import EnsembleError, ensemble, save, with_environment
+    from .reporting.artifacts import metrics_table
+    from .reporting.html import ReportError, load_result, resolve_run
+    from .tracking import make_tracker
+
+    try:
+        result = with_environment(ensemble([load_result(resolve_run(r, tracking_uri)) for r in runs], out))
+    except (ReportError, EnsembleError) as exc:
+        _fail(exc)
+    with _stopped_or_failed():
+        tracker = make_tracker(tracking, tracking_uri, experiment)
+        members = result.config["ensemble"]["members"]
+        with tracker.parent(f"ensemble of {len(members)} {result.dataset} {result.task}", result.config,
+                            {"mer.method": "ensemble", "mer.dataset": result.dataset, "mer.task": result.task,
+                             "mer.run_dir": str(result.run_dir)}, result.environment):
+            artifacts = save(result)
+            tracker.log_result(result, artifacts)
+    click.echo(f"ensemble of {len(members)} runs ({', '.join(members)}), equal weights\n")
+    click.echo(metrics_table(result))
+    click.echo(f"\nRun folder: {result.run_dir}")
+
+
 @cli.command("compare")
 @click.argument("run_a")
 @click.argument("run_b")
