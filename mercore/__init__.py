@@ -24,7 +24,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .settings import (Above, AtLeast, Between, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                            Probability, Settings, runtime)
     from .training.episodic import EpisodicTrainer, PrototypeClassifier, PrototypeModel
-    from .training.loop import Optimisation, Step, autocast, train_epochs
+    from .training.loop import Optimisation, Step, WeightAveraging, autocast, train_epochs
     from .training.supervised import EarlyStopping, SupervisedTrainer, predict_logits
     from .training.triplet import TripletTrainer
 
@@ -46,7 +46,7 @@ _SOURCES = {
     **dict.fromkeys(("Above", "AtLeast", "Between", "NonNegativeFloat", "NonNegativeInt", "PositiveFloat",
                      "PositiveInt", "Probability", "Settings", "runtime"), ".settings"),
     **dict.fromkeys(("EarlyStopping", "SupervisedTrainer", "predict_logits"), ".training.supervised"),
-    **dict.fromkeys(("Optimisation", "Step", "autocast", "train_epochs"), ".training.loop"),
+    **dict.fromkeys(("Optimisation", "Step", "WeightAveraging", "autocast", "train_epochs"), ".training.loop"),
     **dict.fromkeys(("EpisodicTrainer", "PrototypeClassifier", "PrototypeModel"), ".training.episodic"),
     "TripletTrainer": ".training.triplet",
 }

@@ -166,3 +166,54 @@ def test_fit_check_keeps_the_lowest_loss_when_no_rate_fits(tmp_path):
     assert log["train/fit_check_lr"] == 1e-3
     with pytest.raises(ValueError):
         SupervisedTrainer.from_config({"fit_check": {"fallback_lr": [-1.0], "loss_ratio": 0.5}})
+
+
+# --- weight averaging -------------------------------------------------------------------------------
+
+def averaged_run(tmp_path: Path, kind: str | None, start: float = 0.5, decay: float = 0.9):
+    """Six epochs of SGD on a linear model; the weights after every step and every epoch."""
+    from mercore.training.loop import WeightAveraging
+
+    torch.manual_seed(0)
+    model = nn.Linear(4, 3)
+    data = fold()
+    after_step, after_epoch = [], []
+
+    def step(batch) -> Step:
+        after_step.append(model.weight.detach().clone())  # weights before this batch's update
+        inputs, labels = batch
+        return Step(nn.functional.cross_entropy(model(inputs["x"]), labels), len(labels))
+
+    def record(epoch, means) -> bool:
+        after_epoch.append(model.weight.detach().clone())
+        return False
+
+    averaging = None if kind is None else WeightAveraging.from_config({"kind": kind, "start": start, "decay": decay})
+    gen = torch.Generator().manual_seed(0)
+    train_epochs(model, model.parameters(), ctx_for(tmp_path, []), stage="s", epochs=6,
+                 optimisation=Optimisation("sgd", 0.5, averaging=averaging),
+                 batches=lambda epoch: data.train.batches(8, shuffle=True, generator=gen), step=step,
+                 after_epoch=record)
+    return model.weight.detach(), after_step, after_epoch
+
+
+def test_weight_averaging_off_is_the_last_epoch(tmp_path):
+    plain, _, epochs = averaged_run(tmp_path, None)
+    off, _, _ = averaged_run(tmp_path, "none")
+    assert torch.equal(plain, off) and torch.equal(plain, epochs[-1])
+
+
+def test_swa_is_the_mean_of_the_epochs_from_start_on(tmp_path):
+    averaged, _, epochs = averaged_run(tmp_path, "swa", start=0.5)  # epochs 3, 4, 5 of 0-5
+    torch.testing.assert_close(averaged, torch.stack(epochs[3:]).mean(0))
+    assert not torch.equal(averaged, epochs[-1])
+
+
+def test_ema_follows_every_step_from_start_on(tmp_path):
+    averaged, steps, epochs = averaged_run(tmp_path, "ema", start=0.5, decay=0.9)
+    per_epoch = len(steps) // 6
+    after = steps[1:] + [epochs[-1]]  # the weights after each step
+    ema = after[3 * per_epoch]  # the first update of epoch 3 copies the weights
+    for w in after[3 * per_epoch + 1:]:
+        ema = 0.9 * ema + 0.1 * w
+    torch.testing.assert_close(averaged, ema)

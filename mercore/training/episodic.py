@@ -28,7 +28,7 @@ from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import Embeddings, class_centroids, cosine_logits, prototypical_loss
 from ..settings import AtLeast, NonNegativeFloat, PositiveFloat, PositiveInt, Settings, runtime
-from .loop import Optimisation, Step, autocast, train_epochs, trainable
+from .loop import Optimisation, Step, WeightAveraging, autocast, train_epochs, trainable
 
 __all__ = ["Episode", "EpisodeSampler", "EpisodicTrainer", "PrototypeClassifier", "PrototypeModel"]
 
@@ -182,6 +182,7 @@ class EpisodicTrainer(Trainer, Settings):
     scale: PositiveFloat | None
     scheduler: Mapping[str, Any] | None
     grad_clip: PositiveFloat | None
+    weight_averaging: WeightAveraging
     stage_name: str = runtime("meta")
     embed: Callable[[nn.Module, dict[str, torch.Tensor]], Embeddings] | None = runtime()
     parameters: Callable[[nn.Module], Any] | None = runtime()
@@ -238,7 +239,8 @@ class EpisodicTrainer(Trainer, Settings):
 
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
                      optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
-                                               self.scheduler, self.grad_clip),
+                                               self.scheduler, self.grad_clip,
+                                               self.weight_averaging),
                      batches=batches, step=step)
         self.set_final_centroids(model, train, ctx, sampler)
         return model

@@ -2,25 +2,28 @@
 
 The loop owns what trainers must not each re-implement (and once did, four times, drifting
 apart): the optimiser and its schedule, gradient scaling under fp16, clipping, the progress
-bar, per-epoch metric logging and the leakage-audit hook. A trainer supplies only its batches
-and the loss of one batch (a :class:`Step`), and may stop early after an epoch.
+bar, per-epoch metric logging, the leakage-audit hook and weight averaging. A trainer supplies
+only its batches and the loss of one batch (a :class:`Step`), and may stop early after an epoch.
 """
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, TypeVar
+import math
+from typing import Any, Callable, Iterable, Iterator, Literal, Mapping, TypeVar
 
 import torch
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
 from ..config import OPTIMIZERS, SCHEDULERS
 from ..interfaces import StageContext
+from ..settings import Probability, Settings
 
 Batch = TypeVar("Batch")
 
-__all__ = ["Optimisation", "Step", "autocast", "build_optimizer", "build_scheduler", "descend", "train_epochs",
+__all__ = ["Optimisation", "Step", "WeightAveraging", "autocast", "build_optimizer", "build_scheduler", "descend", "train_epochs",
            "trainable"]
 
 
@@ -34,9 +37,30 @@ class Step:
     metrics: Mapping[str, tuple[float, float]] = field(default_factory=dict)
 
 
+@dataclass(kw_only=True)
+class WeightAveraging(Settings):
+    """Evaluate an average of the weights over the last part of training instead of the last
+    epoch's weights (``torch.optim.swa_utils.AveragedModel``): the model of one last epoch is one
+    noisy draw, and averaging is the field's honest remedy (nothing is selected on any data).
+
+    ``kind``: ``none`` (the last epoch's weights), ``ema`` (exponential moving average with
+    ``decay``, updated after every optimiser step) or ``swa`` (equal mean of the weights at the end
+    of each epoch). Averaging starts at epoch ``floor(start * epochs)``. Buffers (BatchNorm
+    statistics) are averaged with the weights, so no extra pass over the data is needed. A stage
+    that restores an early-stopping epoch keeps that epoch's weights instead.
+    """
+
+    section = "train.weight_averaging"
+    defaults_key = "weight_averaging"
+
+    kind: Literal["none", "ema", "swa"]
+    start: Probability
+    decay: Probability
+
+
 @dataclass(frozen=True)
 class Optimisation:
-    """Optimiser, learning-rate schedule and gradient clipping of one training stage."""
+    """Optimiser, learning-rate schedule, gradient clipping and weight averaging of one stage."""
 
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -44,6 +68,7 @@ class Optimisation:
     momentum: float = 0.9
     scheduler: Mapping[str, Any] | None = None
     grad_clip: float | None = None
+    averaging: WeightAveraging | None = None
 
 
 def build_optimizer(params: Any, name: str, lr: float, weight_decay: float = 0.0, momentum: float = 0.9) -> torch.optim.Optimizer:
@@ -98,9 +123,13 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
     Each epoch puts the model in training mode, runs ``step`` on every batch of ``batches(epoch)``
     and takes a gradient step on its loss, steps the schedule, logs the epoch means as
     ``{stage}/{name}`` (``loss`` and the step's metrics), calls the leakage audit when ``audit``,
-    and then ``after_epoch(epoch, means)``, which ends training by returning True.
+    and then ``after_epoch(epoch, means)``, which ends training by returning True. With
+    ``optimisation.averaging`` the model ends with the averaged weights (:class:`WeightAveraging`).
     """
     params = list(params)
+    averaging = optimisation.averaging if optimisation.averaging and optimisation.averaging.kind != "none" else None
+    first_averaged = math.floor(averaging.start * epochs) if averaging else epochs
+    averaged: AveragedModel | None = None
     opt = build_optimizer(params, optimisation.optimizer, optimisation.lr, optimisation.weight_decay,
                           optimisation.momentum)
     sched = build_scheduler(opt, optimisation.scheduler, epochs)
@@ -108,10 +137,15 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
     bar = tqdm(range(epochs), desc=f"{ctx.fold} {stage}", leave=False, disable=not ctx.progress)
     for epoch in bar:
         model.train()
+        if averaging and epoch == first_averaged:
+            averaged = AveragedModel(model, use_buffers=True, multi_avg_fn=(
+                get_ema_multi_avg_fn(averaging.decay) if averaging.kind == "ema" else None))
         sums: dict[str, list[float]] = {"loss": [0.0, 0.0]}
         for batch in batches(epoch):
             out = step(batch)
             descend(out.loss, opt, scaler, params, optimisation.grad_clip)
+            if averaged is not None and averaging.kind == "ema":
+                averaged.update_parameters(model)
             sums["loss"][0] += out.loss.item() * out.size
             sums["loss"][1] += out.size
             for name, (total, count) in out.metrics.items():
@@ -120,6 +154,8 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
                 acc[1] += count
         if sched is not None:
             sched.step()
+        if averaged is not None and averaging.kind == "swa":
+            averaged.update_parameters(model)
         means = {name: total / max(count, 1) for name, (total, count) in sums.items()}
         for name, value in means.items():
             ctx.log_metric(f"{stage}/{name}", value, epoch)
@@ -128,6 +164,9 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
         bar.set_postfix(loss=f"{means['loss']:.3f}")
         if after_epoch is not None and after_epoch(epoch, means):
             break
+    if averaged is not None and int(averaged.n_averaged) > 0:
+        model.load_state_dict(averaged.module.state_dict())
+        ctx.log_metric(f"{stage}/averaged_updates", float(averaged.n_averaged), 0)
 
 
 def trainable(model: nn.Module, select: Callable[[nn.Module], Any] | None = None) -> Iterator[nn.Parameter]:

@@ -17,7 +17,7 @@ from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..metrics import scores
 from ..settings import NonNegativeFloat, PositiveFloat, PositiveInt, Probability, Settings, runtime
-from .loop import Optimisation, Step, autocast, train_epochs, trainable
+from .loop import Optimisation, Step, WeightAveraging, autocast, train_epochs, trainable
 from .perturbation import PerturbationTraining
 
 Augment = Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]]
@@ -106,6 +106,7 @@ class SupervisedTrainer(Trainer, Settings):
     early_stopping: EarlyStopping
     label_smoothing: Probability
     grad_clip: PositiveFloat | None
+    weight_averaging: WeightAveraging
     fit_check: FitCheck
     perturbation: PerturbationTraining
     augment: Augment | None = runtime()
@@ -170,7 +171,8 @@ class SupervisedTrainer(Trainer, Settings):
 
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
                      optimisation=Optimisation(self.optimizer, lr, self.weight_decay, self.momentum,
-                                               self.scheduler, self.grad_clip),
+                                               self.scheduler, self.grad_clip,
+                                               self.weight_averaging),
                      batches=batches, step=step, after_epoch=after_epoch, audit=True)
         stopping.restore()
         return losses[0], losses[-1]

@@ -20,7 +20,7 @@ from ..data.tensors import FoldData, TensorSet
 from ..interfaces import StageContext, Trainer
 from ..nn.losses import pairwise_squared_distances, triplet_margin_loss
 from ..settings import NonNegativeFloat, PositiveFloat, PositiveInt, Settings, runtime
-from .loop import Optimisation, Step, autocast, train_epochs, trainable
+from .loop import Optimisation, Step, WeightAveraging, autocast, train_epochs, trainable
 
 Embed = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 
@@ -113,6 +113,7 @@ class TripletTrainer(Trainer, Settings):
     normalize: bool
     scheduler: Mapping[str, Any] | None
     grad_clip: PositiveFloat | None
+    weight_averaging: WeightAveraging
     stage_name: str = runtime("triplet")
     embed: Embed | None = runtime()
     parameters: Callable[[nn.Module], Any] | None = runtime()
@@ -158,6 +159,7 @@ class TripletTrainer(Trainer, Settings):
 
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
                      optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
-                                               self.scheduler, self.grad_clip),
+                                               self.scheduler, self.grad_clip,
+                                               self.weight_averaging),
                      batches=batches, step=step)
         return model

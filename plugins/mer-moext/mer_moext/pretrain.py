@@ -24,7 +24,7 @@ from torch import nn
 
 from mercore import (FeatureRequest, FoldData, LoadOptions, NonNegativeFloat, NonNegativeInt, Optimisation,
                      PositiveFloat, PositiveInt, Sample, Settings, StageContext, Step, SupervisedTrainer, Trainer,
-                     get_dataset, runtime, train_epochs, write_image)
+                     WeightAveraging, get_dataset, runtime, train_epochs, write_image)
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
@@ -220,6 +220,7 @@ class MoExtPretrainer(Trainer, Settings):
     momentum: NonNegativeFloat
     epochs: PositiveInt
     batch_size: PositiveInt
+    weight_averaging: WeightAveraging
     a1: NonNegativeFloat
     a2: NonNegativeFloat
     margin: NonNegativeFloat
@@ -338,7 +339,8 @@ class MoExtPretrainer(Trainer, Settings):
 
         train_epochs(model, [p for p in model.parameters() if p.requires_grad], ctx, stage=self.stage_name,
                      epochs=self.epochs, batches=batches, step=step,
-                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum))
+                     optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
+                                               averaging=self.weight_averaging))
         if self.preview > 0:
             preview = Path(ctx.work_dir) / PREVIEW_FILE
             save_preview(model, onset[: self.preview], apex[: self.preview], device, preview)
