@@ -118,11 +118,12 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
 def run_key(parts: Mapping[str, Any]) -> str:
     """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
     fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`).
-    Settings that cannot change a prediction (feature workers, start method, bootstrap resamples) are left out."""
+    Settings that cannot change a prediction (feature workers, start method, how intervals are computed) are left out."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
     relevant.get("config", {}).get("run", {}).pop("start_method", None)
     relevant.get("config", {}).get("evaluation", {}).pop("bootstrap", None)
+    relevant.get("config", {}).get("evaluation", {}).pop("interval", None)
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 

@@ -253,7 +253,8 @@ class MlflowTracker(Tracker):
             if leaky is not None:
                 metrics.update({"leaky_uf1": leaky.uf1, "leaky_uar": leaky.uar})
             self.mlflow.log_metrics(metrics)
-            self.mlflow.set_tags({"mer.bootstrap_resamples": str(result.bootstrap["resamples"]),
+            self.mlflow.set_tags({"mer.interval": result.interval_method,
+                                  "mer.bootstrap_resamples": str(result.bootstrap["resamples"]),
                                   "mer.bootstrap_seed": str(result.bootstrap["seed"])})
             for path in artifacts:
                 self.mlflow.log_artifact(str(path))

@@ -253,7 +253,7 @@ def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monk
 
 
 def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_the_table(toy_registry, tmp_path):
-    from mercore.evaluation.statistics import bootstrap_intervals
+    from mercore.evaluation.statistics import jackknife_intervals
     from mercore.reporting.artifacts import metrics_table
 
     result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
@@ -262,11 +262,11 @@ def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_th
     y_true = [t for f in result.folds for t in f.y_true]
     y_pred = [p for f in result.folds for p in f.y_pred]
     groups = [g for f in result.folds for g in f.subjects]
-    assert iv == bootstrap_intervals(y_true, y_pred, groups, 3, resamples=500, seed=0)
+    assert iv == jackknife_intervals(y_true, y_pred, groups, 3)  # the default interval (evaluation.interval)
     assert iv["uf1"].low <= result.metrics["uf1"] <= iv["uf1"].high
     summary = json.loads((result.run_dir / "artifacts" / "summary.json").read_text())
     assert summary["overall"]["uf1_ci"] == [iv["uf1"].low, iv["uf1"].high]
-    assert summary["bootstrap"]["resamples"] == 500
+    assert summary["bootstrap"]["resamples"] == 500 and summary["bootstrap"]["interval"] == "jackknife_t"
     assert summary["leaky_test_selected_epoch"]["note"].startswith("not a result")
     table = metrics_table(result)
     rows = [line for line in table.splitlines() if line.startswith("|")]

@@ -1,4 +1,4 @@
-"""Subject-level bootstrap intervals and paired comparisons on hand-made predictions."""
+"""Subject-level intervals (jackknife t, percentile bootstrap) and paired comparisons on hand-made predictions."""
 from __future__ import annotations
 
 import time
@@ -8,7 +8,8 @@ import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
 from mercore.evaluation.results import FoldResult, RunResult, SeedsResult
-from mercore.evaluation.statistics import bootstrap_intervals, paired_differences, uf1_uar
+from mercore.evaluation.statistics import (bootstrap_intervals, jackknife_intervals, paired_differences,
+                                           subject_intervals, uf1_uar)
 from mercore.metrics import confusion_matrix, scores
 
 # Five subjects of four clips (labels 0,1,2,0), predicted with 4, 3, 2, 1 and 0 clips right.
@@ -130,3 +131,58 @@ def test_seeds_mean_std_and_interval_of_the_seed_mean():
     iv = seeds.intervals()["uf1"]
     assert iv.estimate == pytest.approx(mean) and iv.low < mean < iv.high
     assert iv.high <= 1.0
+
+
+def test_jackknife_t_interval_checked_by_hand():
+    """Estimate +- t(0.975, S-1) x sqrt((S-1)/S x sum (theta_i - mean theta)^2), theta_i the pooled
+    UF1 without subject i (scikit-learn's macro F1 over the classes present)."""
+    from scipy.stats import t as student_t
+
+    y_true, y_pred, groups = pattern(1)
+    subjects = sorted(set(groups))
+    theta = []
+    for left in subjects:
+        keep = [i for i, g in enumerate(groups) if g != left]
+        yt, yp = [y_true[i] for i in keep], [y_pred[i] for i in keep]
+        theta.append(f1_score(yt, yp, labels=sorted(set(yt)), average="macro"))
+    n = len(subjects)
+    se = np.sqrt((n - 1) / n * ((np.array(theta) - np.mean(theta)) ** 2).sum())
+    estimate = f1_score(y_true, y_pred, average="macro")
+    crit = student_t.ppf(0.975, n - 1)
+    iv = jackknife_intervals(y_true, y_pred, groups, 3)["uf1"]
+    assert iv.estimate == pytest.approx(estimate)
+    assert (iv.low, iv.high) == pytest.approx((max(0.0, estimate - crit * se), min(1.0, estimate + crit * se)))
+
+
+def test_jackknife_interval_narrows_with_more_subjects_and_takes_seed_means():
+    many = jackknife_intervals(*pattern(4), 3)
+    few = jackknife_intervals(*pattern(1), 3)
+    for name in ("uf1", "uar"):
+        assert few[name].high - few[name].low > 1.5 * (many[name].high - many[name].low)
+    y_true, y_pred, groups = pattern(2)
+    two_seeds = jackknife_intervals(y_true, [y_pred, y_pred], groups, 3)
+    assert two_seeds == jackknife_intervals(y_true, y_pred, groups, 3)  # two equal seeds: the same figure
+
+
+def test_interval_method_is_chosen_by_name():
+    args = pattern(2)
+    assert subject_intervals(*args, 3) == jackknife_intervals(*args, 3)
+    assert subject_intervals(*args, 3, method="percentile", resamples=300, seed=1) == \
+        bootstrap_intervals(*args, 3, resamples=300, seed=1)
+    with pytest.raises(ValueError, match="unknown interval"):
+        subject_intervals(*args, 3, method="bca")
+
+
+def test_few_subjects_are_warned_about(tmp_path):
+    from mercore.reporting.artifacts import metrics_table
+
+    def run_of(copies: int) -> RunResult:
+        y_true, y_pred, groups = pattern(copies)
+        folds = [FoldResult(i, g, [f"{g}/{j}" for j in range(4)], ["d"] * 4, [g] * 4,
+                            y_true[4 * i:4 * i + 4], y_pred[4 * i:4 * i + 4], [[1 / 3] * 3] * 4, [0] * 4)
+                 for i, g in enumerate(dict.fromkeys(groups))]
+        return RunResult("m", None, "d", "megc3", ("a", "b", "c"), {}, folds, tmp_path)
+
+    assert "WARNING: only 5 subjects" in metrics_table(run_of(1))
+    assert "WARNING" not in metrics_table(run_of(2))
+    assert "jackknife t interval" in metrics_table(run_of(2))

@@ -28,6 +28,7 @@ def run_identity(config: Mapping[str, Any], software: Mapping[str, str], samples
     config.get("run", {}).pop("feature_workers", None)  # how the cache is filled, not what it holds
     config.get("run", {}).pop("start_method", None)  # how fold processes start, not what they compute
     config.get("evaluation", {}).pop("bootstrap", None)  # how intervals are drawn, not what was predicted
+    config.get("evaluation", {}).pop("interval", None)
     labels: dict[str, list] = {}
     inputs: dict[str, list] = {}
     for s in samples:

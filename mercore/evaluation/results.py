@@ -10,7 +10,7 @@ import numpy as np
 
 from ..io import atomic_write_bytes
 from ..metrics import Scores, scores
-from .statistics import DEFAULT_RESAMPLES, Interval, bootstrap_intervals
+from .statistics import DEFAULT_INTERVAL, DEFAULT_RESAMPLES, Interval, subject_intervals
 
 
 @dataclass
@@ -99,10 +99,20 @@ class RunResult:
         conf = self.config.get("evaluation", {}).get("bootstrap") or {}
         return {"resamples": int(conf.get("resamples", DEFAULT_RESAMPLES)), "seed": int(conf.get("seed", 0))}
 
+    @property
+    def interval_method(self) -> str:
+        """Which interval the run carries (``evaluation.interval``; the default for older runs)."""
+        return str(self.config.get("evaluation", {}).get("interval") or DEFAULT_INTERVAL)
+
+    @property
+    def subjects(self) -> int:
+        return len({g for f in self.folds for g in f.subjects})
+
     def intervals(self, dataset: str | None = None) -> dict[str, Interval]:
-        """95 % subject-bootstrap intervals of the pooled UF1 and UAR (all data or one corpus)."""
+        """95 % intervals over subjects of the pooled UF1 and UAR (all data or one corpus)."""
         y_true, y_pred, groups = self._pooled("y_pred", dataset)
-        return bootstrap_intervals(y_true, y_pred, groups, len(self.class_names), **self.bootstrap)
+        return subject_intervals(y_true, y_pred, groups, len(self.class_names), method=self.interval_method,
+                                 **self.bootstrap)
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -219,6 +229,8 @@ class SeedsResult:
         return out
 
     def intervals(self, dataset: str | None = None) -> dict[str, Interval]:
-        """Subject-bootstrap intervals of the seed-mean UF1 / UAR (each resample scores every seed)."""
+        """Intervals over subjects of the seed-mean UF1 / UAR (each resample or left-out subject
+        scores every seed)."""
         labels, preds, groups = stacked_predictions(self.runs, dataset)
-        return bootstrap_intervals(labels, preds, groups, len(self.first.class_names), **self.first.bootstrap)
+        return subject_intervals(labels, preds, groups, len(self.first.class_names),
+                                 method=self.first.interval_method, **self.first.bootstrap)

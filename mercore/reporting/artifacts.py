@@ -11,7 +11,7 @@ import numpy as np
 import yaml
 
 from ..evaluation.results import RunResult, SeedsResult
-from ..evaluation.statistics import LEVEL, METHOD, Interval
+from ..evaluation.statistics import FEW_SUBJECTS, INTERVALS, LEVEL, Interval
 from ..io import atomic_write_bytes, atomic_write_text
 from ..metrics import Scores
 
@@ -20,7 +20,20 @@ LEAKY_LABEL = "not a result: shows how much test-epoch selection would inflate t
 
 def bootstrap_note(result: RunResult) -> dict[str, Any]:
     """How the intervals were computed, for summary.json."""
-    return {**result.bootstrap, "level": LEVEL, "method": METHOD}
+    return {**result.bootstrap, "level": LEVEL, "interval": result.interval_method,
+            "method": INTERVALS[result.interval_method]}
+
+
+def interval_lines(result: RunResult) -> list[str]:
+    """How the intervals were computed, and a warning when too few subjects make them unreliable."""
+    how = INTERVALS[result.interval_method]
+    if result.interval_method == "percentile":
+        how += f", {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}"
+    lines = [f"95% CI: {how}."]
+    if result.subjects < FEW_SUBJECTS:
+        lines.append(f"WARNING: only {result.subjects} subjects; below about {FEW_SUBJECTS} no interval over "
+                     f"subjects holds its 95% (benchmarks/interval_coverage.md): read it as a rough range.")
+    return lines
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -63,7 +76,7 @@ def metrics_table(result: RunResult) -> str:
         ci = {k: str(v) for k, v in iv.items()} if iv else {"uf1": "-", "uar": "-"}
         lines.append(f"| {name} | {s.n} | {s.uf1:.4f} | {ci['uf1']} | {s.uar:.4f} | {ci['uar']} | {s.acc:.4f} "
                      f"| {s.weighted_f1:.4f} |")
-    lines.append(f"\n95% CI: {METHOD}, {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}.")
+    lines.append("\n" + "\n".join(interval_lines(result)))
     leaky = leaky_line(result)
     if leaky:
         lines.append(leaky)
@@ -116,8 +129,8 @@ def seeds_table(result: SeedsResult) -> str:
     lines.append("| mean +- std | " + " | ".join(
         f"{stats[k][0]:.4f} +- {stats[k][1]:.4f} | {iv[k]}" if k in iv else f"{stats[k][0]:.4f} +- {stats[k][1]:.4f}"
         for k in ("uf1", "uar", "acc")) + " |")
-    lines.append(f"\nstd over seeds (ddof 1); the interval of the mean resamples subjects and scores every seed on "
-                 f"each resample ({result.first.bootstrap['resamples']} resamples).")
+    lines.append("\nstd over seeds (ddof 1); the interval of the mean scores every seed on each resample or "
+                 "left-out subject. " + " ".join(interval_lines(result.first)))
     return "\n".join(lines)
 
 

@@ -24,10 +24,9 @@ import numpy as np
 import yaml
 
 from ..evaluation.results import FoldResult, RunResult, SeedsResult
-from ..evaluation.statistics import METHOD
 from ..io import atomic_write_bytes, atomic_write_text
 from ..metrics import Scores
-from .artifacts import LEAKY_LABEL, confusion_png
+from .artifacts import LEAKY_LABEL, confusion_png, interval_lines
 
 METRICS = (("uf1", "UF1"), ("uar", "UAR"), ("acc", "Acc"), ("weighted_f1", "weighted F1"))
 LEAKY_EXPLANATION = (
@@ -324,7 +323,7 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
     section.table(["data", "n", "UF1", "UF1 paper", "UAR", "UAR paper", "Acc", "Acc paper", "weighted F1",
                    "paper source", "UF1 95% CI", "UAR 95% CI"], rows,
                   "Metrics (ours, pooled LOSO) beside the paper's own figures")
-    section.text(f"95% CI: {METHOD}; {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}.")
+    section.text(" ".join(interval_lines(result)))
     if any("uf1" not in e and "f1" in e for e in reported):
         section.text("* the paper prints an F1 column (macro F1 over the classes), shown under UF1.")
     if not use_paper:

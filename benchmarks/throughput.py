@@ -1,0 +1,155 @@
+"""Training throughput of each release method's composite profile on this CPU, and what the usual
+speed-ups do to it.
+
+    python benchmarks/throughput.py                 # every release method, every setting
+    python benchmarks/throughput.py --only ststnet --steps 20
+
+For each method (its `quick` profile for the precomputed-flow release, batch as in the profile) it
+times full training steps (forward, cross-entropy, backward, Adam step) on random inputs of the
+release's shapes, one torch thread (as each of the two fold processes has), in these settings:
+
+* ``fp32``: what the runs do;
+* ``channels_last``: the model and inputs in NHWC memory layout;
+* ``bf16``: ``torch.autocast("cpu", dtype=torch.bfloat16)`` around the forward pass;
+* ``compile``: ``torch.compile`` of the model (its compile time reported apart).
+
+It reports samples per second from process CPU time (which other jobs on the machine do not
+inflate as they do wall time), the training FLOPs per sample (3 x the forward FLOPs counted by
+``torch.utils.flop_counter``) and the achieved GFLOP/s beside an estimated peak of one core
+(``--peak-gflops``; default 2 x 8 FP32 FMA lanes x 2 units x clock, AVX2, read from /proc/cpuinfo
+when it names a clock, else 3.0 GHz). Writes ``benchmarks/throughput.{json,md}``.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+HERE = Path(__file__).resolve().parent
+METHODS = {"ststnet": None, "htnet": None, "ahmsanet": None, "dfrnet": None, "rrmfnet": "base"}
+SETTINGS = ("fp32", "channels_last", "bf16", "compile")
+
+
+def clock_ghz() -> float:
+    """The CPU clock /proc/cpuinfo states, else 3.0 (the machines here name none)."""
+    try:
+        found = re.findall(r"cpu MHz\s*:\s*([\d.]+)", Path("/proc/cpuinfo").read_text())
+    except OSError:
+        found = []
+    return float(found[0]) / 1000 if found else 3.0
+
+
+def build(name: str, variant: str | None) -> tuple[torch.nn.Module, dict[str, torch.Tensor], torch.Tensor, int]:
+    """The method's composite-profile model, one training batch of random inputs, labels, batch size."""
+    from mercore.runner import load_method, run_config
+
+    registry, method = load_method(None, name)
+    config = run_config(method, registry, dataset="megc2019-flow", variant=variant, profile="quick", device="cpu")
+    batch_size = int(config["train"]["batch_size"])
+    g = torch.Generator().manual_seed(0)
+    inputs = {}
+    for stream, request in method.features(config).items():
+        size = int(request.params.get("size", request.params.get("source_size", 28)))
+        inputs[stream] = torch.rand(batch_size, 3, size, size, generator=g)
+    torch.manual_seed(0)
+    return method.build_model(config, 3), inputs, torch.randint(0, 3, (batch_size,), generator=g), batch_size
+
+
+def time_steps(name: str, variant: str | None, setting: str, steps: int) -> dict[str, Any]:
+    model, inputs, labels, batch_size = build(name, variant)
+    if setting == "channels_last":
+        model = model.to(memory_format=torch.channels_last)
+        inputs = {k: v.contiguous(memory_format=torch.channels_last) for k, v in inputs.items()}
+    compile_s = None
+    if setting == "compile":
+        model = torch.compile(model)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    autocast = (torch.autocast("cpu", dtype=torch.bfloat16) if setting == "bf16" else contextlib.nullcontext())
+
+    def step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        with autocast:
+            logits = model(inputs).float()
+        torch.nn.functional.cross_entropy(logits, labels).backward()
+        optimizer.step()
+
+    start = time.process_time()
+    step()  # warm-up (and compilation)
+    if setting == "compile":
+        compile_s = time.process_time() - start
+    step()
+    start = time.process_time()
+    for _ in range(steps):
+        step()
+    per_step = (time.process_time() - start) / steps
+    return {"method": name, "setting": setting, "batch_size": batch_size, "ms_per_step": round(per_step * 1e3, 2),
+            "samples_per_s": round(batch_size / per_step, 1), "compile_s": None if compile_s is None else round(compile_s, 1)}
+
+
+def flops_per_sample(name: str, variant: str | None) -> float:
+    from mercore.profiling import count_flops
+
+    model, inputs, _, batch_size = build(name, variant)
+    model.eval()
+    return 3 * count_flops(model, inputs) / batch_size  # forward + backward (about twice the forward)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--peak-gflops", type=float, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    peak = args.peak_gflops or 2 * 8 * 2 * clock_ghz()
+    rows = []
+    for name in args.only:
+        flops = flops_per_sample(name, METHODS[name])
+        for setting in args.settings:
+            try:
+                row = time_steps(name, METHODS[name], setting, args.steps)
+            except Exception as exc:  # a setting this build or model cannot run is reported, not fatal
+                row = {"method": name, "setting": setting, "error": f"{type(exc).__name__}: {exc}"[:200]}
+            if "samples_per_s" in row:
+                row["train_mflops_per_sample"] = round(flops / 1e6, 2)
+                row["achieved_gflops"] = round(row["samples_per_s"] * flops / 1e9, 3)
+                row["share_of_peak"] = round(row["achieved_gflops"] / peak, 4)
+            rows.append(row)
+            print(row, flush=True)
+    record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
+              "threads": 1, "peak_gflops_one_core": round(peak, 1), "rows": rows}
+    (HERE / "throughput.json").write_text(json.dumps(record, indent=1))
+    lines = ["| method | setting | batch | ms / step | samples / s | train MFLOP / sample | GFLOP/s | of peak | compile s |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['method']} | {r['setting']} | - | - | - | - | - | - | {r['error']} |")
+        else:
+            lines.append(f"| {r['method']} | {r['setting']} | {r['batch_size']} | {r['ms_per_step']} | {r['samples_per_s']} "
+                         f"| {r['train_mflops_per_sample']} | {r['achieved_gflops']} | {r['share_of_peak']:.1%} "
+                         f"| {r['compile_s'] if r['compile_s'] is not None else '-'} |")
+    (HERE / "throughput.md").write_text(f"""# Training throughput on this CPU
+
+Written by `python benchmarks/throughput.py` on {record['date']} ({record['machine']}, torch {torch.__version__},
+kernels: {record['cpu_capability']}, one torch thread). Full training steps (forward, loss, backward,
+Adam) on random inputs of the composite profile's shapes; CPU time of this process, so other jobs
+on the machine do not inflate it as they do wall time. Peak of one core assumed {record['peak_gflops_one_core']}
+GFLOP/s (FP32, 2 FMA units x 8 lanes x 2 x clock). FLOPs: 3 x the forward's
+(`torch.utils.flop_counter`).
+
+{chr(10).join(lines)}
+""")
+
+
+if __name__ == "__main__":
+    main()
