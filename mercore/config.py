@@ -20,6 +20,7 @@ actually done: ``dlib`` on a raw clip corpus when the ``dlib`` extra is installe
 from __future__ import annotations
 
 import copy
+import math
 import re
 from importlib import resources
 from pathlib import Path
@@ -111,7 +112,7 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any], *, strict: 
 
 
 def _kind(value: Any) -> str:
-    return "true or false" if isinstance(value, bool) else "an integer" if isinstance(value, int) else "a number"
+    return "true or false" if isinstance(value, bool) else "an integer" if isinstance(value, int) else "a finite number"
 
 
 def _check_type(path: str, default: Any, value: Any, origin: str) -> Any:
@@ -131,7 +132,7 @@ def _check_type(path: str, default: Any, value: Any, origin: str) -> Any:
     elif isinstance(default, int):
         ok = isinstance(value, int) and not isinstance(value, bool)
     elif isinstance(default, float):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
         value = float(value) if ok else value
     else:
         return value

@@ -17,6 +17,7 @@ Fields the code sets rather than the config (callbacks, a stage's name) are decl
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -104,7 +105,7 @@ def _name(hint: Any) -> str:
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         args = typing.get_args(hint)
         return f"a mapping to {_name(args[1])}" if args else "a mapping"
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+    return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(
         hint, getattr(hint, "__name__", str(hint)))
 
 
@@ -155,8 +156,8 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     elif hint is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
-    elif hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    elif hint is float:  # .inf and .nan are YAML numbers but no setting means them
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
             return float(value)
     elif hint is str:
         if isinstance(value, str):

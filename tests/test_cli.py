@@ -72,7 +72,7 @@ BAD_VALUES = [
     (["--set", "train.epochs=-3"], "config key 'train.epochs': -3 is not allowed; expected an integer >= 1"),
     (["--set", "train.epochs=abc"], "config key 'train.epochs' (from --set): expected an integer (like the default 10), got 'abc'"),
     (["--set", "train.epochs=2.5"], "config key 'train.epochs' (from --set): expected an integer (like the default 10), got 2.5"),
-    (["--set", "train.lr=abc"], "config key 'train.lr' (from --set): expected a number (like the default 0.05), got 'abc'"),
+    (["--set", "train.lr=abc"], "config key 'train.lr' (from --set): expected a finite number (like the default 0.05), got 'abc'"),
     (["--set", "train.batch_size=0"], "config key 'train.batch_size': 0 is not allowed; expected an integer >= 1"),
     (["--set", "train.optimizer=nosuch"], "config key 'train.optimizer': 'nosuch' is not allowed; expected one of adam, adamw, sgd"),
     (["--set", "run.seed=hello"], "config key 'run.seed' (from --set): expected an integer (like the default 0), got 'hello'"),

@@ -109,7 +109,7 @@ def test_overrides_keep_the_type_of_the_default(toy_registry):
     assert cfg["train"]["lr"] == 1.0 and isinstance(cfg["train"]["lr"], float)  # a float accepts an integer
     for bad, message in [("train.epochs=2.5", r"'train.epochs' \(from --set\): expected an integer .*got 2.5"),
                          ("train.epochs=abc", r"expected an integer \(like the default 30\), got 'abc'"),
-                         ("train.lr=abc", r"'train.lr' \(from --set\): expected a number .*got 'abc'"),
+                         ("train.lr=abc", r"'train.lr' \(from --set\): expected a finite number .*got 'abc'"),
                          ("data.normalize=3", r"'data.normalize' .*expected true or false"),
                          ("train=3", r"'train' \(from --set\) is a section")]:
         with pytest.raises(ConfigError, match=message):

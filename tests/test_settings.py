@@ -52,8 +52,8 @@ def test_a_complete_section_builds_with_types_converted():
     ({"width": 8.0}, r"'model.width': 8.0 is not allowed"),
     ({"depths": "1,2"}, r"'model.depths'.*expected a list of an integer >= 1"),
     ({"depths": [1, 0]}, r"'model.depths'"),
-    ({"gain": "x"}, r"'model.gain': 'x' is not allowed; expected a number"),
-    ({"ratio": "none"}, r"'model.ratio'.*expected a number or null"),
+    ({"gain": "x"}, r"'model.gain': 'x' is not allowed; expected a finite number"),
+    ({"ratio": "none"}, r"'model.ratio'.*expected a finite number or null"),
     ({"streams": [3]}, r"'model.streams'.*a mapping"),
     ({"block": {"kind": "c", "rate": 0.5}}, r"'model.block.kind': 'c' is not allowed; expected one of a, b"),
     ({"block": {"kind": "a", "rate": 1.5}}, r"'model.block.rate': 1.5 .*in \[0, 1\]"),
@@ -112,3 +112,19 @@ def test_the_resolved_config_holds_every_trainer_value_and_checks_overrides():
     assert config["stage2"]["outer"] == {**trainer_defaults("triplet"), "lr": 0.5, "margin": 0.3}
     with pytest.raises(ConfigError, match="unknown config key 'train.momentm'"):
         resolve_config(Sections(), sets=["train.momentm=0.5"])
+
+
+@pytest.mark.parametrize("key, value", [("train.lr", ".inf"), ("train.lr", "1e309"), ("train.weight_decay", ".inf"),
+                                        ("train.momentum", ".nan"), ("model.dropout", ".nan"),
+                                        ("train.grad_clip", ".inf")])
+def test_non_finite_numbers_are_refused_naming_the_key(key, value):
+    """YAML reads .inf, .nan and 1e309 as numbers; no setting means them (a NaN dropout or an infinite
+    learning rate gave silent all-NaN predictions)."""
+    from mercore.config import ConfigError
+    from mercore.runner import load_method, run_config
+
+    registry, method = load_method(None, "ststnet")
+    with pytest.raises((ConfigError, ValueError), match=key.split(".")[-1]):
+        config = run_config(method, registry, dataset="synthetic", profile="quick", overrides=[f"{key}={value}"])
+        method.stages(config)
+        method.build_model(config, 3)

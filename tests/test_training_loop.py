@@ -217,3 +217,16 @@ def test_ema_follows_every_step_from_start_on(tmp_path):
     for w in after[3 * per_epoch + 1:]:
         ema = 0.9 * ema + 0.1 * w
     torch.testing.assert_close(averaged, ema)
+
+
+def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
+    from mercore.training.loop import NonFiniteLoss
+
+    model = nn.Linear(1, 1)
+
+    def step(batch: float) -> Step:
+        return Step(model.weight.sum() * batch, 1)
+
+    with pytest.raises(NonFiniteLoss, match="epoch 0"):
+        train_epochs(model, model.parameters(), ctx_for(tmp_path, []), stage="s", epochs=2,
+                     optimisation=Optimisation("sgd", 0.1), batches=lambda epoch: [1.0, float("nan")], step=step)

@@ -23,8 +23,12 @@ from ..settings import Probability, Settings
 
 Batch = TypeVar("Batch")
 
-__all__ = ["Optimisation", "Step", "WeightAveraging", "autocast", "build_optimizer", "build_scheduler", "descend", "train_epochs",
+__all__ = ["NonFiniteLoss", "Optimisation", "Step", "WeightAveraging", "autocast", "build_optimizer", "build_scheduler", "descend", "train_epochs",
            "trainable"]
+
+
+class NonFiniteLoss(RuntimeError):
+    """Training diverged (NaN or infinite loss): its predictions would be meaningless."""
 
 
 @dataclass(frozen=True)
@@ -143,6 +147,9 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
         sums: dict[str, list[float]] = {"loss": [0.0, 0.0]}
         for batch in batches(epoch):
             out = step(batch)
+            if not torch.isfinite(out.loss.detach()).all():
+                raise NonFiniteLoss(f"{ctx.fold} {stage}: the training loss became {out.loss.item()} in epoch {epoch} "
+                                    f"(learning rate {optimisation.lr}): check the learning rate and the inputs")
             descend(out.loss, opt, scaler, params, optimisation.grad_clip)
             if averaged is not None and averaging.kind == "ema":
                 averaged.update_parameters(model)
