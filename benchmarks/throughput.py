@@ -148,6 +148,13 @@ GFLOP/s (FP32, 2 FMA units x 8 lanes x 2 x clock). FLOPs: 3 x the forward's
 (`torch.utils.flop_counter`).
 
 {chr(10).join(lines)}
+
+CPU time still grows when other processes compete for caches and memory bandwidth: the first
+run here (2026-12-07, 10 steps per setting, while two composite fold processes used both cores)
+read STSTNet fp32 at 12.0 ms/step, a second partial run under the same load at 16.9 ms/step.
+Differences under about 30 % between settings are within that noise; bf16 autocast is far
+slower on this CPU (its kernels report {record['cpu_capability']}, no AVX-512 BF16), and
+`torch.compile` paid for itself only on HTNet (compile time per fold process beside it).
 """)
 
 
