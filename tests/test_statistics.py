@@ -186,3 +186,23 @@ def test_few_subjects_are_warned_about(tmp_path):
     assert "WARNING: only 5 subjects" in metrics_table(run_of(1))
     assert "WARNING" not in metrics_table(run_of(2))
     assert "jackknife t interval" in metrics_table(run_of(2))
+
+
+def test_results_no_better_than_the_baseline_or_of_one_class_are_warned_about(tmp_path):
+    from mercore.reporting.artifacts import metrics_table, result_warnings as warnings
+
+    y_true, _, groups = pattern(2)
+    subjects = list(dict.fromkeys(groups))
+
+    def run_of(predict) -> RunResult:
+        folds = [FoldResult(i, g, [f"{g}/{j}" for j in range(4)], ["d"] * 4, [g] * 4, y_true[4 * i:4 * i + 4],
+                            [predict(t) for t in y_true[4 * i:4 * i + 4]], [[1 / 3] * 3] * 4, [0] * 4)
+                 for i, g in enumerate(subjects)]
+        return RunResult("m", None, "d", "megc3", ("a", "b", "c"), {}, folds, tmp_path)
+
+    good = run_of(lambda t: t)
+    assert warnings(good) == []
+    constant = run_of(lambda t: 0)
+    found = " ".join(warnings(constant))
+    assert "not above the majority-class baseline" in found and "predicted 'a'" in found
+    assert "WARNING: every clip is predicted 'a'" in metrics_table(constant)

@@ -24,16 +24,29 @@ def bootstrap_note(result: RunResult) -> dict[str, Any]:
             "method": INTERVALS[result.interval_method]}
 
 
+def result_warnings(result: RunResult) -> list[str]:
+    """What a reader must know before trusting the figure: too few subjects for the interval, a
+    result no better than the majority-class baseline, a model that predicts one class for all."""
+    found = []
+    if result.subjects < FEW_SUBJECTS:
+        found.append(f"only {result.subjects} subjects; below about {FEW_SUBJECTS} no interval over subjects holds "
+                     f"its 95% (benchmarks/interval_coverage.md): read it as a rough range")
+    ours, base = result.scores(), result.baseline_scores()
+    if ours.uf1 <= base.uf1 or ours.uar <= base.uar:
+        found.append(f"UF1 {ours.uf1:.4f} / UAR {ours.uar:.4f} is not above the majority-class baseline "
+                     f"({base.uf1:.4f} / {base.uar:.4f}): this model has learned nothing usable")
+    predicted = {p for f in result.folds for p in f.y_pred}
+    if len(predicted) == 1 and len(result.class_names) > 1:
+        found.append(f"every clip is predicted {result.class_names[predicted.pop()]!r}: the model outputs one class")
+    return found
+
+
 def interval_lines(result: RunResult) -> list[str]:
-    """How the intervals were computed, and a warning when too few subjects make them unreliable."""
+    """How the intervals were computed, then every warning (:func:`result_warnings`)."""
     how = INTERVALS[result.interval_method]
     if result.interval_method == "percentile":
         how += f", {result.bootstrap['resamples']} resamples, seed {result.bootstrap['seed']}"
-    lines = [f"95% CI: {how}."]
-    if result.subjects < FEW_SUBJECTS:
-        lines.append(f"WARNING: only {result.subjects} subjects; below about {FEW_SUBJECTS} no interval over "
-                     f"subjects holds its 95% (benchmarks/interval_coverage.md): read it as a rough range.")
-    return lines
+    return [f"95% CI: {how}.", *(f"WARNING: {w}." for w in result_warnings(result))]
 
 
 def summary(result: RunResult) -> dict[str, Any]:
@@ -57,6 +70,7 @@ def summary(result: RunResult) -> dict[str, Any]:
         "leaky_test_selected_epoch": ({**leaky.as_dict(), "note": LEAKY_LABEL} if leaky else None),
         "per_subject_accuracy": result.per_subject_accuracy(),
         "pooling": "predictions of all folds pooled before computing UF1/UAR (MEGC2019)",
+        "warnings": result_warnings(result),
         "environment": result.environment,
         "skipped": result.skipped,
     }
