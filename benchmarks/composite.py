@@ -221,7 +221,6 @@ def composite_table(found: dict[str, dict[int, Any]]) -> tuple[str, list[str]]:
             "| UAR 95% CI (seed mean) | " + " | ".join(f"{label} UF1 / UAR" for _, label in PARTS)
             + " | chance UF1: mean / 95th pct | code revision |",
             "|---|---|---:|---:|---|---:|---|" + "---|" * len(PARTS) + "---|---|"]
-    rng = np.random.default_rng(0)
     majority = None
     for entry in ENTRIES:
         runs = [found[entry.name][s] for s in sorted(found.get(entry.name, {}))]
@@ -234,7 +233,7 @@ def composite_table(found: dict[str, dict[int, Any]]) -> tuple[str, list[str]]:
             uf1 = statistics.mean(r.scores(part).uf1 for r in runs)
             uar = statistics.mean(r.scores(part).uar for r in runs)
             parts.append(f"{uf1:.3f} / {uar:.3f}")
-        luck = [chance(r, rng) for r in runs]
+        luck = [chance(r, np.random.default_rng([ENTRIES.index(entry), r.seed])) for r in runs]  # fixed per run
         label = entry.variant + (f" ({entry.note.split(':')[0]})" if entry.note else "")
         rows.append(f"| {entry.method} | {label} | {len(runs)} | {_ms([r.scores().uf1 for r in runs])} | {_ci(iv['uf1'])} "
                     f"| {_ms([r.scores().uar for r in runs])} | {_ci(iv['uar'])} | {' | '.join(parts)} "
