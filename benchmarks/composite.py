@@ -213,8 +213,8 @@ def _revisions(runs: list[Any]) -> str:
     return ", ".join(revs)
 
 
-def composite_table(found: dict[str, dict[int, Any]]) -> tuple[str, list[str]]:
-    """The headline table and the chance lines, from the committed runs."""
+def composite_table(found: dict[str, dict[int, Any]]) -> str:
+    """The headline table (with each run's chance figures), from the committed runs."""
     from mercore.evaluation.results import SeedsResult
 
     rows = ["| method | variant | seeds | UF1 mean ± std | UF1 95% CI (seed mean) | UAR mean ± std "
@@ -245,7 +245,7 @@ def composite_table(found: dict[str, dict[int, Any]]) -> tuple[str, list[str]]:
         parts = " | ".join(f"{majority.baseline_scores(p).uf1:.3f} / {majority.baseline_scores(p).uar:.3f}" for p, _ in PARTS)
         rows.append(f"| majority class of each fold's training labels | - | - | {b.uf1:.3f} | - | {b.uar:.3f} | - "
                     f"| {parts} | - | - |")
-    return "\n".join(rows), []
+    return "\n".join(rows)
 
 
 def missing_lines(found: dict[str, dict[int, Any]]) -> str:
@@ -398,7 +398,7 @@ def smic_history() -> str:
 def write_page(found: dict[str, dict[int, Any]]) -> str:
     from mercore.io import atomic_write_text
 
-    table, _ = composite_table(found)
+    table = composite_table(found)
     published = "\n".join(["| method | UF1 | UAR | test epoch chosen on the test subject? | source |",
                            "|---|---:|---:|---|---|",
                            *(f"| {p['method']} | {p['uf1']} | {p['uar']} | {p['selection']} | {p['source']} |"

@@ -33,15 +33,22 @@ def test_committed_page_is_regenerated_from_the_committed_runs(composite):
         "docs/results.md differs from what benchmarks/composite.py report makes of benchmarks/results/"
 
 
-def test_a_missing_run_is_listed_never_filled(composite, tmp_path, monkeypatch):
+def copy_of_results(composite, tmp_path, monkeypatch):
+    """The committed results copied to ``tmp_path`` (the script reads the copy) and the first
+    entry's folder there, to damage or remove."""
     found = composite.load_entries()
     if not found:
         pytest.skip("no composite run committed")
     name = next(iter(found))
     results = tmp_path / "results"
     shutil.copytree(composite.RESULTS, results)
-    shutil.rmtree(results / name.replace(":", "-"))
     monkeypatch.setattr(composite, "RESULTS", results)
+    return name, results / name.replace(":", "-")
+
+
+def test_a_missing_run_is_listed_never_filled(composite, tmp_path, monkeypatch):
+    name, folder = copy_of_results(composite, tmp_path, monkeypatch)
+    shutil.rmtree(folder)
     text = composite.write_page(composite.load_entries())
     assert f"- {name}" in text.split("### Still missing")[1].split("###")[0]
     table = text.split("## The MEGC2019 composite")[1].split("## Earlier")[0]
@@ -50,15 +57,8 @@ def test_a_missing_run_is_listed_never_filled(composite, tmp_path, monkeypatch):
 
 
 def test_a_damaged_run_folder_is_an_error_naming_it(composite, tmp_path, monkeypatch):
-    found = composite.load_entries()
-    if not found:
-        pytest.skip("no composite run committed")
-    name = next(iter(found))
-    results = tmp_path / "results"
-    shutil.copytree(composite.RESULTS, results)
-    seed_dir = next((results / name.replace(":", "-")).iterdir())
-    (seed_dir / "predictions.csv").write_text("fold,key\nx,y\n")
-    monkeypatch.setattr(composite, "RESULTS", results)
+    _, folder = copy_of_results(composite, tmp_path, monkeypatch)
+    (next(folder.iterdir()) / "predictions.csv").write_text("fold,key\nx,y\n")
     from mercore.reporting.html import ReportError
 
     with pytest.raises(ReportError, match="predictions.csv"):
