@@ -14,15 +14,21 @@ _Command = TypeVar("_Command", bound=Callable[..., Any])
 
 
 class _BadOption(click.ClickException):
-    """A bad config value or option: one line, and the usage exit code (as click's own checks)."""
+    """Bad input (a config value, an option, a file given): one line, and the usage exit code (as
+    click's own checks)."""
 
     exit_code = EXIT_USAGE
 
 
-def _fail(exc: BaseException) -> None:
+def _fail(exc: BaseException, *, bad_input: bool = False) -> None:
+    """One error line: exit 2 for bad input -- a config value or option (ConfigError), a name that is
+    not registered, or with ``bad_input`` whatever the command reads from what the user named (a run
+    folder) -- and exit 1 for the rest, a broken environment."""
     from .config import ConfigError
+    from .plugins import UnknownNameError
 
-    raise (_BadOption if isinstance(exc, ConfigError) else click.ClickException)(str(exc)) from exc
+    usage = bad_input or isinstance(exc, (ConfigError, UnknownNameError))
+    raise (_BadOption if usage else click.ClickException)(str(exc)) from exc
 
 
 @contextmanager
@@ -60,8 +66,13 @@ def _parse_seeds(ctx: click.Context, param: click.Parameter, value: str | None) 
     """``--seeds``: a count (``3``: the three seeds from run.seed on) or a list (``0,4,7``)."""
     if value is None:
         return None
+    parts = value.split(",")
+    if len(parts) > 1 and not all(p.strip() for p in parts):
+        what = "has an empty entry" if any(p.strip() for p in parts) else "is empty"
+        raise click.BadParameter(f"{value!r}: the list of seeds {what}; give a count such as 3 or a list such as "
+                                 "0,1,2")
     try:
-        return [int(v) for v in value.split(",") if v.strip()] if "," in value else int(value)
+        return [int(v) for v in value.split(",")] if "," in value else int(value)
     except ValueError:
         raise click.BadParameter(f"{value!r}: give a count such as 3 or a list such as 0,1,2") from None
 
@@ -71,7 +82,7 @@ def _work_options(*, tracking: str, cache_dir: str, fresh: str, workers: str) ->
     defaults cannot drift apart; each command says in the help what they mean for it."""
     options = [
         click.option("--tracking/--no-tracking", default=True, show_default=True, help=tracking),
-        click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db)."),
+        click.option("--tracking-uri", default=None, help="MLflow tracking URI (default sqlite:///mlflow.db, artifacts in ./mlruns/)."),
         click.option("--experiment", default="mer", show_default=True, help="MLflow experiment name."),
         click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
                      help=cache_dir),
@@ -128,7 +139,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         tracking_uri: str | None, experiment: str, cache_dir: Path, fresh: bool, workers: int | str, executor: str,
         address: str | None, seeds: int | list[int] | None, quiet: bool) -> None:
     """Run a leave-one-subject-out evaluation of a method (once, or once per seed with --seeds)."""
-    from .config import parse_set
+    from .config import parse_dataset_options
     from .reporting.artifacts import metrics_table, seeds_table
     from .runner import QUICK, load_method, run as run_loso, run_seeds
 
@@ -144,8 +155,9 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
                       overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
                       device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
-                      cache_dir=cache_dir, skip_invalid=skip_invalid, dataset_options=parse_set(dataset_options),
-                      fresh=fresh, progress=not quiet, registry=registry, workers=workers, executor=executor,
+                      cache_dir=cache_dir, skip_invalid=skip_invalid,
+                      dataset_options=parse_dataset_options(dataset_options), fresh=fresh, progress=not quiet,
+                      registry=registry, workers=workers, executor=executor,
                       address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
                                                                            err=True),
                       notify=lambda notice: click.secho(notice, fg="yellow", err=True))
@@ -181,7 +193,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     click.echo(f"\nRun folder: {result.run_dir}")
     if result.mlflow_run_id:
         click.echo(f"MLflow run: {result.mlflow_run_id} (open with: mlflow ui --backend-store-uri "
-                   f"{tracking_uri or 'sqlite:///mlflow.db'})")
+                   f"{tracking_uri or 'sqlite:///mlflow.db'}; the runs are under Experiments -> {experiment})")
 
 
 @cli.group(invoke_without_command=True)
@@ -192,15 +204,22 @@ def plugins(ctx: click.Context) -> None:
         return
     from .catalogue import installed_status, read_catalogue
 
+    import shutil
+    import textwrap
+
     catalogue = read_catalogue()
     status = installed_status()
     click.echo(f"{'name':<10} {'status':<14} {'version':<9} {'distribution':<14} paper")
+    indent = " " * 51  # the columns before "paper"; titles wrap at word boundaries beneath it
+    width = max(40, shutil.get_terminal_size((120, 24)).columns - len(indent))
     for name, entry in catalogue.items():
         st = status.get(name)
         state = "installed" if st and not st.get("error") else ("BROKEN" if st else "not installed")
         paper = entry.get("paper", {})
+        lines = textwrap.wrap(f"{paper.get('title', '')} ({paper.get('venue', '')} {paper.get('year', '')})", width,
+                              break_long_words=False, break_on_hyphens=False)
         click.echo(f"{name:<10} {state:<14} {(st or {}).get('version') or '-':<9} {entry.get('distribution', '-'):<14} "
-                   f"{paper.get('title', '')[:60]} ({paper.get('venue', '')} {paper.get('year', '')})")
+                   + f"\n{indent}".join(lines))
     for name, st in status.items():
         if name not in catalogue:
             state = "BROKEN" if st.get("error") else "installed"
@@ -295,12 +314,18 @@ def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int
 @cli.command()
 @click.option("--plugin", "-p", "plugin", required=True)
 @click.option("--variant", "-v", default=None)
-@click.option("--profile", default="paper", show_default=True)
-@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE")
+@click.option("--profile", default=None, help="Config profile of the model measured (default as for `mer run`: "
+                                               "quick on the synthetic corpus and on a CPU).")
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override one config value (repeatable).")
 @click.option("--runs", default=30, show_default=True, help="Timed single-sample forward passes.")
 @click.option("--threads", default=None, type=int, help="torch CPU threads (default: torch's choice).")
-def profile(plugin: str, variant: str | None, profile: str, sets: tuple[str, ...], runs: int, threads: int | None) -> None:
-    """Parameters, FLOPs and median single-sample CPU latency of a method's model."""
+def profile(plugin: str, variant: str | None, profile: str | None, sets: tuple[str, ...], runs: int,
+            threads: int | None) -> None:
+    """Parameters, FLOPs, median single-sample CPU latency and training speed of a method's model.
+
+    A measurement command, not a config profile: `--profile quick|paper` (here and in `mer run`)
+    picks which config the model is built from. Latencies are of this machine under its current load.
+    """
     from .config import ConfigError
     from .plugins import UnknownNameError
     from .profiling import profile_method
@@ -308,7 +333,8 @@ def profile(plugin: str, variant: str | None, profile: str, sets: tuple[str, ...
 
     try:
         _, method = load_method(None, plugin)
-        report = profile_method(method, variant=variant, profile=profile, sets=list(sets), runs=runs, threads=threads)
+        report = profile_method(method, variant=variant, profile=profile, sets=list(sets), runs=runs, threads=threads,
+                                announce=lambda line: click.echo(f"{line} ...", err=True))
     except (ConfigError, UnknownNameError) as exc:
         _fail(exc)
     for key, value in report.items():
@@ -380,7 +406,7 @@ def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_comp
         preface = [comparison_section(compare(results[0], r)) for r in results[1:]] if with_compare else []
         paths = write_report(results, out, preface=preface)
     except (ReportError, CompareError) as exc:
-        _fail(exc)
+        _fail(exc, bad_input=True)
     click.echo(f"wrote {paths[0]} and {paths[1]}")
 
 
@@ -404,7 +430,7 @@ def ensemble_cmd(runs: tuple[str, ...], out: Path | None, tracking: bool, tracki
     try:
         result = with_environment(ensemble([load_result(resolve_run(r, tracking_uri)) for r in runs], out))
     except (ReportError, EnsembleError) as exc:
-        _fail(exc)
+        _fail(exc, bad_input=True)
     with _stopped_or_failed():
         tracker = make_tracker(tracking, tracking_uri, experiment)
         members = result.config["ensemble"]["members"]
@@ -438,7 +464,7 @@ def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int
         a, b = (load_result(resolve_run(r, tracking_uri)) for r in (run_a, run_b))
         result = compare(a, b, resamples=resamples, permutations=permutations, seed=seed)
     except (ReportError, CompareError) as exc:
-        _fail(exc)
+        _fail(exc, bad_input=True)
     click.echo(comparison_markdown(result))
 
 
@@ -475,7 +501,7 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
     """Nested tuning: per outer LOSO fold, an Optuna (TPE) search scored by subject-wise CV on that
     fold's training subjects; the test subject is predicted once with the chosen values. Costs
     outer folds x (trials x inner folds + 1) fits; a killed tune resumes."""
-    from .config import parse_set
+    from .config import parse_dataset_options
     from .reporting.artifacts import metrics_table
     from .runner import load_method
     from .tuning import tune as run_tune, write_profile as save_profile
@@ -485,7 +511,7 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
         outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
                            variant=variant, task=task, data_root=data_root, config_file=config_file,
                            overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
-                           dataset_options=parse_set(dataset_options), tracking=tracking,
+                           dataset_options=parse_dataset_options(dataset_options), tracking=tracking,
                            tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
                            workers=workers, progress=not quiet, registry=registry,
                            notify=lambda notice: click.secho(notice, fg="yellow", err=True))
@@ -513,9 +539,11 @@ def _short(value: object) -> str:
 
 
 @cli.command()
-@click.option("--plugin", "-p", "plugin", required=True, help="Method the checkpoint belongs to.")
-@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False), required=True,
+@click.option("--plugin", "-p", "plugin", default=None, help="Method the model belongs to (checked against it).")
+@click.option("--checkpoint", type=click.Path(path_type=Path, exists=True, dir_okay=False), default=None,
               help="A fold model: <run>/folds/NNN/model.pt.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path, exists=True, file_okay=False), default=None,
+              help="A model folder written by `mer fit` (trained on every subject).")
 @click.argument("clip", type=click.Path(path_type=Path, exists=True))
 @click.option("--onset", type=int, default=None, help="Onset frame position (default: the first frame).")
 @click.option("--apex", type=int, default=None, help="Apex frame position (default: spotted).")
@@ -524,19 +552,85 @@ def _short(value: object) -> str:
               help="Run folder with config and class names (default: the one holding the checkpoint).")
 @click.option("--align", type=click.Choice(["none", "dlib"]), default="none", show_default=True,
               help="Face alignment before the features (dlib needs mercore[dlib]).")
-def predict(plugin: str, checkpoint: Path, clip: Path, onset: int | None, apex: int | None, variant: str | None,
-            run_dir: Path | None, align: str) -> None:
-    """Classify CLIP (a folder of frames or a video file) with a trained fold model."""
+def predict(plugin: str | None, checkpoint: Path | None, model_dir: Path | None, clip: Path, onset: int | None,
+            apex: int | None, variant: str | None, run_dir: Path | None, align: str) -> None:
+    """Classify CLIP (a folder of frames or a video file) with a `mer fit` model or a fold model."""
     from .features.store import FeatureError
     from .plugins import UnknownNameError
     from .predict import PredictError, predict_clip
 
+    if (checkpoint is None) == (model_dir is None):
+        raise click.UsageError("give one of --model (a `mer fit` folder) or --checkpoint (a fold's model.pt)")
     try:
-        result = predict_clip(plugin, checkpoint, clip, run_dir=run_dir, onset=onset, apex=apex, variant=variant,
-                              align=align)
+        result = predict_clip(plugin, checkpoint or model_dir, clip, run_dir=run_dir, onset=onset, apex=apex,
+                              variant=variant, align=align)
     except (PredictError, FeatureError, UnknownNameError) as exc:
         _fail(exc)
     click.echo(f"{clip}: {result.frames} frames, onset {result.onset}, apex {result.apex} ({result.apex_source})")
     for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
         click.echo(f"{name:<12} {p:.4f}")
     click.echo(f"prediction: {result.label}")
+
+
+@cli.command("runs")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+              help="The cache `mer run` used.")
+def runs_command(cache_dir: Path) -> None:
+    """List the local run folders: what each ran, how far it got, its UF1/UAR, and the config keys
+    that differ from its profile's defaults."""
+    from .local_runs import list_runs, runs_table
+
+    runs = list_runs(cache_dir, _profile_defaults())
+    if not runs:
+        click.echo(f"no runs under {cache_dir / 'runs'}")
+        return
+    click.echo(runs_table(runs))
+    click.echo(f"\n{len(runs)} run folder(s) under {cache_dir / 'runs'}; `mer report FOLDER` shows one, "
+               "`mer fit FOLDER` trains its model on every subject")
+
+
+def _profile_defaults() -> Callable[[Any], Any]:
+    """config -> the config of the same method, variant, profile and dataset without overrides
+    (None when the method is not installed), plugins loaded once."""
+    from .plugins import load_registry
+    from .runner import run_config
+
+    registries: dict[str, Any] = {}
+
+    def defaults(config: Any) -> Any:
+        meta = config["meta"]
+        try:
+            if meta["method"] not in registries:
+                registries[meta["method"]] = load_registry(only=[meta["method"]])
+            registry = registries[meta["method"]]
+            return run_config(registry.method(meta["method"]), registry, dataset=meta["dataset"],
+                              variant=meta.get("variant"), profile=meta["profile"])
+        except Exception:  # an uninstalled or broken plugin: the table shows the run without the diff
+            return None
+    return defaults
+
+
+@cli.command("fit")
+@click.argument("run_dir", type=click.Path(path_type=Path, exists=True, file_okay=False))
+@click.option("--data-root", type=click.Path(path_type=Path), default=None,
+              help="The corpus the run evaluated (not needed for the synthetic corpus).")
+@click.option("--dataset-option", "-D", "dataset_options", multiple=True, metavar="KEY=VALUE",
+              help="Dataset options the run was given (as for `mer run`).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Model folder (default: <cache-dir>/models/<run folder name>).")
+@click.option("--cache-dir", type=click.Path(path_type=Path), default=Path(".mer"), show_default=True,
+              help="Feature cache (the one the run used saves recomputing).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bars.")
+def fit_command(run_dir: Path, data_root: Path | None, dataset_options: tuple[str, ...], out: Path | None,
+                cache_dir: Path, quiet: bool) -> None:
+    """Train the final model of the evaluated run in RUN_DIR on every subject it evaluated, with its
+    config, for `mer predict --model`. The LOSO result of RUN_DIR is the estimate for this model."""
+    from .config import parse_dataset_options
+    from .final import fit_final
+
+    with _stopped_or_failed():
+        folder = fit_final(run_dir, data_root=data_root, dataset_options=parse_dataset_options(dataset_options),
+                           out=out, cache_dir=cache_dir, progress=not quiet,
+                           notify=lambda line: click.echo(line, err=True))
+    click.echo(f"Model folder: {folder}")
+    click.echo(f"use it with: mer predict --model {folder} CLIP")

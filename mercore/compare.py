@@ -14,6 +14,7 @@ from typing import Any
 from .evaluation.results import RunResult, SeedsResult, differing_samples, stacked_predictions
 from .evaluation.statistics import DEFAULT_PERMUTATIONS, LEVEL, Difference, paired_differences
 from .metrics import scores
+from .reporting.artifacts import overrides_text
 
 
 class CompareError(ValueError):
@@ -42,14 +43,14 @@ def _runs(result: RunResult | SeedsResult) -> list[RunResult]:
 
 
 def describe(result: RunResult | SeedsResult) -> str:
-    """``method (variant) on dataset, profile P[, tuned ...], seed(s) ...``."""
+    """``method (variant) on dataset, profile P, overrides O[, tuned ...], seed(s) ...``."""
     runs = _runs(result)
     r = runs[0]
     seeds = f", seeds {','.join(str(x.seed) for x in runs)}" if len(runs) > 1 else f", seed {r.seed}"
     tuned = r.config.get("tune")
     tuning = f", tuned by mer tune ({tuned['trials']} trials x {tuned['inner_folds']} inner folds)" if tuned else ""
     return (f"{r.method}{' (' + r.variant + ')' if r.variant else ''} on {r.dataset}, "
-            f"profile {r.config.get('meta', {}).get('profile')}{tuning}{seeds}")
+            f"profile {r.config.get('meta', {}).get('profile')}, overrides: {overrides_text(r)}{tuning}{seeds}")
 
 
 def compare(a: RunResult | SeedsResult, b: RunResult | SeedsResult, *, resamples: int | None = None,

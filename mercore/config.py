@@ -80,8 +80,14 @@ def load_yaml(path: Path | str) -> dict[str, Any]:
         data = yaml_load(path.read_text()) or {}
     except FileNotFoundError:
         raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config file {path} is a folder; give a YAML file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not text (a binary file?); give a YAML file") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({exc.strerror})") from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"config file {path} is not valid YAML: {' '.join(str(exc).split())}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"config file {path} must hold a mapping at the top level")
     return data
@@ -142,14 +148,15 @@ def _check_type(path: str, default: Any, value: Any, origin: str) -> Any:
     return value
 
 
-def parse_set(items: Iterable[str]) -> dict[str, Any]:
+def parse_set(items: Iterable[str], option: str = "--set", example: str = "train.lr=0.001") -> dict[str, Any]:
     """``["train.lr=1e-3", "model.layers=[1,2]"]`` -> nested dict; values parsed as YAML
-    (:func:`yaml_load`: ``1e-3`` is the float 0.001)."""
+    (:func:`yaml_load`: ``1e-3`` is the float 0.001). ``option`` and ``example`` are what an error
+    names: ``--set`` or the ``-D`` of dataset options."""
     out: dict[str, Any] = {}
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+            raise ConfigError(f"{option} {item!r}: expected key=value, e.g. {example}")
         try:
             value = yaml_load(raw) if raw.strip() else ""
         except yaml.YAMLError:
@@ -159,9 +166,14 @@ def parse_set(items: Iterable[str]) -> dict[str, Any]:
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"--set {item!r}: {part!r} is set both as a value and as a section")
+                raise ConfigError(f"{option} {item!r}: {part!r} is set both as a value and as a section")
         node[parts[-1]] = value
     return out
+
+
+def parse_dataset_options(items: Iterable[str]) -> dict[str, Any]:
+    """``-D key=value`` dataset adapter options, parsed as ``--set`` values are."""
+    return parse_set(items, option="-D/--dataset-option", example="-D subjects=8")
 
 
 CONDITIONAL_SECTIONS = ("inputs", "datasets")

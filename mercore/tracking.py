@@ -1,6 +1,12 @@
 """MLflow tracking: one parent run per ``mer run``, one nested run per fold; ``--seeds`` puts the
 seeds' runs under a parent of their own, ``mer tune`` its outer folds and their trials.
 
+A parent run mirrors its run folder: a rerun with the same identity (the folder), name, parent and
+params resumes the earlier parent run (tag ``mer.reruns`` counts the reruns) rather than adding
+another of the same name; a fold reused from the folder keeps its nested run, and a recomputed
+fold's earlier nested run is tagged ``mer.superseded_by``. Other params (another mercore or
+plugin version, another feature-worker count) start a new parent run.
+
 MLflow is imported lazily (it costs seconds), and all logging happens in the main process from
 finished fold results, so parallel or resumed folds produce the same record. A run stopped by
 Ctrl-C or SIGTERM ends its MLflow runs as KILLED; runs left RUNNING by a process that can no
@@ -99,7 +105,7 @@ class Tracker:
 
     @contextlib.contextmanager
     def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str],
-               environment: Mapping[str, str] | None = None) -> Iterator["Tracker"]:
+               environment: Mapping[str, str] | None = None, identity: str | None = None) -> Iterator["Tracker"]:
         yield self
 
     def log_fold(self, fold: FoldResult, reused: bool) -> None:
@@ -142,11 +148,13 @@ class MlflowTracker(Tracker):
                                     f"back it up and run: mlflow db upgrade {self.uri})") from exc
         self.experiment = experiment
         self.run_id = None
+        self._folds: dict[str, str] = {}  # fold -> nested run already in a resumed parent
 
     @contextlib.contextmanager
     def parent(self, name: str, config: Mapping[str, Any], tags: Mapping[str, str],
-               environment: Mapping[str, str] | None = None) -> Iterator["Tracker"]:
-        """A parent run with the config and the software versions (``env.<name>``) as params."""
+               environment: Mapping[str, str] | None = None, identity: str | None = None) -> Iterator["Tracker"]:
+        """A parent run with the config and the software versions (``env.<name>``) as params; with
+        ``identity``, the earlier parent run of the same identity, name and params is resumed."""
         import torch
 
         env_tags = {"mer.torch": torch.__version__, "mer.python": platform.python_version(),
@@ -157,11 +165,45 @@ class MlflowTracker(Tracker):
         nested = self.mlflow.active_run() is not None  # a seed's run inside `--seeds`
         params = {k: str(v)[:6000] for k, v in flatten(config).items()}
         params.update({f"env.{k}": v for k, v in (environment or {}).items()})
-        active = self._start(params, run_name=name, tags={**env_tags, **tags}, nested=nested,
-                             log_system_metrics=_system_metrics(config))
+        tags = {**env_tags, **tags, **({"mer.identity": identity} if identity else {})}
+        earlier = self._earlier_parent(identity, name, params, nested) if identity else None
+        self._folds = {}
+        if earlier is None:
+            active = self._start(params, run_name=name, tags=tags, nested=nested,
+                                 log_system_metrics=_system_metrics(config))
+        else:  # the same params are logged already (MLflow refuses to change one)
+            reruns = int(earlier.data.tags.get("mer.reruns", "0")) + 1
+            active = self._start({}, run_id=earlier.info.run_id, tags={**tags, "mer.reruns": str(reruns)},
+                                 nested=nested, log_system_metrics=_system_metrics(config))
+            self._folds = self._fold_runs(earlier.info.run_id)
         with active as run, self._killed_on_interrupt(run.info.run_id):
             self.run_id = run.info.run_id
             yield self
+
+    def _earlier_parent(self, identity: str, name: str, params: Mapping[str, str], nested: bool) -> Any:
+        """The latest finished, killed or failed parent run of ``identity`` with this name, parent
+        run and params (None: none, or an identity a filter string cannot quote)."""
+        experiment = self.mlflow.get_experiment_by_name(self.experiment)
+        if experiment is None or "'" in identity:
+            return None
+        parent = self.mlflow.active_run().info.run_id if nested else None
+        client = self.mlflow.tracking.MlflowClient()
+        for r in client.search_runs([experiment.experiment_id], f"tags.`mer.identity` = '{identity}' and "
+                                    "attributes.status != 'RUNNING'", order_by=["attributes.start_time DESC"],
+                                    max_results=50):
+            if (r.info.run_name == name and r.data.tags.get("mlflow.parentRunId") == parent
+                    and r.data.params == dict(params)):
+                return r
+        return None
+
+    def _fold_runs(self, parent_id: str) -> dict[str, str]:
+        """Fold -> the current nested run of each fold in ``parent_id`` (superseded ones left out)."""
+        client = self.mlflow.tracking.MlflowClient()
+        experiment = client.get_run(parent_id).info.experiment_id
+        return {r.data.tags["mer.fold"]: r.info.run_id
+                for r in client.search_runs([experiment], f"tags.mlflow.parentRunId = '{parent_id}'",
+                                            order_by=["attributes.start_time ASC"], max_results=5000)
+                if "mer.fold" in r.data.tags and "mer.superseded_by" not in r.data.tags}
 
     def _start(self, params: Mapping[str, str], **start: Any) -> Any:
         """``mlflow.start_run(**start)`` and its params, as one write that a signal does not cut
@@ -221,9 +263,14 @@ class MlflowTracker(Tracker):
 
         from .metrics import scores
 
+        earlier = self._folds.get(fold.fold)
+        if reused and earlier is not None:  # a resumed parent holds this fold's run already
+            return
         with deferred_signals(), \
                 self.mlflow.start_run(run_name=f"fold {fold.index:03d} {fold.fold}", nested=True,
                                       tags={"mer.fold": fold.fold, "mer.reused": str(reused)}) as run:
+            if earlier is not None:
+                self.mlflow.tracking.MlflowClient().set_tag(earlier, "mer.superseded_by", run.info.run_id)
             self.mlflow.log_params({"test_subject": fold.fold, "n_train": fold.n_train, "n_val": fold.n_val,
                                     "n_test": len(fold.keys)})
             client = self.mlflow.tracking.MlflowClient()

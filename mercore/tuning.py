@@ -357,7 +357,7 @@ def _tune_all(tracker: Any, optuna: Any, job: _Job, outer: Sequence[Fold], worke
                                       "space": {p.key: p.spec() for p in params}}}
     result = RunResult(prep.method.name, prep.variant, prep.data.name, prep.data.task, prep.data.labels.classes,
                        config, [results[f.index] for f in outer], tune_dir, mlflow_run_id=tracker.run_id,
-                       environment=environment)
+                       environment=environment, overrides=prep.overrides)
     ordered = [choices[f.index] for f in outer]
     outcome = TuneResult(result, ordered, params, trials, inner_folds, time.perf_counter() - start, tune_dir,
                          profile={p.key: p.summarise([c.values[p.key] for c in ordered]) for p in params})

@@ -21,6 +21,20 @@ def test_plugins_lists_registry_entries():
         assert name in out.output
 
 
+def test_plugins_wraps_paper_titles_at_word_boundaries():
+    """Titles were cut at 60 characters mid-word; now each wraps beneath the paper column, whole."""
+    from mercore.catalogue import read_catalogue
+
+    out = CliRunner().invoke(cli, ["plugins"], env={"COLUMNS": "100"})
+    assert out.exit_code == 0, out.output
+    lines = out.output.splitlines()
+    assert all(len(line) <= 100 for line in lines)
+    words = " ".join(line[51:].strip() for line in lines[1:]).split()
+    for entry in read_catalogue().values():
+        title = entry.get("paper", {}).get("title", "").split()
+        assert any(words[i:i + len(title)] == title for i in range(len(words))), title
+
+
 def test_plugins_info_and_unknown_name():
     out = CliRunner().invoke(cli, ["plugins", "info", "mpfnet"])
     assert out.exit_code == 0 and "reported" in out.output
@@ -30,7 +44,7 @@ def test_plugins_info_and_unknown_name():
 
 def test_unknown_plugin_is_a_one_line_error(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "nope", "--no-tracking", "--cache-dir", str(tmp_path)])
-    assert out.exit_code == 1
+    assert out.exit_code == 2  # bad input, as a bad option is
     assert "Error: unknown method 'nope'; choose one of:" in out.output
     assert "Traceback" not in out.output
 

@@ -134,3 +134,36 @@ def test_triplet_trainer_reduces_loss(tmp_path):
         assert min(losses[-3:]) < losses[0]
     with pytest.raises(ValueError):
         TripletTrainer.from_config({"mining": "hardest"})
+
+
+@pytest.mark.parametrize("centroids", ["all", "support"])
+def test_episodic_audit_scores_the_final_model_and_changes_nothing(tmp_path, centroids):
+    """The audit of the meta stage predicts with the centroids the epoch's model would end with
+    (issue 33: MPFNet's audit scored the AFE head instead), and the run is the same without it."""
+    config = {"lr": 0.05, "epochs": 4, "episodes_per_epoch": 8, "episodes_per_batch": 4, "k_shot": 3, "q_query": 3,
+              "centroids": centroids}
+    data, results = tiny_fold(), {}
+    for audited in (False, True):
+        torch.manual_seed(0)
+        model, audit = TinyEmbedder(), {}
+        ctx = ctx_for(tmp_path, [])
+        if audited:
+            ctx.audit = lambda m, epoch: audit.setdefault(epoch, m(data.test.inputs).argmax(1).tolist())
+        EpisodicTrainer.from_config(config).fit(model, data, ctx)
+        results[audited] = (model.state_dict(), audit)
+    (plain, _), (audited_state, audit) = results[False], results[True]
+    assert all(torch.equal(plain[k], audited_state[k]) for k in plain)
+    assert sorted(audit) == [0, 1, 2, 3]
+    model = TinyEmbedder()
+    model.load_state_dict(audited_state)
+    assert audit[3] == model(data.test.inputs).argmax(1).tolist()  # the last epoch's audit is the final model
+
+
+def test_leaky_selection_reads_the_last_audited_stage_only():
+    from mercore.evaluation.results import FoldResult, RunResult
+
+    fold = FoldResult(index=0, fold="s0", keys=["a", "b"], datasets=["toy"] * 2, subjects=["s0"] * 2, y_true=[0, 1],
+                      y_pred=[0, 0], probabilities=[[1, 0], [1, 0]], baseline_pred=[0, 0],
+                      audit={"afe:0": [0, 1], "afe:1": [0, 1], "meta:0": [1, 0], "meta:1": [0, 0]})
+    run = RunResult("m", None, "toy", "t", ("x", "y"), {}, [fold], Path("."))
+    assert run.leaky_scores().acc == 0.5  # the AFE head's perfect epochs are not the method's

@@ -221,3 +221,37 @@ def test_source_size_computes_fine_then_pools(store: FeatureStore, clip: Sample)
     # source_size equal to size is the plain extractor (same cache entry)
     assert store.get("optical_flow", clip, size=SIZE, source_size=SIZE) is not None
 
+
+
+def _entry(store: FeatureStore, name: str, sample: Sample, **params) -> Path:
+    extractor = store.lookup(name)(**params)
+    return store.cache.path(name, store.cache.key(name, extractor.version, extractor.params(), store.fingerprint(sample)))
+
+
+def test_a_cache_entry_that_does_not_hold_its_key_is_recomputed_with_a_warning(store: FeatureStore, tmp_path: Path,
+                                                                              caplog: pytest.LogCaptureFixture) -> None:
+    a, b = make_clip(tmp_path / "clips", "a", shift=1.0), make_clip(tmp_path / "clips", "b", shift=3.0)
+    want = store.get("apex_frame", a, size=SIZE)
+    assert not np.array_equal(want, store.get("apex_frame", b, size=SIZE))
+    path = _entry(store, "apex_frame", a, size=SIZE)
+    with np.load(path) as entry:
+        meta = entry["meta"]
+    damaged = {
+        "another clip's valid entry": (_entry(store, "apex_frame", b, size=SIZE).read_bytes(), "holds another entry's array"),
+        "an empty file": (b"", "is damaged or not a cache entry"),
+        "an edited array": (None, "holds an array that does not match its record"),
+    }
+    for what, (content, warning) in damaged.items():
+        if content is None:
+            np.savez(path, array=want + 1, meta=meta)
+        else:
+            path.write_bytes(content)
+        caplog.clear()
+        misses = store.cache.misses
+        np.testing.assert_array_equal(store.get("apex_frame", a, size=SIZE), want, err_msg=what)
+        assert store.cache.misses == misses + 1, what
+        (message,) = [r.getMessage() for r in caplog.records]
+        assert message.startswith(f"feature cache file {path} {warning}") and message.endswith("; recomputing it"), what
+    hits = store.cache.hits
+    store.get("apex_frame", a, size=SIZE)  # the recomputed entry is stored again, and used
+    assert store.cache.hits == hits + 1

@@ -7,7 +7,7 @@ import stat
 import numpy as np
 import pytest
 
-from mercore.io import atomic_save_npy, atomic_write_text
+from mercore.io import atomic_save_npz, atomic_write_text
 
 
 @pytest.mark.parametrize("mask", [0o022, 0o027, 0o002])
@@ -15,10 +15,10 @@ def test_atomic_writes_follow_the_umask(tmp_path, mask):
     old = os.umask(mask)
     try:
         atomic_write_text(tmp_path / "a.txt", "x")
-        atomic_save_npy(tmp_path / "b.npy", np.zeros(2))
+        atomic_save_npz(tmp_path / "b.npz", array=np.zeros(2))
         with open(tmp_path / "plain.txt", "w") as f:  # what the user expects: the mode open() gives
             f.write("x")
     finally:
         os.umask(old)
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in tmp_path.iterdir()}
-    assert modes == {"a.txt": 0o666 & ~mask, "b.npy": 0o666 & ~mask, "plain.txt": 0o666 & ~mask}
+    assert modes == {"a.txt": 0o666 & ~mask, "b.npz": 0o666 & ~mask, "plain.txt": 0o666 & ~mask}

@@ -1,6 +1,7 @@
 """`mer predict`: a fold model of a tiny run classifies clips of its held-out subject."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import cv2
@@ -193,3 +194,80 @@ def test_a_checkpoint_of_another_model_is_one_line(trained, tmp_path):
     finally:
         stray.write_bytes(saved)
         other.unlink()
+
+
+def test_fit_trains_on_every_evaluated_clip_for_predict_model(trained, tmp_path):
+    from mercore.final import fit_final
+
+    registry, result, samples = trained
+    cache = result.run_dir.parent.parent
+    first = fit_final(result.run_dir, dataset_options=OPTIONS, out=tmp_path / "a", cache_dir=cache,
+                      registry=registry, progress=False)
+    info = json.loads((first / "model.json").read_text())
+    evaluated = sum(len(f.keys) for f in result.folds)
+    assert info["samples"] == evaluated and info["subjects"] == 3
+    assert info["train_samples"] + info["validation_samples"] == evaluated
+    assert info["classes"] == list(result.class_names) and info["evaluated"]["uf1"] == pytest.approx(result.scores().uf1)
+    again = fit_final(result.run_dir, dataset_options=OPTIONS, out=tmp_path / "b", cache_dir=cache,
+                      registry=registry, progress=False)
+    a, b = (torch.load(d / "model.pt", weights_only=True) for d in (first, again))
+    assert all(torch.equal(a[k], b[k]) for k in a)  # seeded: the same model twice
+    fold_model = torch.load(result.folds[0].checkpoint, weights_only=True)
+    assert not all(torch.equal(a[k], fold_model[k]) for k in a)  # more subjects than any fold's
+    sample = samples[result.folds[0].keys[0]]
+    pred = predict_clip(None, first, Path(sample.frames[0]).parent, apex=sample.apex, registry=registry)
+    assert list(pred.probabilities) == list(result.class_names)
+    assert sum(pred.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    with pytest.raises(PredictError, match="trained 'diffnet', not 'dfrnet'"):
+        predict_clip("dfrnet", first, Path(sample.frames[0]).parent, registry=registry)
+
+
+def test_fit_refuses_data_without_the_evaluated_clips(trained, tmp_path):
+    from mercore.config import ConfigError
+    from mercore.final import fit_final
+
+    registry, result, _ = trained
+    with pytest.raises(ConfigError, match="are not in these data"):
+        fit_final(result.run_dir, dataset_options={**OPTIONS, "subjects": 2}, out=tmp_path / "m",
+                  cache_dir=tmp_path / "cache", registry=registry, progress=False)
+    assert not (tmp_path / "m").exists()
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "folds").mkdir(parents=True)
+    with pytest.raises(ConfigError, match="not a finished run folder"):
+        fit_final(unfinished, registry=registry)
+
+
+def test_cli_fit_runs_and_predict_model(trained, tmp_path, monkeypatch):
+    registry, result, samples = trained
+    monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (registry, registry.method(name)))
+    cache = result.run_dir.parent.parent
+    options = [a for k, v in OPTIONS.items() for a in ("-D", f"{k}={v}")]
+    fitted = CliRunner().invoke(cli, ["fit", str(result.run_dir), *options, "--out", str(tmp_path / "model"),
+                                      "--cache-dir", str(cache), "-q"])
+    assert fitted.exit_code == 0, fitted.output
+    assert f"Model folder: {tmp_path / 'model'}" in fitted.output
+    sample = samples[result.folds[0].keys[0]]
+    out = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path / "model"), str(Path(sample.frames[0]).parent)])
+    assert out.exit_code == 0, out.output
+    assert "prediction: " in out.output
+    both = CliRunner().invoke(cli, ["predict", "--model", str(tmp_path / "model"), "--checkpoint",
+                                    result.folds[0].checkpoint, str(Path(sample.frames[0]).parent)])
+    assert both.exit_code == 2 and "give one of --model" in both.output
+    listed = CliRunner().invoke(cli, ["runs", "--cache-dir", str(cache)])
+    assert listed.exit_code == 0, listed.output
+    row = next(line for line in listed.output.splitlines() if result.run_dir.name in line)
+    assert "| diffnet |" in row and "| 3/3 |" in row and f"{result.scores().uf1:.4f}" in row
+
+
+def test_predict_checks_the_model_contract_as_run_does(trained, monkeypatch):
+    from mercore import Encoder
+
+    class Widthless(Encoder):
+        def forward(self, batch):
+            return batch
+
+    registry, result, samples = trained
+    monkeypatch.setattr(DiffNet, "build_model", lambda self, config, n: nn.Sequential(Widthless()))
+    clip = Path(samples[result.folds[0].keys[0]].frames[0]).parent
+    with pytest.raises(PredictError, match="out_features"):
+        predict_clip("diffnet", result.folds[0].checkpoint, clip, registry=registry, apex=5)

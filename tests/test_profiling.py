@@ -49,3 +49,27 @@ def test_training_throughput_is_none_without_a_gradient():
     model = Prototypes().eval()
     assert training_samples_per_s(model, {"x": torch.randn(1, 4)}, batch_size=2, steps=1, warmup=0) is None
     assert not model.training
+
+
+def test_mer_profile_defaults_to_the_profile_of_mer_config_and_says_what_it_measures(toy_registry, monkeypatch):
+    """`mer profile` once defaulted to the paper's setup, unlike `mer run` and `mer config`; it printed
+    nothing during minutes of work and gave latencies without saying they depend on the machine's load."""
+    import yaml
+    from click.testing import CliRunner
+
+    import mercore.profiling
+    import mercore.runner
+    from mercore.cli import cli
+
+    monkeypatch.setattr(mercore.runner, "load_method", lambda _reg, name: (toy_registry, toy_registry.method(name)))
+    monkeypatch.setattr(mercore.profiling, "example_batch", lambda method, config: {"x": torch.randn(1, 8)})
+    config = CliRunner().invoke(cli, ["config", "--plugin", "toy"])
+    assert config.exit_code == 0, config.output
+    expected = yaml.safe_load(config.output)["meta"]["profile"]
+    out = CliRunner().invoke(cli, ["profile", "--plugin", "toy", "--runs", "2"])
+    assert out.exit_code == 0, out.output
+    assert f"profile                {expected}" in out.stdout and expected == "quick"
+    assert "measuring training speed" in out.stderr and "measuring single-sample latency" in out.stderr
+    assert "load_average_1min" in out.stdout and "other work on it makes them slower" in out.stdout
+    paper = CliRunner().invoke(cli, ["profile", "--plugin", "toy", "--runs", "2", "--profile", "paper"])
+    assert "profile                paper" in paper.stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -115,6 +116,27 @@ def test_several_runs_side_by_side(toy_run, tmp_path):
     assert side[0][0] == "#" and [r[0] for r in side[1:]] == ["1", "2"]
     assert len(page.images) == 2 + 2 * 3  # headline confusion matrices + each run's three figures
     assert (tmp_path / "run2_training_curves.png").is_file()
+
+
+def test_set_overrides_are_recorded_and_shown_by_reports_and_compare(toy_registry, toy_run, tmp_path):
+    """A 2-epoch run must not read as a plain quick run: its --set is in summary.json, the report
+    (as <code>, never as literal backticks) and `mer compare`'s description of it."""
+    short = run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path / "c",
+                subjects=["s0", "s1", "s2", "s3"], overrides=["train.epochs=2"])
+    summary = json.loads((short.run_dir / "artifacts" / "summary.json").read_text())
+    assert summary["overrides"] == ["--set train.epochs=2"] and summary["profile"] == "quick"
+    assert load_run(short.run_dir).overrides == ["--set train.epochs=2"]
+    write_report([toy_run, load_run(short.run_dir)], tmp_path / "r", catalogue=CATALOGUE)
+    side = parse(tmp_path / "r" / "report.html").tables[0]
+    column = side[0].index("overrides")
+    assert [row[column] for row in side[1:]] == ["none", "--set train.epochs=2"]
+    page = (tmp_path / "r" / "report.html").read_text()
+    assert "<code>--set train.epochs=2</code>" in page and "`" not in page
+    assert "`--set train.epochs=2`" in (tmp_path / "r" / "report.md").read_text()
+    out = CliRunner().invoke(cli, ["compare", str(toy_run.run_dir), str(short.run_dir), "--permutations", "100"])
+    assert out.exit_code == 0, out.output
+    assert "A: toy (a) on toy, profile quick, overrides: none, seed 0" in out.output
+    assert "B: toy (a) on toy, profile quick, overrides: --set train.epochs=2, seed 0" in out.output
 
 
 def test_loss_curves_average_over_the_folds_that_reached_an_epoch():

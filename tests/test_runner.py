@@ -88,6 +88,40 @@ def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_pat
     assert {"config.yaml", "predictions.csv", "summary.json", "summary.md", "confusion_matrix.png"} <= artifacts
 
 
+def test_a_rerun_resumes_its_mlflow_parent_run_instead_of_adding_one(toy_registry, tmp_path, mlflow_uri):
+    """Every rerun that reused all folds used to add another parent run of the same name: the parent
+    mirrors the run folder now, and only other params (here the feature-worker count) start a new one."""
+    import mlflow
+
+    kwargs = dict(dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri, experiment="rerun",
+                  cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"])
+    first = run("toy", **kwargs)
+    again = run("toy", **kwargs)
+    client = mlflow.tracking.MlflowClient(mlflow_uri)
+    exp = client.get_experiment_by_name("rerun").experiment_id
+
+    def parents():
+        return [r for r in client.search_runs([exp]) if "mlflow.parentRunId" not in r.data.tags]
+
+    def children(parent_id):
+        return client.search_runs([exp], f"tags.mlflow.parentRunId = '{parent_id}'")
+
+    assert again.reused_folds == 3 and again.mlflow_run_id == first.mlflow_run_id
+    (parent,) = parents()
+    assert parent.info.status == "FINISHED" and parent.data.tags["mer.reruns"] == "1"
+    assert parent.data.metrics["uf1"] == pytest.approx(again.metrics["uf1"]) and len(children(parent.info.run_id)) == 3
+    fresh = run("toy", fresh=True, **kwargs)  # every fold recomputed: the earlier fold runs are superseded
+    assert fresh.mlflow_run_id == first.mlflow_run_id and len(parents()) == 1
+    folds = children(first.mlflow_run_id)
+    superseded = [c for c in folds if "mer.superseded_by" in c.data.tags]
+    assert len(folds) == 6 and len(superseded) == 3
+    assert {c.data.tags["mer.superseded_by"] for c in superseded} == {c.info.run_id for c in folds} - {
+        c.info.run_id for c in superseded}
+    other = run("toy", overrides=["run.feature_workers=1"], **kwargs)  # same folder, other params
+    assert other.run_dir == first.run_dir and other.mlflow_run_id != first.mlflow_run_id and len(parents()) == 2
+    assert len(children(other.mlflow_run_id)) == 3  # a new parent logs every fold, reused ones too
+
+
 class _WritesAFile(mercore.Trainer):
     """A stage that leaves a file for the tracker, as MoExt's reconstruction preview does."""
 
@@ -312,6 +346,10 @@ def test_seeds_run_once_per_seed_resume_per_seed_and_fold_and_aggregate(toy_regi
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{multi.mlflow_run_id}'")
     assert sorted(c.info.run_id for c in children) == sorted(r.mlflow_run_id for r in multi.runs)
     assert "uf1_ci_low" in children[0].data.metrics
+    again = run_seeds("toy", 2, overrides=["run.seed=1"], tracking=True, tracking_uri=mlflow_uri, experiment="seeds",
+                      **kwargs)  # a rerun resumes the seeds' parent run and each seed's run
+    assert again.mlflow_run_id == multi.mlflow_run_id
+    assert [r.mlflow_run_id for r in again.runs] == [r.mlflow_run_id for r in multi.runs]
     # the CLI: a list of seeds; everything is reused now
     monkeypatch.setattr(mercore.runner, "load_method", lambda reg, name: (toy_registry, toy_registry.method(name)))
     out = CliRunner().invoke(cli, ["run", "--plugin", "toy", "--dataset", "toy", "--subjects", "s0", "--subjects", "s1",
@@ -319,5 +357,7 @@ def test_seeds_run_once_per_seed_resume_per_seed_and_fold_and_aggregate(toy_regi
                                    "--cache-dir", str(tmp_path), "-q"])
     assert out.exit_code == 0, out.output
     assert "6 fold(s) reused" in out.output and "| mean +- std |" in out.output
+    base = again.first.baseline_scores()
+    assert f"| majority baseline | {base.uf1:.4f} | - | {base.uar:.4f} | - | {base.acc:.4f} |" in out.output
     bad = CliRunner().invoke(cli, ["run", "--plugin", "toy", "--seeds", "two"])
     assert bad.exit_code != 0 and "give a count such as 3 or a list" in bad.output

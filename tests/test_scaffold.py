@@ -34,6 +34,17 @@ def test_scaffold_writes_a_complete_package(tmp_path):
         scaffold("My-Net", tmp_path)
 
 
+def test_the_docs_install_the_test_extra_the_generated_plugin_declares(tmp_path):
+    """A pytest outside the plugin's environment finds no torch: the tutorial and the generated README
+    must install the plugin's own test extra and run pytest through that environment's Python."""
+    root = scaffold("my_net", tmp_path)
+    assert '[project.optional-dependencies]\ntest = ["pytest' in (root / "pyproject.toml").read_text()
+    readme = (root / "README.md").read_text()
+    assert "pip install -e '.[test]'" in readme and "python -m pytest tests" in readme
+    tutorial = (Path(__file__).parents[1] / "docs" / "writing-a-plugin.md").read_text()
+    assert "pip install -e './mer-mynet[test]'" in tutorial and "python -m pytest tests" in tutorial
+
+
 def test_a_name_taken_by_a_known_plugin_is_refused(tmp_path):
     out = CliRunner().invoke(cli, ["new-plugin", "dfrnet", "--out", str(tmp_path)])
     assert out.exit_code == 1 and list(tmp_path.iterdir()) == []

@@ -117,8 +117,11 @@ def test_runs_left_running_by_a_killed_process_are_marked_killed_by_the_next(toy
     assert "RUNNING" in {r.info.status for r in client.search_runs([experiment.experiment_id])}
     run("toy", dataset="toy", registry=toy_registry, cache_dir=cache, progress=False, overrides=[EPOCHS],
         subjects=SUBJECTS, tracking_uri=mlflow_uri, experiment="signals")
-    statuses = [r.info.status for r in client.search_runs([experiment.experiment_id])]
-    assert "RUNNING" not in statuses and "KILLED" in statuses
+    runs = client.search_runs([experiment.experiment_id])
+    assert "RUNNING" not in [r.info.status for r in runs]
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    # only a run no longer RUNNING is resumed: the orphan was marked KILLED, then the rerun finished it
+    assert parent.info.status == "FINISHED" and parent.data.tags["mer.reruns"] == "1"
 
 
 def test_a_second_ctrl_c_exits_at_once(tmp_path):

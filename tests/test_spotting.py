@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 
 from mercore.data.synthetic import ClipSpec, action_field, make_face, profile
-from mercore.spotting import correlation, divide_and_conquer, smooth, spot_apex
+from mercore.spotting import N_BINS, correlation, divide_and_conquer, lbp_histograms, smooth, spot_apex
 
 
 def test_correlation_and_search() -> None:
@@ -15,6 +15,18 @@ def test_correlation_and_search() -> None:
     assert divide_and_conquer(curve) == 6
     assert divide_and_conquer(np.array([5.0])) == 0
     assert np.allclose(smooth(np.ones(7)), 1.0) and len(smooth(np.arange(4.0))) == 4
+
+
+def test_box_histograms_equal_those_of_the_whole_image_codes() -> None:
+    """LBP is computed per box plus a margin for speed: boxes at the borders and inside must count
+    exactly the codes of the whole image."""
+    from skimage.feature import local_binary_pattern
+
+    gray = np.random.default_rng(0).integers(0, 256, (40, 50)).astype(np.uint8)
+    codes = local_binary_pattern(gray, 8, 1, method="uniform").astype(np.int64)
+    boxes = [(0, 0, 7, 9), (10, 12, 31, 29), (43, 30, 50, 40)]
+    for (x0, y0, x1, y1), hist in zip(boxes, lbp_histograms(gray, boxes, grid=1)):
+        assert np.array_equal(hist, np.bincount(codes[y0:y1, x0:x1].ravel(), minlength=N_BINS))
 
 
 def _clean_clip(i: int, apex: int, au: str, n: int = 32, size: int = 96) -> list[np.ndarray]:

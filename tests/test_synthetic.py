@@ -165,6 +165,20 @@ def test_dataset_generates_into_cache_once(tmp_path):
     assert len(sde5.samples) == 6
 
 
+def test_mer_datasets_describes_the_corpus_a_run_generates():
+    """The listing once said 8 clips per subject while runs generated 16: it must show the generator's
+    defaults, which a run without -D options uses."""
+    from click.testing import CliRunner
+
+    from mercore.cli import cli
+    from mercore.data.synthetic.corpus import generator_params
+
+    params = generator_params()
+    out = CliRunner().invoke(cli, ["datasets"])
+    line = next(line for line in out.output.splitlines() if line.startswith("synthetic"))
+    assert f"{params['subjects']} subjects x {params['clips_per_subject']} clips, {params['size']} px" in line
+
+
 def test_macro_tree(tmp_path):
     root = generate(tmp_path / "m", subjects=2, clips_per_subject=2, size=48, macro=True, macro_clips_per_subject=1,
                     max_frames=22)
@@ -220,3 +234,23 @@ def test_bad_generator_options_name_the_option(tmp_path):
     with pytest.raises(ConfigError, match="-D option of the synthetic corpus: generator parameter 'subjects': "
                                           "expected an integer, got 'abc'"):
         SyntheticDataset().load(None, LoadOptions(cache_dir=tmp_path, extra={"subjects": "abc"}))
+
+
+def test_a_damaged_generator_json_regenerates_the_cached_corpus_and_names_a_given_one(tmp_path, caplog):
+    opts = LoadOptions(task="megc3", cache_dir=tmp_path / "cache",
+                       extra={"subjects": 2, "clips_per_subject": 2, "size": 32, "max_frames": 22})
+    ds = SyntheticDataset()
+    root = ds.ensure(opts)
+    meta = root / "generator.json"
+    whole = meta.read_text()
+    want = [s.key for s in ds.load(None, opts).samples]
+    for damaged in (whole[: len(whole) // 2], "[]", ""):
+        meta.write_text(damaged)
+        caplog.clear()
+        assert [s.key for s in ds.load(None, opts).samples] == want
+        assert meta.read_text() == whole
+        (message,) = [r.getMessage() for r in caplog.records]
+        assert message.startswith(f"{meta} is damaged") and message.endswith(f"generating the synthetic corpus in {root} again")
+    meta.write_text(whole[:10])  # a corpus the user gave: named, not rewritten
+    with pytest.raises(synthetic.dataset.DatasetError, match=rf"^{meta} is damaged .*mer synth --out DIR --overwrite"):
+        ds.load(root, opts)

@@ -267,6 +267,8 @@ class CodingSheet:
 
 
 CASME2_SHEET = CodingSheet(EMOTIONS, frozenset(UNKNOWN_APEX), normalize_subject)
+#: the options :func:`load_casme2_tree` reads
+TREE_OPTIONS = ("coding", "frames", "sparse_frames", "all_emotions")
 
 
 def keep_all_emotions(extra: Mapping[str, Any], dataset: str) -> bool:
@@ -355,6 +357,7 @@ class Casme2Dataset(Dataset):
     """CASME II (raw selected or cropped release) with its coding spreadsheet."""
 
     name = "casme2"
+    options = TREE_OPTIONS
     description = "CASME II: CASME2_RAW_selected/subNN/<clip>/imgN.jpg + CASME2-coding-*.xlsx (200 fps)"
     tasks = {"megc3": MEGC3, "sde5": CASME2_SDE5}
 

@@ -237,6 +237,7 @@ class Casme3Dataset(Dataset):
     """CAS(ME)^3 part A (30 fps), micro or macro; 3-class rule ``default`` or ``htnet``."""
 
     name = "casme3"
+    options = ("rule", "kind", "labels", "macro_labels", "frames", "htnet_csv", "all_emotions")
     description = ("CAS(ME)^3 part A: spNO.N/<letter>/color/<frame>.jpg + *ME_label*.xlsx (30 fps); "
                    "-D rule=default|htnet, -D kind=micro|macro")
     tasks = {"megc3": MEGC3}

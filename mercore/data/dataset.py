@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping, TypeVar
 
+from ..config import ConfigError
 from ..labels import LabelSet
 from ..sample import Sample
 
@@ -14,6 +15,10 @@ T = TypeVar("T")
 
 class DatasetError(ValueError):
     """A problem with a corpus on disk; the message names the file (and row) at fault."""
+
+
+class UnknownTaskError(DatasetError, ConfigError):
+    """``--task`` names no task of the dataset: bad input, as a bad option is (exit 2 in the CLI)."""
 
 
 @dataclass
@@ -59,6 +64,10 @@ class Dataset(abc.ABC):
     #: ``features.align: auto`` then aligns nothing. Raw corpora (CASME II, SAMM, SMIC, CAS(ME)^3)
     #: film the whole head and background, so ``auto`` detects and aligns the face there.
     face_aligned: ClassVar[bool] = False
+    #: the ``-D`` options the adapter reads (``LoadOptions.extra``): `mer run` refuses any other
+    #: before reading anything, since it would only change the run folder. None: not declared,
+    #: every option is passed on unchecked.
+    options: ClassVar[tuple[str, ...] | None] = None
 
     @abc.abstractmethod
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
@@ -89,7 +98,7 @@ def choose_task(dataset: str, tasks: Mapping[str, LabelSet], task: str | None, d
     """``task`` (``default`` when None), checked to be one of ``tasks``."""
     task = task or default
     if task not in tasks:
-        raise DatasetError(f"dataset {dataset!r} has no task {task!r}; choose one of {sorted(tasks)}")
+        raise UnknownTaskError(f"dataset {dataset!r} has no task {task!r}; choose one of {sorted(tasks)}")
     return task
 
 

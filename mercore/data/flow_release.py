@@ -9,12 +9,16 @@ Layout (as in the public release; ``../shared/data/megc2019-flow-smic`` is its S
 Samples have no frames; ``extras = {"apex_image": ..., "flow_image": ...}`` feed the
 ``release_apex`` / ``release_flow`` extractors. ``Sample.subject`` is written as the corpus's own
 ground truth writes it, except SAMM numbers which are zero-padded (``6`` -> ``006``) to match the
-SAMM adapter; file names use the subject exactly as ``labels.csv`` writes it.
+SAMM adapter; file names use the subject exactly as ``labels.csv`` writes it. Every file is
+checked for that size and three 8-bit channels as the release is read: a row whose file is
+missing, corrupt or of another shape is a bad row (left out under ``--skip-invalid``).
 """
 from __future__ import annotations
 
 import csv
 from pathlib import Path
+
+import numpy as np
 
 from ..labels import MEGC3
 from ..sample import Sample
@@ -24,6 +28,34 @@ from .folders import inside
 
 CORPORA = ("casme2", "samm", "smic")
 HEADER = ("dataset", "subject", "clip", "label")
+#: (height, width, channels) of each file of a release, as the public release writes them
+RELEASE_FILES = {"apex_image": (224, 224, 3), "flow_image": (28, 28, 3)}
+
+
+def read_release_image(path: Path, what: str) -> np.ndarray:
+    """The release file ``path`` (``what``: ``apex_image`` or ``flow_image``) as RGB float32 in
+    [0, 1], checked to have the release's size and channels: a map of another size, or a gray one,
+    would otherwise be resized or widened without a word and change the clip's prediction.
+
+    Raises:
+        ValueError: naming the file, what it holds and what a release holds there.
+    """
+    import cv2
+
+    h, w, c = RELEASE_FILES[what]
+    expected = f"a flow release holds {h}x{w} 8-bit RGB images there"
+    try:
+        data = np.fromfile(path, dtype=np.uint8)
+    except OSError as exc:
+        raise ValueError(f"{what} {path} cannot be read ({exc.strerror})") from None
+    image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if image is None:
+        raise ValueError(f"{what} {path} cannot be decoded (corrupt or not an image); {expected}")
+    channels = 1 if image.ndim == 2 else image.shape[2]
+    if image.shape[:2] != (h, w) or channels != c or image.dtype != np.uint8:
+        raise ValueError(f"{what} {path} is {image.shape[0]}x{image.shape[1]} with {channels} channel(s) of "
+                         f"{image.dtype.itemsize * 8} bits; {expected}")
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
 
 
 def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2019-flow") -> LoadedDataset:
@@ -69,6 +101,7 @@ def load_flow_release(root: Path | str, options: LoadOptions, name: str = "megc2
                 raise ValueError(f"{what} {path} lies outside the data root")
             if not path.is_file():
                 raise ValueError(f"{what} file {path} not found")
+            read_release_image(path, what)
         label = int(label_raw)
         return Sample(dataset=dataset, subject=subject, clip=clip, emotion=MEGC3.classes[label],
                       labels={"megc3": label}, extras=extras)
@@ -85,6 +118,7 @@ class MegcFlowReleaseDataset(Dataset):
     """The public MEGC2019 precomputed-flow release (apex crops + 28x28 u/v/strain maps)."""
 
     name = "megc2019-flow"
+    options = ()
     description = "precomputed-flow release: labels.csv + apex/<subject>_<clip>.jpg + u_v_os/<subject>_<clip>.png"
     tasks = {"megc3": MEGC3}
     kind = "flow-release"

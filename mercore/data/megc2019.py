@@ -104,6 +104,7 @@ class Megc2019Dataset(Dataset):
     """MEGC2019 composite (SMIC-HS + CASME II + SAMM, 3 classes, 68 LOSO subjects)."""
 
     name = "megc2019"
+    options = ("casme2_root", "samm_root", "smic_root", "gt", "apex", "landmarks", "sparse_frames")
     description = "MEGC2019 composite: <root>/{SMIC,CASME2,SAMM}; 442 samples, 68 subjects; -D gt=PATH to verify"
     tasks = {"megc3": MEGC3}
 

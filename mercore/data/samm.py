@@ -119,6 +119,7 @@ class SammDataset(Dataset):
     """SAMM (200 fps) with its FACS coding sheet."""
 
     name = "samm"
+    options = ("frames", "coding")
     description = "SAMM: SAMM/<subject>/<clip>/<subject>_<frame>.jpg + SAMM_Micro_FACS_Codes_v2.xlsx (200 fps)"
     tasks = {"megc3": MEGC3, "sde5": SAMM_SDE5}
 

@@ -136,6 +136,7 @@ class SmicDataset(Dataset):
     """SMIC-HS (100 fps); class from the folder, apex = middle frame or D&C-RoIs spotting."""
 
     name = "smic"
+    options = ("frames", "apex", "landmarks")
     description = "SMIC-HS: HS/sN/micro/<emotion>/<clip>/image*.bmp (100 fps); -D apex=middle|spotting"
     tasks = {"megc3": MEGC3, "sde3": SDE3}
 

@@ -145,7 +145,7 @@ class LOSOEvaluator(Evaluator):
         path = self._fold_path(fold.index)
         stored = FoldResult.load(path)
         if stored is None:
-            return None, "record unreadable" if path.exists() else "not run before"
+            return None, f"record {path} unreadable" if path.exists() else "not run before"
         if stored.keys != [samples[i].key for i in fold.test]:
             return None, "other test samples"
         why = changes(stored.identity, identity)
@@ -201,86 +201,119 @@ class LOSOEvaluator(Evaluator):
                   config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any]) -> FoldResult:
         """Fit and test one fold; its record (written last, atomically) is what a rerun reuses."""
         start, cpu_start = time.perf_counter(), time.process_time()
-        run_cfg = config["run"]
-        seed = int(run_cfg["seed"]) + fold.index
-        groups = full.groups
-        fit_idx, val_idx = validation_split(groups, fold.train, float(config["validation"]["subjects"]), seed)
-        train, val, test = full.subset(fit_idx), full.subset(val_idx) if val_idx else None, full.subset(fold.test)
-        assert not set(test.groups) & set(train.groups), "test subject leaked into training"
-        norm = Normalizer.fit(train.inputs) if config["data"].get("normalize") else Identity()
-        fold_data = FoldData(
-            train=TensorSet(norm.apply(train.inputs), train.labels, train.samples),
-            val=TensorSet(norm.apply(val.inputs), val.labels, val.samples) if val is not None else None,
-            test=TensorSet(norm.apply(test.inputs), test.labels, test.samples),
-            test_groups=tuple(sorted(set(test.groups))),
-        )
-        device = resolve_device(run_cfg.get("device", "auto"))
-        history: list[tuple[str, float, int]] = []
         fold_dir = self.run_dir / "folds" / f"{fold.index:03d}"
-        fold_dir.mkdir(parents=True, exist_ok=True)
-
-        def extract(request: FeatureRequest, samples: Sequence) -> torch.Tensor:
-            return self.store.stack(request, samples)
-
-        audit: dict[str, list[int]] = {}
-        artifacts: list[str] = []
-
-        def log_artifact(path: Path) -> None:
-            path = Path(path).resolve()
-            if not path.is_file() or not path.is_relative_to(fold_dir.resolve()):
-                raise ValueError(f"log_artifact: {path} is not a file under the fold's work_dir {fold_dir}")
-            artifacts.append(str(path))
-
-        def record_test_predictions(model: torch.nn.Module, epoch: int) -> None:
-            logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]))
-            audit[f"{ctx.stage}:{epoch}"] = logits.argmax(1).tolist()
-            model.train()
-
-        centres = {stream: c for stream, request in requests.items()
-                   if (c := self.store.mirror_centre(request)) is not None}
-        ctx = StageContext(device=device, seed=seed, num_classes=data.labels.num_classes,
-                           class_names=data.labels.classes, fold=fold.name, work_dir=fold_dir,
-                           amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
-                           log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
-                           log_artifact=log_artifact,
-                           progress=self.progress, extract=extract, normalize=norm,
-                           flow_centres={s: mirror_value(norm, s, c) for s, c in centres.items()},
-                           audit=record_test_predictions if config["evaluation"].get("leakage_audit") else None)
-        seed_everything(seed)
-        if device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(device)
-        model = method.build_model(config, data.labels.num_classes)
-        check_modules(model, f"method {method.name!r}")
-        watch_outputs(model, f"method {method.name!r}")
-        if run_cfg.get("channels_last") and device.type == "cuda":
-            model = model.to(memory_format=torch.channels_last)
-        if run_cfg.get("compile"):
-            model = torch.compile(model)
-        for stage in method.stages(config):
-            ctx.stage = getattr(stage, "stage_name", stage.name)
-            model = stage.fit(model, fold_data, ctx)
-        logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]), ctx.amp_dtype)
+        fitted = fit_model(method, full, fold, requests, config, data, self.store, fold_dir, progress=self.progress)
+        test = fitted.data.test
+        logits = predict_logits(fitted.model, test, fitted.ctx.device, int(config["evaluation"]["batch_size"]),
+                                fitted.ctx.amp_dtype)
         probs = torch.softmax(logits, dim=1)
-        checkpoint = None
-        if run_cfg.get("checkpoints"):
-            checkpoint = str(fold_dir / "model.pt")
-            plain = getattr(model, "_orig_mod", model)  # unwrap torch.compile
-            atomic_torch_save(checkpoint, {k: v.detach().cpu() for k, v in plain.state_dict().items()})
-            if isinstance(norm, Normalizer):  # `mer predict` needs the fold's training statistics
-                norm.save(fold_dir / "norm.pt")
-        majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
-        tests = fold_data.test.samples
+        checkpoint = str(fitted.save(fold_dir)) if config["run"].get("checkpoints") else None
+        device = fitted.ctx.device
+        tests = test.samples
         result = FoldResult(
             index=fold.index, fold=fold.name, keys=[s.key for s in tests], datasets=[s.dataset for s in tests],
-            subjects=[s.group for s in tests], y_true=fold_data.test.labels.tolist(),
-            y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[majority] * len(tests),
-            history=history, seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
-            checkpoint=checkpoint,
-            n_train=len(train), n_val=len(val) if val is not None else 0, audit=audit, artifacts=artifacts,
+            subjects=[s.group for s in tests], y_true=test.labels.tolist(),
+            y_pred=probs.argmax(1).tolist(), probabilities=probs.tolist(), baseline_pred=[fitted.majority] * len(tests),
+            history=fitted.history, seconds=time.perf_counter() - start, cpu_seconds=time.process_time() - cpu_start,
+            checkpoint=checkpoint, n_train=len(fitted.data.train),
+            n_val=len(fitted.data.val) if fitted.data.val is not None else 0, audit=fitted.audit,
+            artifacts=fitted.artifacts,
             peak_gpu_memory_mb=torch.cuda.max_memory_allocated(device) / 2**20 if device.type == "cuda" else None,
             identity=identity)
         result.save(self._fold_path(fold.index))
         return result
+
+
+@dataclass
+class FittedModel:
+    """A model trained on one fold's training subjects, with what predicting with it needs."""
+
+    model: torch.nn.Module
+    norm: Normalizer | Identity
+    data: FoldData
+    ctx: StageContext
+    majority: int  # the most frequent training label: the majority baseline's prediction
+    history: list[tuple[str, float, int]]
+    audit: dict[str, list[int]]
+    artifacts: list[str]
+
+    def save(self, folder: Path) -> Path:
+        """``model.pt`` (the state dict) and, when inputs were standardised, ``norm.pt`` (the
+        training statistics ``mer predict`` applies) in ``folder``; returns the model's path."""
+        path = Path(folder) / "model.pt"
+        plain = getattr(self.model, "_orig_mod", self.model)  # unwrap torch.compile
+        atomic_torch_save(path, {k: v.detach().cpu() for k, v in plain.state_dict().items()})
+        if isinstance(self.norm, Normalizer):
+            self.norm.save(Path(folder) / "norm.pt")
+        return path
+
+
+def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
+              config: Mapping[str, Any], data: LoadedDataset, store: FeatureStore, work_dir: Path, *,
+              progress: bool = False) -> FittedModel:
+    """Train ``method`` on ``fold.train`` as a LOSO fold does: validation subjects drawn from the
+    training subjects, normalisation fitted on the fitting part, every stage in order, seeded by
+    ``run.seed + fold.index``. ``fold.test`` may be empty (``mer fit``'s model of all subjects)."""
+    run_cfg = config["run"]
+    seed = int(run_cfg["seed"]) + fold.index
+    groups = full.groups
+    fit_idx, val_idx = validation_split(groups, fold.train, float(config["validation"]["subjects"]), seed)
+    train, val, test = full.subset(fit_idx), full.subset(val_idx) if val_idx else None, full.subset(fold.test)
+    assert not set(test.groups) & set(train.groups), "test subject leaked into training"
+    norm = Normalizer.fit(train.inputs) if config["data"].get("normalize") else Identity()
+    fold_data = FoldData(
+        train=TensorSet(norm.apply(train.inputs), train.labels, train.samples),
+        val=TensorSet(norm.apply(val.inputs), val.labels, val.samples) if val is not None else None,
+        test=TensorSet(norm.apply(test.inputs), test.labels, test.samples),
+        test_groups=tuple(sorted(set(test.groups))),
+    )
+    device = resolve_device(run_cfg.get("device", "auto"))
+    history: list[tuple[str, float, int]] = []
+    work_dir = Path(work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    def extract(request: FeatureRequest, samples: Sequence) -> torch.Tensor:
+        return store.stack(request, samples)
+
+    audit: dict[str, list[int]] = {}
+    artifacts: list[str] = []
+
+    def log_artifact(path: Path) -> None:
+        path = Path(path).resolve()
+        if not path.is_file() or not path.is_relative_to(work_dir.resolve()):
+            raise ValueError(f"log_artifact: {path} is not a file under the fold's work_dir {work_dir}")
+        artifacts.append(str(path))
+
+    def record_test_predictions(model: torch.nn.Module, epoch: int) -> None:
+        logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]))
+        audit[f"{ctx.stage}:{epoch}"] = logits.argmax(1).tolist()
+        model.train()
+
+    centres = {stream: c for stream, request in requests.items() if (c := store.mirror_centre(request)) is not None}
+    auditing = config["evaluation"].get("leakage_audit") and len(fold_data.test)
+    ctx = StageContext(device=device, seed=seed, num_classes=data.labels.num_classes,
+                       class_names=data.labels.classes, fold=fold.name, work_dir=work_dir,
+                       amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
+                       log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
+                       log_artifact=log_artifact,
+                       progress=progress, extract=extract, normalize=norm,
+                       flow_centres={s: mirror_value(norm, s, c) for s, c in centres.items()},
+                       audit=record_test_predictions if auditing else None)
+    seed_everything(seed)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    model = method.build_model(config, data.labels.num_classes)
+    check_modules(model, f"method {method.name!r}")
+    watch_outputs(model, f"method {method.name!r}")
+    if run_cfg.get("channels_last") and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    if run_cfg.get("compile"):
+        model = torch.compile(model)
+    for stage in method.stages(config):
+        ctx.stage = getattr(stage, "stage_name", stage.name)
+        model = stage.fit(model, fold_data, ctx)
+    majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
+    return FittedModel(model, norm, fold_data, ctx, majority, history, audit, artifacts)
 
 
 @dataclass

@@ -49,6 +49,8 @@ class FoldResult:
         """The stored fold, or None if it is missing or unreadable (then the fold is redone)."""
         try:
             data = json.loads(path.read_text())
+            if not isinstance(data, dict):  # e.g. `[]`: valid JSON, but not a record
+                return None
             data["history"] = [tuple(h) for h in data.get("history", [])]
             return cls(**data)
         except (OSError, ValueError, TypeError):
@@ -75,6 +77,8 @@ class RunResult:
     environment: dict[str, str] = field(default_factory=dict)
     #: annotation rows left out by ``--skip-invalid``, each naming its file, row and reason
     skipped: list[str] = field(default_factory=list)
+    #: what the run changed of its profile's config, as given: ``--config PATH``, ``--set KEY=VALUE``
+    overrides: list[str] = field(default_factory=list)
 
     def _pooled(self, attr: str, dataset: str | None = None) -> tuple[list[int], list[int], list[str]]:
         y_true, y_pred, groups = [], [], []
@@ -127,13 +131,17 @@ class RunResult:
         return sorted({d for f in self.folds for d in f.datasets})
 
     def leaky_scores(self) -> Scores | None:
-        """What a test-subject epoch selection would report: per fold, the audited epoch with the
-        most correct test predictions. Shown only to expose that inflation, never as the result."""
+        """What a test-subject epoch selection would report: per fold, the audited epoch of the last
+        audited stage (the one that trains the final model; an earlier stage's head, such as
+        MPFNet's AFE pre-training classifier, is not what the method predicts with) with the most
+        correct test predictions. Shown only to expose that inflation, never as the result."""
         if not all(f.audit for f in self.folds):
             return None
         y_true, y_pred = [], []
         for f in self.folds:
-            best = max(f.audit.values(), key=lambda pred: sum(int(t == p) for t, p in zip(f.y_true, pred)))
+            final_stage = next(reversed(f.audit)).rpartition(":")[0]
+            epochs = [pred for key, pred in f.audit.items() if key.rpartition(":")[0] == final_stage]
+            best = max(epochs, key=lambda pred: sum(int(t == p) for t, p in zip(f.y_true, pred)))
             y_true += f.y_true
             y_pred += best
         return scores(y_true, y_pred, len(self.class_names))

@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from ..data.flow_release import read_release_image
 from ..data.frames import read_image, resize, to_gray
 from ..interfaces import FeatureExtractor, FeatureSource
 from ..sample import Sample
@@ -382,7 +383,7 @@ class ReleaseFlow(FeatureExtractor):
         super().__init__(size=_size(size))
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        image = read_image(_extra(sample, "flow_image"))
+        image = read_release_image(_extra(sample, "flow_image"), "flow_image")
         return _chw(resize(image, self._params["size"]))
 
     def mirror_centre(self) -> float:
@@ -399,7 +400,7 @@ class ReleaseApex(FeatureExtractor):
         super().__init__(size=_size(size), gray=bool(gray))
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        image = resize(read_image(_extra(sample, "apex_image")), self._params["size"])
+        image = resize(read_release_image(_extra(sample, "apex_image"), "apex_image"), self._params["size"])
         return _chw(to_gray(image) if self._params["gray"] else image)
 
 

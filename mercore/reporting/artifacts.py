@@ -41,6 +41,13 @@ def result_warnings(result: RunResult) -> list[str]:
     return found
 
 
+def overrides_text(result: RunResult) -> str:
+    """The run's ``--config`` / ``--set`` changes to its profile's config ("none"); ``run.seed`` is
+    left out, as every listing shows the seed already."""
+    shown = [o for o in result.overrides if not o.startswith("--set run.seed=")]
+    return " ".join(shown) or "none"
+
+
 def interval_lines(result: RunResult) -> list[str]:
     """How the intervals were computed, then every warning (:func:`result_warnings`)."""
     how = INTERVALS[result.interval_method]
@@ -60,7 +67,8 @@ def summary(result: RunResult) -> dict[str, Any]:
     leaky = result.leaky_scores()
     return {
         "method": result.method, "variant": result.variant, "dataset": result.dataset, "task": result.task,
-        "profile": result.config.get("meta", {}).get("profile"), "classes": list(result.class_names),
+        "profile": result.config.get("meta", {}).get("profile"), "overrides": result.overrides,
+        "classes": list(result.class_names),
         "folds": len(result.folds), "samples": sum(len(f.keys) for f in result.folds),
         "overall": block(result.scores(), result.intervals()),
         "per_dataset": ({d: block(s, result.intervals(d)) for d, s in result.per_dataset().items()}
@@ -143,6 +151,8 @@ def seeds_table(result: SeedsResult) -> str:
     lines.append("| mean +- std | " + " | ".join(
         f"{stats[k][0]:.4f} +- {stats[k][1]:.4f} | {iv[k]}" if k in iv else f"{stats[k][0]:.4f} +- {stats[k][1]:.4f}"
         for k in ("uf1", "uar", "acc")) + " |")
+    base = result.first.baseline_scores()  # the same for every seed: it depends on the training labels only
+    lines.append(f"| majority baseline | {base.uf1:.4f} | - | {base.uar:.4f} | - | {base.acc:.4f} |")
     lines.append("\nstd over seeds (ddof 1); the interval of the mean scores every seed on each resample or "
                  "left-out subject. " + " ".join(interval_lines(result.first)))
     return "\n".join(lines)
@@ -206,7 +216,8 @@ def write_artifacts(result: RunResult, out_dir: Path) -> list[Path]:
     put("predictions.csv", buf.getvalue())
     put("summary.json", json.dumps(summary(result), indent=2))
     title = f"{result.method} on {result.dataset} ({result.task})"
-    put("summary.md", f"# {title}\n\nLOSO, {len(result.folds)} folds, predictions pooled over folds.\n\n"
+    put("summary.md", f"# {title}\n\nLOSO, {len(result.folds)} folds, predictions pooled over folds. Profile "
+                      f"`{result.config.get('meta', {}).get('profile')}`, overrides: `{overrides_text(result)}`.\n\n"
                       f"{metrics_table(result)}\n")
     put("confusion_matrix.png", confusion_png(result.scores().confusion, result.class_names, title))
     if result.skipped:

@@ -15,10 +15,11 @@ import io
 import json
 import math
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import yaml
@@ -26,7 +27,7 @@ import yaml
 from ..evaluation.results import FoldResult, RunResult, SeedsResult
 from ..io import atomic_write_bytes, atomic_write_text
 from ..metrics import Scores
-from .artifacts import LEAKY_LABEL, confusion_png, interval_lines
+from .artifacts import LEAKY_LABEL, confusion_png, interval_lines, overrides_text
 
 METRICS = (("uf1", "UF1"), ("uar", "UAR"), ("acc", "Acc"), ("weighted_f1", "weighted F1"))
 LEAKY_EXPLANATION = (
@@ -41,6 +42,20 @@ class ReportError(ValueError):
 
 
 # ------------------------------------------------------------------------------ loading runs
+#: what a report reads of a run's summary.json
+SUMMARY_KEYS = ("method", "dataset", "task", "classes")
+#: what to do about a damaged file of a run folder
+RERUN = "rerun the same `mer run` to write it again (finished folds are reused)"
+
+
+def _read_artifact(path: Path, parse: Callable[[str], Any], kind: str) -> Any:
+    """``path`` parsed, or a one-line ReportError naming it (a truncated copy, a bad edit)."""
+    try:
+        return parse(path.read_text())
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        raise ReportError(f"{path} is damaged: not valid {kind} ({' '.join(str(exc).split())}); {RERUN}") from None
+
+
 def load_run(run_dir: Path | str) -> RunResult:
     """Rebuild a :class:`RunResult` from a run folder (``folds/*.json`` + ``artifacts/``), or from a
     folder of a run's artifacts alone (``summary.json``, ``config.yaml``, ``predictions.csv``: what
@@ -52,11 +67,13 @@ def load_run(run_dir: Path | str) -> RunResult:
     for path in (summary_path, config_path):
         if not path.is_file():
             raise ReportError(f"{run_dir} is not a finished run folder: {path.relative_to(run_dir)} is missing")
-    try:
-        summary = json.loads(summary_path.read_text())
-        config = yaml.safe_load(config_path.read_text()) or {}
-    except (ValueError, yaml.YAMLError) as exc:
-        raise ReportError(f"unreadable {summary_path} or {config_path}: {exc}") from None
+    summary = _read_artifact(summary_path, json.loads, "JSON")
+    config = _read_artifact(config_path, yaml.safe_load, "YAML") or {}
+    lacking = [k for k in SUMMARY_KEYS if k not in summary] if isinstance(summary, dict) else list(SUMMARY_KEYS)
+    if lacking or not isinstance(config, dict):
+        path = summary_path if lacking else config_path
+        raise ReportError(f"{path} is damaged ({'it lacks ' + ', '.join(lacking) if lacking else 'not a mapping'}); "
+                          f"{RERUN}")
     if stored:
         folds = folds_from_predictions(artifacts / "predictions.csv", tuple(summary["classes"]))
     else:
@@ -64,13 +81,14 @@ def load_run(run_dir: Path | str) -> RunResult:
         for path in sorted((run_dir / "folds").glob("*.json")):
             fold = FoldResult.load(path)
             if fold is None:
-                raise ReportError(f"unreadable fold file {path}")
+                raise ReportError(f"{path} is damaged (not a fold record); {RERUN}")
             folds.append(fold)
     if not folds:
         raise ReportError(f"{run_dir} has no fold results (folds/*.json)")
     folds.sort(key=lambda f: f.index)
     return RunResult(summary["method"], summary.get("variant"), summary["dataset"], summary["task"],
-                     tuple(summary["classes"]), config, folds, run_dir, environment=summary.get("environment", {}))
+                     tuple(summary["classes"]), config, folds, run_dir, environment=summary.get("environment", {}),
+                     overrides=list(summary.get("overrides") or []))
 
 
 def folds_from_predictions(path: Path, classes: tuple[str, ...]) -> list[FoldResult]:
@@ -245,16 +263,16 @@ class Section:
 
     def text(self, markdown: str, html_text: str | None = None) -> None:
         self.md.append(markdown)
-        self.html.append(html_text if html_text is not None else f"<p>{html.escape(markdown)}</p>")
+        self.html.append(html_text if html_text is not None else f"<p>{inline_html(markdown)}</p>")
 
     def table(self, header: Sequence[str], rows: Sequence[Sequence[Any]], caption: str | None = None) -> None:
         cells = [[_fmt(c) for c in row] for row in rows]
         md = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         md += ["| " + " | ".join(row) + " |" for row in cells]
         self.md.append(("**" + caption + "**\n\n" if caption else "") + "\n".join(md))
-        head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in cells)
-        cap = f"<caption>{html.escape(caption)}</caption>" if caption else ""
+        head = "".join(f"<th>{inline_html(h)}</th>" for h in header)
+        body = "".join("<tr>" + "".join(f"<td>{inline_html(c)}</td>" for c in row) + "</tr>" for row in cells)
+        cap = f"<caption>{inline_html(caption)}</caption>" if caption else ""
         self.html.append(f"<table>{cap}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
 
     def image(self, name: str, data: bytes, alt: str) -> None:
@@ -268,6 +286,12 @@ class Section:
         alt = html.escape(label + self.alts[name])
         return (f'<figure><img alt="{alt}" src="data:image/png;base64,{base64.b64encode(self.images[name]).decode()}">'
                 f"<figcaption>{alt}</figcaption></figure>")
+
+
+def inline_html(markdown: str) -> str:
+    """Escaped text with Markdown's inline `code` as <code>: the texts are written once for both
+    outputs, and literal backticks in the HTML read as noise."""
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(markdown))
 
 
 def _fmt(value: Any) -> str:
@@ -296,6 +320,7 @@ def run_section(result: RunResult, prefix: str = "", catalogue: dict[str, Any] |
     n = sum(len(f.keys) for f in result.folds)
     section.text(f"LOSO over {len(result.folds)} test subjects, {n} samples, predictions pooled over folds "
                  f"before computing the metrics. Ours: {corpus_label(result)}. Run folder: `{result.run_dir}`.")
+    section.text(f"Overrides of the profile's config: `{overrides_text(result)}`.")
     tuned = result.config.get("tune")
     if tuned:
         section.text(f"Nested tuning (mer tune): per outer fold {tuned['trials']} trials scored by "
@@ -381,7 +406,8 @@ def comparison_rows(results: Sequence[RunResult]) -> list[list[Any]]:
     for i, r in enumerate(results, 1):
         s, iv = r.scores(), r.intervals()
         rows.append([i, r.method, r.variant, r.dataset, r.task, r.config.get("meta", {}).get("profile"),
-                     r.seed, len(r.folds), s.n, s.uf1, str(iv["uf1"]), s.uar, str(iv["uar"]), s.acc,
+                     f"`{overrides_text(r)}`", r.seed, len(r.folds), s.n, s.uf1, str(iv["uf1"]), s.uar,
+                     str(iv["uar"]), s.acc,
                      r.baseline_scores().uf1])
     return rows
 
@@ -445,8 +471,9 @@ def render(results: Sequence[RunResult], catalogue: dict[str, Any] | None = None
         body.append(f"<section><h2>{html.escape(s.title)}</h2>{''.join(s.html)}</section>")
     if len(results) > 1:
         side = Section("side by side")
-        side.table(["#", "method", "variant", "dataset", "task", "profile", "seed", "folds", "n", "UF1", "UF1 95% CI",
-                    "UAR", "UAR 95% CI", "Acc", "baseline UF1"], comparison_rows(results), "Runs side by side")
+        side.table(["#", "method", "variant", "dataset", "task", "profile", "overrides", "seed", "folds", "n", "UF1",
+                    "UF1 95% CI", "UAR", "UAR 95% CI", "Acc", "baseline UF1"], comparison_rows(results),
+                   "Runs side by side")
         leaky = leaky_rows(results)
         if leaky:
             side.table(["#", "LEAKY UF1", "inflation", "LEAKY UAR", "inflation"], leaky,

@@ -216,6 +216,7 @@ class EpisodicTrainer(Trainer, Settings):
         if not (sampler.usable and self.epochs > 0):
             ctx.log_metric(f"{self.stage_name}/skipped", 1.0, 0)
             self.set_final_centroids(model, train, ctx, sampler)
+            self.audit(model, train, ctx, sampler, 0)
             return model
 
         def batches(epoch: int) -> Iterator[list[Episode]]:
@@ -241,9 +242,24 @@ class EpisodicTrainer(Trainer, Settings):
                      optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,
                                                self.scheduler, self.grad_clip,
                                                self.weight_averaging),
-                     batches=batches, step=step)
+                     batches=batches, step=step,
+                     after_epoch=lambda epoch, means: self.audit(model, train, ctx, sampler, epoch))
         self.set_final_centroids(model, train, ctx, sampler)
         return model
+
+    def audit(self, model: nn.Module, train: TensorSet, ctx: StageContext, sampler: EpisodeSampler,
+              epoch: int) -> bool:
+        """The leakage audit of this epoch's model as it would predict: with the centroids it would
+        end with (the sampler's random state kept, so the run is the same with the audit off).
+        Returns False: the audit never stops training."""
+        if ctx.audit is None:
+            return False
+        state = sampler.gen.get_state()
+        with torch.no_grad():
+            self.set_final_centroids(model, train, ctx, sampler)
+        sampler.gen.set_state(state)
+        ctx.audit(model, epoch)
+        return False
 
     def set_final_centroids(self, model: nn.Module, train: TensorSet, ctx: StageContext,
                             sampler: EpisodeSampler) -> None:

@@ -1,0 +1,99 @@
+"""Bad input and damaged files end in one line naming what is at fault (issue 34): exit 2 for
+bad input, and damaged caches and records are recomputed with a notice instead of failing."""
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from mercore.cli import cli
+
+QUICK = ("--subjects", "s0", "--subjects", "s1", "--set", "train.epochs=1", "--workers", "0", "--no-tracking")
+TINY_CORPUS = ("-D", "subjects=2", "-D", "clips_per_subject=2", "-D", "size=32", "-D", "max_frames=22")
+
+
+def one_line(output: str) -> str:
+    lines = output.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in output, output
+    return lines[0]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--dataset", "nosuch"), "Error: unknown dataset 'nosuch'; choose one of: "),
+    (("--task", "nosuch"), "Error: dataset 'toy' has no task 'nosuch'; choose one of ['megc3']"),
+    (("--dataset", "synthetic", "-D", "nosuch=1"), ("Error: -D nosuch: dataset 'synthetic' has no option 'nosuch'; "
+                                                    "its options: subjects, clips_per_subject, size, ")),
+    (("--dataset", "synthetic", "--set", "data.options.nosuch=1"),
+     "Error: config key 'data.options.nosuch': dataset 'synthetic' has no option 'nosuch'; its options: subjects, "),
+    (("-D", "subjects"), "Error: -D/--dataset-option 'subjects': expected key=value, e.g. -D subjects=8"),
+])
+def test_a_bad_name_or_dataset_option_is_bad_input_before_any_work(toy_cli, args, message):
+    out = toy_cli(*args)
+    assert out.exit_code == 2
+    assert one_line(out.output).startswith(message)
+    assert not toy_cli.cache.exists()  # nothing read, generated or computed
+
+
+def test_features_size_0_is_refused_before_the_synthetic_corpus_is_written(tmp_path):
+    out = CliRunner().invoke(cli, ["run", "--plugin", "ststnet", "--no-tracking", "--cache-dir", str(tmp_path),
+                                   "--set", "features.size=0", *TINY_CORPUS])
+    assert out.exit_code == 2
+    assert one_line(out.output).startswith("Error: ststnet, stream 'flow': feature extractor 'flow_uvs' rejects ")
+    assert "size must be an integer >= 2" in out.output
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("seeds, message", [(",", "the list of seeds is empty"),
+                                            ("0,,1", "the list of seeds has an empty entry")])
+def test_a_malformed_seeds_list_says_so(toy_cli, seeds, message):
+    out = toy_cli("--seeds", seeds)
+    assert out.exit_code == 2 and f"Invalid value for '--seeds': {seeds!r}: {message}" in out.output
+    assert "distinct" not in out.output
+
+
+@pytest.mark.parametrize("command", ["run", "config"])
+def test_a_config_file_that_is_binary_or_a_folder_is_one_line(toy_cli, tmp_path, command):
+    binary = tmp_path / "model.bin"
+    binary.write_bytes(bytes(range(256)))
+    for path, why in ((binary, "is not text (a binary file?)"), (tmp_path, "is a folder")):
+        args = ("--config", str(path))
+        out = toy_cli(*args) if command == "run" else CliRunner().invoke(cli, ["config", "-p", "toy", "-d", "toy", *args])
+        assert out.exit_code == 2
+        assert one_line(out.output) == f"Error: config file {path} {why}; give a YAML file"
+
+
+def test_report_and_compare_on_a_truncated_summary_name_it(toy_cli):
+    assert toy_cli(*QUICK).exit_code == 0
+    (run_dir,) = toy_cli.cache.glob("runs/*")
+    summary = run_dir / "artifacts" / "summary.json"
+    text = summary.read_text()
+    for damaged, why in ((text[: len(text) // 2], "not valid JSON"), ('{"method": "toy"}', "it lacks dataset, task")):
+        summary.write_text(damaged)
+        for args in (["report", str(run_dir), "--out", str(toy_cli.cache / "report")],
+                     ["compare", str(run_dir), str(run_dir)]):
+            out = CliRunner().invoke(cli, args)
+            assert out.exit_code == 2, out.output
+            line = one_line(out.output)
+            assert line.startswith(f"Error: {summary} is damaged") and why in line
+            assert line.endswith("rerun the same `mer run` to write it again (finished folds are reused)")
+
+
+def test_a_fold_record_holding_a_list_is_recomputed_with_a_notice_naming_it(toy_cli):
+    assert toy_cli(*QUICK).exit_code == 0
+    (record,) = toy_cli.cache.glob("runs/*/folds/001.json")
+    record.write_text("[]")
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 0, out.output
+    assert f"1 fold(s) reused from an earlier identical run (--fresh recomputes them); 1 computed: record " \
+           f"{record} unreadable (1)" in out.output
+    assert record.read_text().startswith("{")
+
+
+def test_an_empty_cached_feature_is_recomputed_with_a_notice_naming_it(toy_cli, caplog):
+    assert toy_cli(*QUICK).exit_code == 0
+    entry = min(toy_cli.cache.glob("features/toy_signal/*/*"))
+    entry.write_bytes(b"")
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 0, out.output
+    assert "Aborted!" not in out.output
+    assert any(r.getMessage().startswith(f"feature cache file {entry} is damaged") for r in caplog.records)
+    assert entry.stat().st_size > 0
