@@ -17,7 +17,7 @@ from typing import Any, Callable, Mapping
 import torch
 import yaml
 
-from .config import ConfigError, validate_config
+from .config import ConfigError, deep_merge, flatten, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .data.tensors import TensorSet
 from .environment import software_versions
@@ -53,6 +53,25 @@ def evaluated_run(run_dir: Path) -> tuple[dict[str, Any], dict[str, Any], list[s
     return config, summary, keys
 
 
+def completed_config(evaluated: dict[str, Any], method: Any, registry: Registry, run_dir: Path
+                     ) -> tuple[dict[str, Any], list[str]]:
+    """The run's config over today's defaults of its method, variant, profile and dataset, and the
+    keys that came from those defaults: a run made before a key existed (say
+    ``train.weight_averaging``) gets the default, which is the old behaviour; a key today's code no
+    longer knows is an error naming it."""
+    from .runner import run_config
+
+    meta = evaluated["meta"]
+    current = run_config(method, registry, dataset=meta["dataset"], variant=meta.get("variant"),
+                         profile=meta["profile"])
+    settings = {k: v for k, v in evaluated.items() if k != "meta"}
+    config = deep_merge(current, settings, strict=True, origin=f" (in the config of {run_dir})")
+    config["meta"] = {**current["meta"], **meta}
+    given = set(flatten(settings))
+    added = sorted(k for k in flatten({k: v for k, v in current.items() if k != "meta"}) if k not in given)
+    return config, added
+
+
 def evaluated_samples(data: LoadedDataset, keys: list[str], run_dir: Path) -> LoadedDataset:
     """The clips the run evaluated, in the run's order: refuses data that lack any of them (another
     data root or release), since the model would then not be the one the estimate describes."""
@@ -73,10 +92,13 @@ def fit_final(run_dir: Path | str, *, data_root: Path | str | None = None,
     from .runner import check_dataset_options, check_loso_subjects, check_method, load_method
 
     run_dir = Path(run_dir)
-    config, summary, keys = evaluated_run(run_dir)
-    meta = config["meta"]
-    validate_config(config)
+    evaluated, summary, keys = evaluated_run(run_dir)
+    meta = evaluated["meta"]
     registry, method = load_method(registry, meta["method"])
+    config, added = completed_config(evaluated, method, registry, run_dir)
+    validate_config(config)
+    if added and notify:
+        notify(f"{len(added)} config key(s) newer than the run take today's defaults: {', '.join(added)}")
     ds = registry.dataset(meta["dataset"])
     if ds.requires_root and data_root is None:
         raise ConfigError(f"the run used dataset {meta['dataset']!r}: give its --data-root")
@@ -109,7 +131,7 @@ def fit_final(run_dir: Path | str, *, data_root: Path | str | None = None,
         "profile": meta.get("profile"), "classes": list(data.labels.classes), "subjects": len(data.subjects),
         "samples": len(data.samples), "train_samples": len(fitted.data.train),
         "validation_samples": len(fitted.data.val) if fitted.data.val is not None else 0,
-        "evaluated_run": str(run_dir), "evaluated": {k: summary["overall"][k] for k in ("uf1", "uar")},
+        "evaluated_run": str(run_dir), "defaults_added": added, "evaluated": {k: summary["overall"][k] for k in ("uf1", "uar")},
         "seconds": round(time.perf_counter() - started, 1),
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "versions": software_versions(distribution),
     }

@@ -271,3 +271,33 @@ def test_predict_checks_the_model_contract_as_run_does(trained, monkeypatch):
     clip = Path(samples[result.folds[0].keys[0]].frames[0]).parent
     with pytest.raises(PredictError, match="out_features"):
         predict_clip("diffnet", result.folds[0].checkpoint, clip, registry=registry, apex=5)
+
+
+def test_fit_gives_keys_newer_than_the_run_their_defaults(trained, tmp_path):
+    """A run made before `train.weight_averaging` existed fits as it would have (the default is off)."""
+    import shutil
+
+    import yaml
+
+    from mercore.config import ConfigError
+    from mercore.final import fit_final
+
+    registry, result, _ = trained
+    cache = result.run_dir.parent.parent
+    older = tmp_path / "runs" / result.run_dir.name
+    shutil.copytree(result.run_dir, older, ignore=shutil.ignore_patterns("*.pt"))
+    config_path = older / "artifacts" / "config.yaml"
+    config = yaml.safe_load(config_path.read_text())
+    del config["train"]["weight_averaging"]
+    config_path.write_text(yaml.safe_dump(config))
+    kwargs = dict(dataset_options=OPTIONS, cache_dir=cache, registry=registry, progress=False)
+    now, then = fit_final(result.run_dir, out=tmp_path / "now", **kwargs), fit_final(older, out=tmp_path / "then", **kwargs)
+    info = json.loads((then / "model.json").read_text())
+    assert "train.weight_averaging.kind" in info["defaults_added"]
+    assert json.loads((now / "model.json").read_text())["defaults_added"] == []
+    a, b = (torch.load(d / "model.pt", weights_only=True) for d in (now, then))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    config["train"]["no_such_key"] = 1
+    config_path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError, match="no_such_key"):
+        fit_final(older, out=tmp_path / "bad", **kwargs)
