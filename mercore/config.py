@@ -16,6 +16,9 @@ parsed as YAML (``safe_load`` plus exponent floats such as ``1e-3``), never eval
 merged, so that the resolved config, the run folder's key and the feature cache all hold what is
 actually done: ``dlib`` on a raw clip corpus when the ``dlib`` extra is installed, otherwise
 ``none`` (with a one-line notice in ``config["meta"]["notices"]`` when a raw corpus goes unaligned).
+The ``paper`` profile refuses that instead: every paper crops faces, and its regions, landmarks
+and apex spotting assume a crop, so it runs on whole frames only when ``features.align=none``
+asks for them.
 """
 from __future__ import annotations
 
@@ -257,6 +260,11 @@ def resolve_config(method: Any, *, variant: str | None = None, profile: str | No
         config = deep_merge(config, load_yaml(config_file), strict=True, origin=f" (in {config_file})")
     config = deep_merge(config, parse_set(sets), strict=True, origin=" (from --set)")
     notice = resolve_align(config, inputs=inputs, aligned=aligned)
+    if notice and (profile or "paper") == "paper":
+        from .face.landmarks import INSTALL_HINT
+
+        raise ConfigError(f"{method.name}'s paper profile crops faces, as the papers' inputs are, but dlib is not installed: "
+                          f"{INSTALL_HINT}; or run on unaligned whole frames with --set features.align=none")
     config["meta"] = {"method": method.name, "variant": variant, "profile": profile or "paper"}
     if inputs is not None:
         config["meta"]["inputs"] = inputs

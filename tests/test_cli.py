@@ -170,3 +170,15 @@ def test_skip_invalid_reports_each_skipped_row_and_records_them(diff_registry, c
                  if "mlflow.parentRunId" not in r.data.tags]
     assert parent.data.metrics["skipped_rows"] == 2
     assert "skipped.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+
+def test_run_with_the_paper_profile_on_a_raw_corpus_without_dlib_is_refused_in_one_line(monkeypatch, tmp_path):
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: False)
+    out = CliRunner().invoke(cli, ["run", "--plugin", "ststnet", "--dataset", "casme2", "--data-root", str(tmp_path),
+                                   "--profile", "paper", "--no-tracking", "--cache-dir", str(tmp_path / "cache")])
+    assert out.exit_code == 2, out.output
+    (line,) = [line for line in out.output.splitlines() if line.strip()]
+    assert "paper profile crops faces" in line and "mercore[dlib]" in line and "features.align=none" in line
+    assert "Traceback" not in out.output and not (tmp_path / "cache").exists()

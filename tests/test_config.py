@@ -167,12 +167,31 @@ def test_auto_alignment_is_dlib_on_raw_clips_when_installed_else_none_with_a_not
         assert config["features"]["align"] == "none" and "notices" not in config["meta"], kwargs
     assert resolve_config(method, aligned=False, sets=["features.align=none"])["features"]["align"] == "none"
     monkeypatch.setattr(landmarks, "dlib_installed", lambda: False)
-    raw = resolve_config(method, dataset="casme2", aligned=False)
+    raw = resolve_config(method, profile="quick", dataset="casme2", aligned=False)
     assert raw["features"]["align"] == "none"
     (notice,) = raw["meta"]["notices"]
     assert "\n" not in notice and "dlib is not installed" in notice and "pip install" in notice
     with pytest.raises(ConfigError, match="features.align must be one of auto, dlib, none, got 'mtcnn'"):
         resolve_config(method, sets=["features.align=mtcnn"])
+
+
+def test_the_paper_profile_refuses_unaligned_raw_frames_unless_asked_for(monkeypatch):
+    """Every paper crops faces; without dlib the paper profile stops with one line saying how to get
+    the crop or how to opt in to whole frames, instead of a notice beside a run on whole frames."""
+    import importlib
+
+    monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: False)
+    method = _Aligned()
+    for profile in (None, "paper"):
+        with pytest.raises(ConfigError) as refused:
+            resolve_config(method, profile=profile, dataset="casme2", aligned=False)
+        message = str(refused.value)
+        assert "\n" not in message and "paper profile crops faces" in message
+        assert "pip install 'mercore[dlib]'" in message and "--set features.align=none" in message
+    whole = resolve_config(method, dataset="casme2", aligned=False, sets=["features.align=none"])
+    assert whole["features"]["align"] == "none" and "notices" not in whole["meta"]
+    for kwargs in ({"dataset": "synthetic", "aligned": True}, {"inputs": "flow-release", "aligned": False}):
+        assert resolve_config(method, **kwargs)["features"]["align"] == "none"  # nothing to crop: no refusal
 
 
 def test_dataset_options_are_an_open_section(toy_registry):

@@ -167,3 +167,26 @@ def test_leaky_selection_reads_the_last_audited_stage_only():
                       audit={"afe:0": [0, 1], "afe:1": [0, 1], "meta:0": [1, 0], "meta:1": [0, 0]})
     run = RunResult("m", None, "toy", "t", ("x", "y"), {}, [fold], Path("."))
     assert run.leaky_scores().acc == 0.5  # the AFE head's perfect epochs are not the method's
+
+
+def test_sum_reduction_scales_each_loss_by_its_triplets_or_queries(tmp_path):
+    """MPFNet's eqs. 6 and 19 print sums; ``reduction: sum`` gives them, ``mean`` (the default) the
+    average: on the same first batch the sum is the mean times the batch's triplets or queries."""
+    data = tiny_fold()
+    first = {}
+    for reduction in ("mean", "sum"):
+        log: list = []
+        torch.manual_seed(0)
+        TripletTrainer.from_config({"lr": 1e-9, "epochs": 1, "batch_size": 40, "reduction": reduction},
+                                   stage_name="gfe", embed=lambda m, x: m(x["x"])).fit(
+            nn.Sequential(nn.Linear(6, 4)), data, ctx_for(tmp_path, log))
+        torch.manual_seed(0)
+        EpisodicTrainer.from_config({"lr": 1e-9, "epochs": 1, "episodes_per_epoch": 1, "episodes_per_batch": 1,
+                                     "k_shot": 3, "q_query": 3, "reduction": reduction}).fit(
+            TinyEmbedder(), data, ctx_for(tmp_path, log))
+        first[reduction] = {k: v for k, v, _ in log if k in ("gfe/loss", "meta/loss")}
+    triplets = len(data.train)  # every sample is an anchor once: one batch of 26
+    assert first["sum"]["gfe/loss"] == pytest.approx(first["mean"]["gfe/loss"] * triplets, rel=1e-4)
+    assert first["sum"]["meta/loss"] == pytest.approx(first["mean"]["meta/loss"] * 9, rel=1e-4)  # 3 classes x 3
+    with pytest.raises(ValueError):
+        TripletTrainer.from_config({"reduction": "max"})

@@ -12,6 +12,7 @@ from torch import nn
 
 import mercore
 from mercore import FeatureRequest, LoadedDataset, LoadOptions, Method, Sample, SupervisedTrainer, hookimpl
+from mercore.config import ConfigError
 from mercore.data.frames import write_image
 from mercore.face import align_clip, alignment_transform, apply_alignment, dlib_available, five_points, landmarks, regions
 from mercore.face.landmarks import UNIT_CANONICAL
@@ -161,7 +162,10 @@ def test_auto_alignment_crops_the_face_in_mer_run_and_says_when_it_cannot(tmp_pa
     assert aligned.mean() > 0.9 and whole.mean() < 0.3  # the crop is the face; the resized frame mostly background
 
     monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: False)
+    before = sorted(tmp_path.rglob("*"))
+    with pytest.raises(ConfigError, match=r"paper profile crops faces.*features\.align=none"):
+        run("aligntoy", **common)
+    assert sorted(tmp_path.rglob("*")) == before, "nothing may be computed before the refusal"
     notices: list[str] = []
-    result = run("aligntoy", **common, notify=notices.append)
-    assert result.config["features"]["align"] == "none"
-    assert len(notices) == 1 and "dlib is not installed" in notices[0]
+    result = run("aligntoy", **common, overrides=["features.align=none"], notify=notices.append)
+    assert result.config["features"]["align"] == "none" and not notices

@@ -222,6 +222,30 @@ def test_source_size_computes_fine_then_pools(store: FeatureStore, clip: Sample)
     assert store.get("optical_flow", clip, size=SIZE, source_size=SIZE) is not None
 
 
+def test_flow_uvs_can_pool_the_three_maps_as_the_releases_were_made(store: FeatureStore, clip: Sample) -> None:
+    """``pool="maps"``: u, v and strain computed at ``source_size`` and then reduced, not the strain
+    of the reduced flow; ``strain`` picks the formula. Defaults stay out of the cache key."""
+    import cv2
+
+    small = SIZE // 2
+    fine = store.get("flow_uvs", clip, size=SIZE)
+    maps = store.get("flow_uvs", clip, size=small, source_size=SIZE, pool="maps")
+    expected = np.stack([cv2.resize(c, (small, small), interpolation=cv2.INTER_AREA) for c in fine])
+    expected[:2] *= 0.5
+    np.testing.assert_allclose(maps, expected, atol=1e-6)
+    flow_pooled = store.get("flow_uvs", clip, size=small, source_size=SIZE)
+    np.testing.assert_allclose(maps[:2], flow_pooled[:2], atol=1e-6)  # the same u, v; another strain
+    assert not np.allclose(maps[2], flow_pooled[2], atol=1e-3)
+    dfrnet = store.get("flow_uvs", clip, size=SIZE, strain="dfrnet")
+    np.testing.assert_array_equal(dfrnet[:2], fine[:2])
+    np.testing.assert_array_equal(dfrnet[2:], store.get("optical_strain", clip, size=SIZE, strain="dfrnet"))
+    assert not np.array_equal(dfrnet[2], fine[2])
+    plain = store.lookup("flow_uvs")(size=SIZE, source_size=SIZE // 2, pool="flow", strain="tensor").params()
+    assert "pool" not in plain and "strain" not in plain
+    with pytest.raises(FeatureError, match="'flow_uvs' rejected.*pool"):
+        store.get("flow_uvs", clip, size=small, source_size=SIZE, pool="nearest")
+
+
 
 def _entry(store: FeatureStore, name: str, sample: Sample, **params) -> Path:
     extractor = store.lookup(name)(**params)

@@ -63,6 +63,23 @@ def test_optical_strain_linear_field() -> None:
         optical_strain(np.zeros((3, 8, 8)))
 
 
+def test_dfrnet_strain_is_its_eq7_as_printed_which_lacks_the_cross_term() -> None:
+    """DFR-Net's eq. 7 squares the two shears (1/2 (u_y^2 + v_x^2)); the tensor's magnitude squares
+    their mean (2 e_xy^2 = 1/2 (u_y + v_x)^2). They agree without shear and differ on a rotation."""
+    a, b, c, d = 0.02, -0.03, 0.01, 0.005
+    y, x = np.mgrid[0:20, 0:24].astype(np.float64)
+    flow = np.stack([a * x + d * y, b * y + c * x])
+    np.testing.assert_allclose(optical_strain(flow, "dfrnet"), np.sqrt(a ** 2 + b ** 2 + 0.5 * (d ** 2 + c ** 2)),
+                               rtol=1e-5)
+    stretch = np.stack([a * x, b * y])
+    np.testing.assert_allclose(optical_strain(stretch, "dfrnet"), optical_strain(stretch), rtol=1e-6)
+    rotation = np.stack([-0.01 * y, 0.01 * x])  # du/dy = -dv/dx: no deformation at all
+    assert np.allclose(optical_strain(rotation), 0, atol=1e-7)
+    np.testing.assert_allclose(optical_strain(rotation, "dfrnet"), 0.01, rtol=1e-5)
+    with pytest.raises(ValueError, match="tensor, dfrnet"):
+        optical_strain(flow, "eq7")
+
+
 def test_minmax_normalise() -> None:
     x = np.stack([np.arange(12.0).reshape(3, 4) - 5, np.full((3, 4), 7.0)])
     out = minmax_normalise(x)

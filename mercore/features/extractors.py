@@ -36,12 +36,15 @@ from ..data.flow_release import read_release_image
 from ..data.frames import read_image, resize, to_gray
 from ..interfaces import FeatureExtractor, FeatureSource
 from ..sample import Sample
-from .flow import check_backend, compute_flow, minmax_normalise, optical_strain
+from .flow import STRAIN_FORMULAS, check_backend, compute_flow, minmax_normalise, optical_strain
 from .interpolate import get_interpolator, interpolate_sequence
 from .magnify import magnify
 
 ALIGN_CHOICES: tuple[str, ...] = ("none", "dlib")
 NORMALIZE_CHOICES: tuple[str, ...] = ("none", "minmax")
+#: how ``flow_uvs`` reduces from ``source_size``: pool the flow (strain of the pooled flow), or
+#: compute u, v and strain at ``source_size`` and pool the three maps (as the releases were made)
+POOL_CHOICES: tuple[str, ...] = ("flow", "maps")
 
 
 # ----------------------------------------------------------------------------- parameter checks
@@ -75,6 +78,12 @@ def _align(align: str) -> str:
             f"unknown align={align!r}; choose one of: {', '.join(ALIGN_CHOICES)} "
             f"('dlib' needs the extra: pip install 'mercore[dlib]')")
     return align
+
+
+def _strain(formula: str) -> str:
+    if formula not in STRAIN_FORMULAS:
+        raise ValueError(f"unknown strain {formula!r}; choose one of: {', '.join(STRAIN_FORMULAS)}")
+    return formula
 
 
 def _backend(backend: str) -> str:
@@ -205,37 +214,65 @@ class OpticalFlow(_FlowParams):
 
 
 class OpticalStrain(_FlowParams):
-    """Optical strain magnitude of ``optical_flow`` with the same parameters, (1, size, size)."""
+    """Optical strain magnitude of ``optical_flow`` with the same parameters, (1, size, size);
+    ``strain`` names the formula (:data:`~mercore.features.flow.STRAIN_FORMULAS`)."""
 
     name = "optical_strain"
 
+    def __init__(self, size: int = 128, backend: str = "tvl1", magnification: float = 0.0,
+                 align: str = "none", source_size: int | None = None, strain: str = "tensor") -> None:
+        super().__init__(size, backend, magnification, align, source_size)
+        if _strain(strain) != "tensor":  # the default stays out of the key: cached strain maps remain valid
+            self._params["strain"] = strain
+
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
-        return optical_strain(features.get("optical_flow", sample, **self._params))
+        flow_params = {k: v for k, v in self._params.items() if k != "strain"}
+        return optical_strain(features.get("optical_flow", sample, **flow_params),
+                              self._params.get("strain", "tensor"))
 
 
 class FlowUVS(FeatureExtractor):
     """u, v and optical strain stacked, (3, size, size): the "3D optical flow" input of
     STSTNet / HTNet / AHMSA-Net. ``normalize="minmax"`` scales each channel per clip to [0, 1]
-    like the public releases (which then store it as 8-bit); ``"none"`` keeps pixels."""
+    like the public releases (which then store it as 8-bit); ``"none"`` keeps pixels.
+
+    With ``source_size``, ``pool="flow"`` computes the flow there and pools it to ``size`` (the
+    strain is that of the pooled flow); ``pool="maps"`` computes u, v and strain at ``source_size``
+    and pools the three maps, as the releases' maps were computed on the face and then reduced.
+    ``strain`` names the strain formula (:data:`~mercore.features.flow.STRAIN_FORMULAS`).
+    """
 
     name = "flow_uvs"
 
     def __init__(self, size: int = 128, backend: str = "tvl1", normalize: str = "none",
-                 magnification: float = 0.0, align: str = "none", source_size: int | None = None) -> None:
+                 magnification: float = 0.0, align: str = "none", source_size: int | None = None,
+                 pool: str = "flow", strain: str = "tensor") -> None:
         if normalize not in NORMALIZE_CHOICES:
             raise ValueError(f"unknown normalize {normalize!r}; choose one of: {', '.join(NORMALIZE_CHOICES)}")
+        if pool not in POOL_CHOICES:
+            raise ValueError(f"unknown pool {pool!r}; choose one of: {', '.join(POOL_CHOICES)}")
         params = dict(size=_size(size), backend=_backend(backend), normalize=normalize,
                       magnification=_magnification(magnification), align=_align(align))
         if source_size is not None and _size(source_size) != params["size"]:
             params["source_size"] = _size(source_size)
+            if pool != "flow":  # defaults stay out of the key: cached maps remain valid
+                params["pool"] = pool
+        if _strain(strain) != "tensor":
+            params["strain"] = strain
         super().__init__(**params)
 
     def extract(self, sample: Sample, features: FeatureSource) -> np.ndarray:
         p = dict(self._params)
         normalize = p.pop("normalize")
-        flow = features.get("optical_flow", sample, **p)
-        strain = features.get("optical_strain", sample, **p)
-        uvs = np.concatenate([flow, strain]).astype(np.float32)
+        if p.pop("pool", "flow") == "maps":
+            size = p["size"]
+            fine = features.get("flow_uvs", sample, **{**p, "size": p.pop("source_size"), "normalize": "none"})
+            uvs = pool_maps(fine[:, None], size, rescale=False)[:, 0]
+            uvs[:2] *= size / fine.shape[-1]  # u, v in pixels of the pooled map; strain has no unit
+        else:
+            flow = features.get("optical_flow", sample, **{k: v for k, v in p.items() if k != "strain"})
+            strain = features.get("optical_strain", sample, **p)
+            uvs = np.concatenate([flow, strain]).astype(np.float32)
         return minmax_normalise(uvs) if normalize == "minmax" else uvs
 
     def mirror_centre(self) -> float:

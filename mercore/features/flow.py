@@ -143,26 +143,40 @@ def compute_flow_batch(prevs: np.ndarray, nxts: np.ndarray, backend: str = "tvl1
     return out
 
 
-def optical_strain(flow: np.ndarray) -> np.ndarray:
+#: Optical strain magnitudes: ``tensor`` is the strain tensor's (STSTNet, HTNet, METHODS.md),
+#: ``dfrnet`` the formula DFR-Net's eq. 7 prints (squares of the two shears, not of their mean).
+STRAIN_FORMULAS = ("tensor", "dfrnet")
+
+
+def optical_strain(flow: np.ndarray, formula: str = "tensor") -> np.ndarray:
     """Magnitude of the infinitesimal strain tensor of a flow field.
 
     ``e_xx = du/dx``, ``e_yy = dv/dy``, ``e_xy = 0.5 (du/dy + dv/dx)`` (central differences via
-    ``np.gradient``, one-sided at the border), ``|e| = sqrt(e_xx^2 + e_yy^2 + 2 e_xy^2)``.
+    ``np.gradient``, one-sided at the border), ``|e| = sqrt(e_xx^2 + e_yy^2 + 2 e_xy^2)``
+    (``formula="tensor"``). ``formula="dfrnet"`` is DFR-Net's eq. 7 as printed,
+    ``sqrt(e_xx^2 + e_yy^2 + 1/2 ((du/dy)^2 + (dv/dx)^2))``: it lacks the ``du/dy dv/dx`` cross term,
+    so a rotation (du/dy = -dv/dx) has strain there and none in the tensor's.
 
     Args:
         flow: (2, H, W) = (u, v).
+        formula: ``tensor`` or ``dfrnet``.
 
     Returns:
         float32 array (1, H, W).
     """
     check_flow(flow)
+    if formula not in STRAIN_FORMULAS:
+        raise ValueError(f"unknown strain formula {formula!r}; choose one of: {', '.join(STRAIN_FORMULAS)}")
     if flow.shape[1] < 2 or flow.shape[2] < 2:
         raise ValueError(f"flow is too small for derivatives: shape {flow.shape}")
     u, v = flow.astype(np.float64)
     du_dy, du_dx = np.gradient(u)
     dv_dy, dv_dx = np.gradient(v)
-    e_xy = 0.5 * (du_dy + dv_dx)
-    magnitude = np.sqrt(du_dx ** 2 + dv_dy ** 2 + 2.0 * e_xy ** 2)
+    if formula == "dfrnet":
+        shear = 0.5 * (du_dy ** 2 + dv_dx ** 2)
+    else:
+        shear = 2.0 * (0.5 * (du_dy + dv_dx)) ** 2
+    magnitude = np.sqrt(du_dx ** 2 + dv_dy ** 2 + shear)
     return magnitude[None].astype(np.float32)
 
 

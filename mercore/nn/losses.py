@@ -100,9 +100,9 @@ def cosine_logits(query: Embeddings, centroids: Embeddings, weights: Sequence[fl
 
 def prototypical_loss(support: Embeddings, support_labels: torch.Tensor, query: Embeddings,
                       query_labels: torch.Tensor, num_classes: int, weights: Sequence[float] | None = None,
-                      scale: float = 10.0) -> tuple[torch.Tensor, torch.Tensor]:
+                      scale: float = 10.0, reduction: str = "mean") -> tuple[torch.Tensor, torch.Tensor]:
     """Cross-entropy of the softmax over scaled cosine similarities of the queries to the
-    support centroids.
+    support centroids, the ``mean`` or ``sum`` over the queries.
 
     Returns:
         ``(loss, logits)``; logits are (Q, num_classes), classes absent from the support masked.
@@ -111,4 +111,4 @@ def prototypical_loss(support: Embeddings, support_labels: torch.Tensor, query: 
     if not bool(present[query_labels.long()].all()):
         raise ValueError("every query label needs at least one support sample of its class")
     logits = cosine_logits(query, cents, weights, scale, present)
-    return nn.functional.cross_entropy(logits, query_labels.long()), logits
+    return nn.functional.cross_entropy(logits, query_labels.long(), reduction=reduction), logits

@@ -18,10 +18,12 @@ or let the kit build that class into the module::
     globals().update(method_contract_tests("mer_mynet.plugin", "mynet"))
 
 A second helper pins a plugin's ``paper`` profile to its paper: :func:`paper_config_tests` takes
-the paper's stated settings as a table and the documented deviations with their reasons, and
-builds tests that fail when the resolved config drifts from either::
+the paper's stated settings as a table, the deviations (key, the paper's value, ours, why), and the
+choices the paper leaves open, and builds tests that fail when the resolved config drifts from
+them, when a key of the config is in none of the three, or when a deviation lacks its own row
+in the method doc's deviations table (``| Key | Paper | Ours | Why |``)::
 
-    globals().update(paper_config_tests(MyNet(), PAPER, DEVIATIONS, doc=DOC))
+    globals().update(paper_config_tests(MyNet(), PAPER, DEVIATIONS, doc=DOC, open_choices=OPEN))
 
 The tiny run uses ``tiny_overrides`` from the class, else a ``tiny_overrides`` (or
 ``TINY_OVERRIDES``) attribute of the plugin module or of the method class, else every
@@ -35,6 +37,7 @@ from __future__ import annotations
 import importlib
 import json
 import math
+import re
 from pathlib import Path
 from types import ModuleType
 from typing import Any, ClassVar, Mapping
@@ -285,7 +288,17 @@ def _same(got: Any, want: Any) -> bool:
     return bool(got == want)
 
 
-def _rows(table: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
+Row = tuple[str, Any, str, dict[str, Any]]
+DeviationRow = tuple[str, str, Any, str, dict[str, Any]]
+#: Config sections no paper speaks to: how a run executes (device, seed, workers) and how its
+#: result is reported (intervals, audit), not what it computes.
+NOT_PAPER_SECTIONS = ("meta", "run", "evaluation")
+#: The header of a method doc's deviations table (case-insensitive).
+DEVIATION_HEADER = ("key", "paper", "ours", "why")
+_CODE = "(code)"
+
+
+def _rows(table: Any) -> list[Row]:
     rows = []
     for row in table:
         if len(row) not in (3, 4) or not str(row[2]).strip():
@@ -294,12 +307,83 @@ def _rows(table: Any) -> list[tuple[str, Any, str, dict[str, Any]]]:
     return rows
 
 
-def _row_id(row: tuple[str, Any, str, dict[str, Any]]) -> str:
-    where = ",".join(f"{k}={v}" for k, v in sorted(row[3].items()))
-    return f"{row[0]}[{where}]" if where else row[0]
+def _deviation_rows(table: Any) -> list[DeviationRow]:
+    rows = []
+    for row in table:
+        if len(row) not in (4, 5) or not str(row[1]).strip() or not str(row[3]).strip():
+            raise ValueError(f"a deviation is (config key, the paper's value as printed, our value, why"
+                             f"[, resolve_config kwargs]): {row!r}")
+        rows.append((row[0], str(row[1]), row[2], row[3], dict(row[4]) if len(row) == 5 else {}))
+    return rows
 
 
-def paper_config_tests(method: Method, paper: Any, deviations: Any, doc: Path | None = None) -> dict[str, Any]:
+def _row_id(key: str, where: Mapping[str, Any]) -> str:
+    at = ",".join(f"{k}={v}" for k, v in sorted(where.items()))
+    return f"{key}[{at}]" if at else key
+
+
+def deviations_table(text: str) -> list[dict[str, str]]:
+    """The rows of every Markdown table in ``text`` headed ``| Key | Paper | Ours | Why |``.
+
+    Each row maps ``key``, ``paper``, ``ours`` and ``why`` to its cells and ``name`` to the first
+    backticked word of the key cell (the config key), or ``""`` when it has none.
+    """
+    rows: list[dict[str, str]] = []
+    header = None
+    for line in text.splitlines():
+        line = line.strip()
+        if not line.startswith("|"):
+            header = None
+            continue
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if header is None:
+            header = tuple(c.lower() for c in cells)
+            continue
+        if header != DEVIATION_HEADER or set("".join(cells)) <= set("-: "):
+            continue
+        row = dict(zip(DEVIATION_HEADER, cells))
+        name = re.search(r"`([^`]+)`", row["key"])
+        rows.append({**row, "name": name.group(1) if name else ""})
+    return rows
+
+
+def _renderings(value: Any) -> set[str]:
+    """How a doc may write a config value: as YAML or JSON prints it, or ``str``/``%g`` for numbers."""
+    out = {yaml.safe_dump(value, default_flow_style=True, width=10**6).strip().removesuffix("...").strip(),
+           json.dumps(value)}
+    if isinstance(value, str):
+        out.add(value)
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        out |= {str(value), f"{value:g}"}
+    return out
+
+
+#: What a core trainer adds to the training a paper describes, and the value that leaves it out.
+TRAINER_EXTRAS: dict[str, dict[str, Any]] = {
+    "supervised": {"label_smoothing": 0.0, "grad_clip": None, "weight_averaging.kind": "none",
+                   "fit_check.fallback_lr": [], "perturbation.enabled": False},
+    "triplet": {"grad_clip": None, "weight_averaging.kind": "none"},
+    "episodic": {"grad_clip": None, "weight_averaging.kind": "none"},
+}
+#: The settings of those extras that matter only when the extra is on.
+_EXTRA_DETAILS = {"weight_averaging.kind": ("weight_averaging.start", "weight_averaging.decay"),
+                  "fit_check.fallback_lr": ("fit_check.loss_ratio",),
+                  "perturbation.enabled": ("perturbation",)}
+
+
+def plain_training(section: str, source: str, kind: str = "supervised") -> tuple[list[Row], list[tuple[str, str]]]:
+    """Paper rows pinning the extras of the core trainer in ``section`` (label smoothing, gradient
+    clipping, weight averaging, learning-rate fallbacks, perturbation training) off, as the
+    training a paper describes in ``source`` has none of them; and the open choices for the
+    settings of those extras, which matter only when they are on."""
+    rows = [(f"{section}.{key}", value, source, {}) for key, value in TRAINER_EXTRAS[kind].items()]
+    details = [(f"{section}.{d}", "used only when the extra is switched on (it is off: the paper has none)")
+               for key in TRAINER_EXTRAS[kind] for d in _EXTRA_DETAILS.get(key, ())]
+    return rows, details
+
+
+def paper_config_tests(method: Method, paper: Any, deviations: Any, doc: Path | None = None,
+                       open_choices: Any = None) -> dict[str, Any]:
     """Tests that the resolved ``paper`` profile of ``method`` holds what its paper states.
 
     The config is resolved as for a raw clip corpus (``aligned=False``) with the ``dlib`` extra
@@ -311,41 +395,89 @@ def paper_config_tests(method: Method, paper: Any, deviations: Any, doc: Path | 
         paper: rows ``(config key, value as the paper prints it, where it says so)``, optionally
             with a fourth item, ``resolve_config`` keyword arguments (``{"dataset": "smic",
             "variant": "p"}``) for a value the paper gives per dataset or variant. ``value`` may be
-            :class:`Within` for a stated range.
-        deviations: rows ``(config key, our value, why it differs from the paper)`` in the same form.
-        doc: the method's documentation; every deviating key must be named in it.
+            :class:`Within` for a stated range. A key whose value is a mapping covers its sub-keys.
+        deviations: rows ``(config key, the paper's value as printed, our value, why)``, with the
+            same optional fourth item: a key whose value differs from the paper's. Each needs its
+            own row in the doc's deviations table (``| Key | Paper | Ours | Why |``, the key in
+            backticks, our value in the Ours cell); every row of that table names a deviation
+            listed here, or is marked ``(code)`` in its Key cell (a difference in code, not config).
+        doc: the method's documentation.
+        open_choices: rows ``(config key or section, why)`` for what the paper leaves open. When
+            given, every key of the paper profile (but the sections of :data:`NOT_PAPER_SECTIONS`)
+            must be a paper setting, a deviation or an open choice: a new key cannot slip in
+            uncompared.
 
     Returns:
         ``{test name: test function}`` for a test module's ``globals().update(...)``.
     """
-    paper_rows, deviation_rows = _rows(paper), _rows(deviations)
-    text = Path(doc).read_text() if doc is not None else None
+    paper_rows, deviation_rows = _rows(paper), _deviation_rows(deviations)
+    open_rows = [(str(k), str(why)) for k, why in (open_choices or [])]
+    if any(not why.strip() for _, why in open_rows):
+        raise ValueError("an open choice is (config key or section, why the paper leaves it open)")
+    table = deviations_table(Path(doc).read_text()) if doc is not None else None
+    doc_name = Path(doc).name if doc is not None else ""
 
     def resolve(where: Mapping[str, Any], monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
         monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: True)
         return resolve_config(method, **{"profile": "paper", "aligned": False, **where})
 
-    @pytest.mark.parametrize("key,value,source,where", paper_rows, ids=[_row_id(r) for r in paper_rows])
+    @pytest.mark.parametrize("key,value,source,where", paper_rows, ids=[_row_id(r[0], r[3]) for r in paper_rows])
     def test_paper_setting(key: str, value: Any, source: str, where: dict[str, Any],
                            monkeypatch: pytest.MonkeyPatch) -> None:
         got = config_value(resolve(where, monkeypatch), key)
         assert _same(got, value), (f"{key} = {got!r} in the paper profile, but the paper says {value!r} ({source}); "
                                    f"a deliberate difference goes in the deviations, with its reason, and the doc")
 
-    @pytest.mark.parametrize("key,value,reason,where", deviation_rows, ids=[_row_id(r) for r in deviation_rows])
-    def test_documented_deviation(key: str, value: Any, reason: str, where: dict[str, Any],
+    @pytest.mark.parametrize("key,paper_value,ours,why,where", deviation_rows,
+                             ids=[_row_id(r[0], r[4]) for r in deviation_rows])
+    def test_documented_deviation(key: str, paper_value: str, ours: Any, why: str, where: dict[str, Any],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
         got = config_value(resolve(where, monkeypatch), key)
-        assert _same(got, value), f"{key} = {got!r}, the documented deviation says {value!r} ({reason})"
-        if text is not None:
-            assert key in text, f"deviation {key} is not named in {Path(doc).name}"  # type: ignore[arg-type]
+        assert _same(got, ours), f"{key} = {got!r}, the documented deviation says {ours!r} ({why})"
+        if table is None:
+            return
+        rows = [r for r in table if r["name"] == key]
+        assert rows, (f"deviation {key} (paper: {paper_value}; ours: {ours!r}) has no row of its own in the "
+                      f"deviations table (| Key | Paper | Ours | Why |) of {doc_name}")
+        shown = _renderings(ours)
+        assert any(r["paper"] and r["why"] and any(s in r["ours"].replace("`", "") for s in shown) for r in rows), (
+            f"the {doc_name} row of deviation {key} must give the paper's value, ours ({' or '.join(sorted(shown))}) "
+            f"in its Ours cell, and why: {rows}")
+
+    def test_every_doc_deviation_row_is_a_pinned_deviation() -> None:
+        assert table is not None
+        pinned = {r[0] for r in deviation_rows}
+        stray = [r["key"] for r in table if r["name"] not in pinned and _CODE not in r["key"]]
+        assert not stray, (f"rows of the deviations table of {doc_name} that no deviation row of the test pins: "
+                           f"{stray} (a config key needs a deviation row; a difference in code is marked {_CODE})")
+        if deviation_rows:
+            assert table, f"{doc_name} has no deviations table (| Key | Paper | Ours | Why |)"
 
     def test_paper_and_deviation_rows_do_not_overlap() -> None:
-        keys = [(k, tuple(sorted(w.items()))) for k, _, _, w in paper_rows + deviation_rows]
+        keys = [(k, tuple(sorted(w.items()))) for k, _, _, w in paper_rows]
+        keys += [(r[0], tuple(sorted(r[4].items()))) for r in deviation_rows]
         assert len(keys) == len(set(keys)), "a key is listed twice (as a paper setting and as a deviation?)"
 
+    def test_every_key_is_compared_with_the_paper(monkeypatch: pytest.MonkeyPatch) -> None:
+        leaves = [k for k in flatten(resolve({}, monkeypatch)) if k.split(".")[0] not in NOT_PAPER_SECTIONS]
+        compared = {r[0] for r in paper_rows} | {r[0] for r in deviation_rows}
+        covered = compared | {k for k, _ in open_rows}
+        left = [k for k in leaves if not any(k == c or k.startswith(c + ".") for c in covered)]
+        assert not left, (f"keys of the paper profile neither compared with the paper nor named an open choice: "
+                          f"{left}; add each to the paper settings, the deviations or the open choices")
+        stale = [k for k, _ in open_rows if not any(x == k or x.startswith(k + ".") for x in leaves)]
+        assert not stale, f"open choices that are not keys of the config: {stale}"
+        both = [k for k, _ in open_rows if any(k == c or k.startswith(c + ".") for c in compared)]
+        assert not both, f"open choices the paper settings or the deviations already compare: {both}"
+
     tests = {"test_paper_setting": test_paper_setting, "test_documented_deviation": test_documented_deviation,
-             "test_paper_and_deviation_rows_do_not_overlap": test_paper_and_deviation_rows_do_not_overlap}
+             "test_every_doc_deviation_row_is_a_pinned_deviation": test_every_doc_deviation_row_is_a_pinned_deviation,
+             "test_paper_and_deviation_rows_do_not_overlap": test_paper_and_deviation_rows_do_not_overlap,
+             "test_every_key_is_compared_with_the_paper": test_every_key_is_compared_with_the_paper}
     if not deviation_rows:  # nothing to check (pytest would report an empty parameter set as a skip)
         del tests["test_documented_deviation"]
+    if table is None:
+        del tests["test_every_doc_deviation_row_is_a_pinned_deviation"]
+    if open_choices is None:
+        del tests["test_every_key_is_compared_with_the_paper"]
     return tests

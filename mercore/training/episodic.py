@@ -162,6 +162,7 @@ class EpisodicTrainer(Trainer, Settings):
         n_way, k_shot, q_query: episode shape (``n_way=None``: all classes of the fold).
         centroids: ``all`` (mean of every training sample per class) or ``support``.
         scale: overrides the classifier's similarity scale when given.
+        reduction: ``mean`` or ``sum`` of an episode's cross-entropy over its queries.
         embed: ``embed(model, inputs) -> embeddings``; default ``model.embed(inputs)``.
     """
 
@@ -180,6 +181,7 @@ class EpisodicTrainer(Trainer, Settings):
     q_query: PositiveInt
     centroids: Literal["all", "support"]
     scale: PositiveFloat | None
+    reduction: Literal["mean", "sum"]
     scheduler: Mapping[str, Any] | None
     grad_clip: PositiveFloat | None
     weight_averaging: WeightAveraging
@@ -232,7 +234,7 @@ class EpisodicTrainer(Trainer, Settings):
                 ns = len(ep.support)
                 ep_loss, logits = prototypical_loss([t[:ns] for t in z], ep.support_labels.to(device),
                                                     [t[ns:] for t in z], ep.query_labels.to(device),
-                                                    ctx.num_classes, weights, scale)
+                                                    ctx.num_classes, weights, scale, self.reduction)
                 loss = loss + ep_loss / self.episodes_per_batch
                 correct += int((logits.argmax(1).cpu() == ep.query_labels).sum())
                 seen += len(ep.query)

@@ -93,6 +93,8 @@ class TripletTrainer(Trainer, Settings):
         margin: alpha of the loss (on squared distances).
         mining: ``random`` or ``semihard``.
         normalize: L2-normalise embeddings before the loss (FaceNet's unit hypersphere).
+        reduction: ``mean`` or ``sum`` of a batch's triplet losses (a sum scales each step by the
+            batch size).
         scheduler: as :class:`~mercore.training.supervised.SupervisedTrainer`.
         embed: ``embed(model, inputs) -> (B, D)``; default ``model(inputs)``.
         parameters: which parameters to train; default all that require grad.
@@ -111,6 +113,7 @@ class TripletTrainer(Trainer, Settings):
     margin: NonNegativeFloat
     mining: Literal["random", "semihard"]
     normalize: bool
+    reduction: Literal["mean", "sum"]
     scheduler: Mapping[str, Any] | None
     grad_clip: PositiveFloat | None
     weight_averaging: WeightAveraging
@@ -155,7 +158,8 @@ class TripletTrainer(Trainer, Settings):
                 z = self._embed(model, {k: v[idx] for k, v in train.inputs.items()}).float()
             za, zp, zn = z.split(len(a))
             losses = triplet_margin_loss(za, zp, zn, self.margin, reduction="none")
-            return Step(losses.mean(), len(a), {"active_triplets": (float((losses > 0).sum()), float(len(a)))})
+            loss = losses.sum() if self.reduction == "sum" else losses.mean()
+            return Step(loss, len(a), {"active_triplets": (float((losses > 0).sum()), float(len(a)))})
 
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
                      optimisation=Optimisation(self.optimizer, self.lr, self.weight_decay, self.momentum,

@@ -254,7 +254,8 @@ def test_features_follow_config():
     method = DFRNet()
     assert method.features(resolve_config(method)) == {
         "apex": FeatureRequest("apex_frame", {"size": 128, "align": "none"}),
-        "flow": FeatureRequest("flow_uvs", {"size": 128, "align": "none", "backend": "tvl1", "source_size": None}),
+        "flow": FeatureRequest("flow_uvs", {"size": 128, "align": "none", "backend": "tvl1", "source_size": None,
+                                            "strain": "dfrnet"}),
         "diff": FeatureRequest("frame_diff", {"size": 128, "align": "none"}),
     }
     aligned = method.features(resolve_config(method, sets=["features.align=dlib"]))  # the clip extractors only
@@ -264,6 +265,21 @@ def test_features_follow_config():
                                            "flow": FeatureRequest("release_flow", {"size": 128})}
     cfg = resolve_config(method, inputs="flow-release", sets=["features.size=null"])
     assert method.features(cfg) == {"apex": FeatureRequest("release_apex", {}), "flow": FeatureRequest("release_flow", {})}
+
+
+def test_the_paper_profile_follows_eqs_7_and_13_and_quick_keeps_what_it_was_measured_with():
+    """Paper: eq. 7's strain and eq. 13's CA (descriptors summed before the MLP) in every block;
+    quick, on clips and on releases: the strain tensor's magnitude and CBAM's merge, as before."""
+    from mercore.config import resolve_config
+
+    method = DFRNet()
+    for profile, merge, strain in (("paper", "before_mlp", "dfrnet"), ("quick", "after_mlp", "tensor")):
+        for inputs in ("clips", "flow-release"):
+            cfg = resolve_config(method, profile=profile, inputs=inputs)
+            merges = {m.merge for m in method.build_model(cfg, 3).modules() if isinstance(m, ChannelAttention)}
+            assert merges == {merge}, (profile, inputs)
+        flow = method.features(resolve_config(method, profile=profile))["flow"]
+        assert flow.params["strain"] == strain
 
 
 def test_variants_and_profile_resolve():

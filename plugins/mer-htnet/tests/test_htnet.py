@@ -91,8 +91,14 @@ def test_config_features_stages():
     method = HTNet()
     cfg = resolve_config(method)
     assert method.features(cfg) == {"flow": FeatureRequest("roi_flow", {
-        "layout": "htnet4", "source": "clips", "source_size": 28, "size": 28, "landmarks": "auto", "backend": "tvl1",
+        "layout": "htnet4", "source": "clips", "source_size": 128, "size": 28, "landmarks": "auto", "backend": "tvl1",
         "align": "none"})}  # auto landmarks: canonical points on unaligned input, dlib on dlib-aligned clips
+    # the flow of raw clips on the 128 px face, blocks cut there, reduced to 28 (as the release maps were
+    # made); quick keeps its 28 px flow, and a release is cut at its own 28 px in both profiles
+    assert method.features(resolve_config(method, profile="quick"))["flow"].params["source_size"] == 28
+    for profile in ("paper", "quick"):
+        assert method.features(resolve_config(method, profile=profile, inputs="flow-release"))["flow"].params[
+            "source_size"] == 28
     assert method.features(resolve_config(method, sets=["features.align=dlib"]))["flow"].params["align"] == "dlib"
     release = method.features(resolve_config(method, inputs="flow-release"))["flow"].params
     assert release["source"] == "release" and "align" not in release

@@ -63,9 +63,13 @@ class MoExt(Method):
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
         from .pretrain import MoExtPretrainer, ObjectiveTrainer
 
-        augment = self.augment(config)
-        return [MoExtPretrainer.from_config(config["pretrain"], requests=self.features(config), augment=augment),
-                ObjectiveTrainer.from_config(config["train"], augment=augment, stage_name="objective")]
+        augment, copies = self.augment(config), int(config["augment"]["copies"])
+        if copies < 1:
+            raise ValueError(f"augment.copies must be an integer >= 1 (passes over the training clips per epoch), "
+                             f"got {copies}")
+        return [MoExtPretrainer.from_config(config["pretrain"], requests=self.features(config), augment=augment,
+                                            copies=copies),
+                ObjectiveTrainer.from_config(config["train"], augment=augment, stage_name="objective", copies=copies)]
 
 
 @hookimpl

@@ -23,8 +23,8 @@ import torch
 from torch import nn
 
 from mercore import (FeatureRequest, FoldData, LoadOptions, NonNegativeFloat, NonNegativeInt, Optimisation,
-                     PositiveFloat, PositiveInt, Sample, Settings, StageContext, Step, SupervisedTrainer, Trainer,
-                     WeightAveraging, get_dataset, runtime, train_epochs, write_image)
+                     PositiveFloat, PositiveInt, Sample, Settings, StageContext, Step, SupervisedTrainer, TensorSet,
+                     Trainer, WeightAveraging, get_dataset, runtime, train_epochs, write_image)
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
@@ -60,6 +60,30 @@ class MirrorRotate:
             grid = nn.functional.affine_grid(theta.to(x), list(x.shape), align_corners=False)
             out[name] = nn.functional.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
         return out
+
+
+@dataclass
+class RepeatedSet(TensorSet):
+    """A training set passed ``copies`` times per epoch, in one shuffled order: the paper's offline
+    augmentation "to ten times the original data size" (Sec. 4.1.2) as an online one, each pass
+    with its own mirror and rotation draws, without ten copies of the frames in memory."""
+
+    copies: int = 1
+
+    def to(self, device: torch.device) -> "RepeatedSet":
+        return RepeatedSet({k: v.to(device) for k, v in self.inputs.items()}, self.labels.to(device), self.samples,
+                           self.copies)
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[tuple[dict[str, torch.Tensor], torch.Tensor]]:
+        n = len(self.samples)
+        order = (torch.randperm(n * self.copies, generator=generator) if shuffle else torch.arange(n * self.copies)) % n
+        for start in range(0, len(order), batch_size):
+            idx = order[start:start + batch_size]
+            if drop_last and len(idx) < batch_size:
+                break
+            idx = idx.to(self.labels.device)
+            yield {k: v[idx] for k, v in self.inputs.items()}, self.labels[idx]
 
 
 @dataclass
@@ -229,6 +253,7 @@ class MoExtPretrainer(Trainer, Settings):
     noise_std: NonNegativeFloat
     contrast: Sequence[PositiveFloat]
     micro_sources: Literal["auto"] | Sequence[Literal["synthetic", "casme2", "casme3"]]
+    fold_clips: Literal["sources", "all"]
     macro_source: Literal["auto", "synthetic", "casme3", "none"]
     casme2_root: str | None
     casme3_root: str | None
@@ -236,6 +261,7 @@ class MoExtPretrainer(Trainer, Settings):
     preview: NonNegativeInt
     requests: Mapping[str, FeatureRequest] = runtime(factory=dict)
     augment: Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None = runtime()
+    copies: int = runtime(1)
     stage_name: str = runtime("pretrain")
 
     name = "moext-pretrain"
@@ -249,15 +275,26 @@ class MoExtPretrainer(Trainer, Settings):
     def _evaluated(data: FoldData) -> list[Sample]:
         return [s for part in (data.train, data.val, data.test) if part is not None for s in part.samples]
 
+    def sources(self, data: FoldData) -> tuple[str, ...]:
+        """The corpora of the micro pairs (``auto``: CASME II + CAS(ME)^3 part A, or the synthetic
+        corpus's own clips on it)."""
+        if self.micro_sources == "auto":
+            return ("synthetic",) if self._on_synthetic(data) else PAPER_MICRO_SOURCES
+        return tuple(self.micro_sources)
+
+    def fold_index(self, data: FoldData) -> list[int]:
+        """The fold's training clips that pre-train: those of the source corpora (``fold_clips:
+        sources``, the paper: its pre-training data are CASME II and CAS(ME)^3-A only, so a SAMM or
+        SMIC fold adds none of its own clips), or every one (``all``)."""
+        sources = set(self.sources(data))
+        return [i for i, s in enumerate(data.train.samples) if self.fold_clips == "all" or s.dataset in sources]
+
     def micro_samples(self, data: FoldData) -> list[Sample]:
-        """Micro clips of ``micro_sources`` beyond the fold's training clips, every emotion, filtered
-        to the fold (``auto``: CASME II + CAS(ME)^3 part A, or the synthetic corpus's own)."""
-        sources = self.micro_sources
-        if sources == "auto":
-            sources = ("synthetic",) if self._on_synthetic(data) else PAPER_MICRO_SOURCES
+        """Micro clips of the source corpora beyond the fold's training clips, every emotion,
+        filtered to the fold."""
         evaluated = self._evaluated(data)
         raw: list[Sample] = []
-        for name in sources:
+        for name in self.sources(data):
             if name == "synthetic":
                 raw += synthetic_micro_samples(data.train.samples)
             else:
@@ -282,9 +319,10 @@ class MoExtPretrainer(Trainer, Settings):
         return [pseudo_apex(s, self.macro_frame) for s in filter_pretraining(raw, data)]
 
     def pairs(self, data: FoldData, ctx: StageContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
-        """All (onset, apex) pairs: the fold's training clips, the extra micro clips, the macro clips;
-        and how many pairs each part holds."""
-        onset, apex = data.train.inputs["onset"].cpu(), data.train.inputs["apex"].cpu()
+        """All (onset, apex) pairs: the fold's training clips of the source corpora (:meth:`fold_index`),
+        the extra micro clips, the macro clips; and how many pairs each part holds."""
+        own = torch.tensor(self.fold_index(data), dtype=torch.long)
+        onset, apex = data.train.inputs["onset"].cpu()[own], data.train.inputs["apex"].cpu()[own]
         micro, macro = self.micro_samples(data), self.macro_samples(data)
         extra = micro + macro
         if extra:
@@ -292,7 +330,10 @@ class MoExtPretrainer(Trainer, Settings):
                 raise RuntimeError("pre-training on extra clips needs StageContext.extract to compute their frames")
             onset = torch.cat([onset, ctx.normalize("onset", ctx.extract(self.requests["onset"], extra))])
             apex = torch.cat([apex, ctx.normalize("apex", ctx.extract(self.requests["apex"], extra))])
-        return onset, apex, {"micro_pairs": len(data.train), "extra_micro_pairs": len(micro), "macro_pairs": len(macro)}
+        if not len(onset):
+            raise ValueError(f"MoExt pre-training has no pairs: no fold clip of {list(self.sources(data))} and no "
+                             f"extra micro or macro clip (pretrain.micro_sources, fold_clips, macro_source)")
+        return onset, apex, {"micro_pairs": len(own), "extra_micro_pairs": len(micro), "macro_pairs": len(macro)}
 
     # training --------------------------------------------------------------------------------
     def losses(self, model: MoExtModel, onset: torch.Tensor, apex: torch.Tensor,
@@ -325,7 +366,7 @@ class MoExtPretrainer(Trainer, Settings):
         gen = ctx.generator(offset=31)
 
         def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-            for idx in batch_indices(n, self.batch_size, gen):
+            for idx in batch_indices(n, self.batch_size, gen, self.copies):
                 o, a = onset[idx].to(device), apex[idx].to(device)
                 if self.augment is not None:
                     aug = self.augment({"onset": o, "apex": a}, gen)
@@ -348,10 +389,10 @@ class MoExtPretrainer(Trainer, Settings):
         return model
 
 
-def batch_indices(n: int, batch_size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A shuffled epoch in batches; a last batch of one joins the previous one (BatchNorm on the
-    d x 1 x 1 motion maps needs two samples)."""
-    order = torch.randperm(n, generator=generator)
+def batch_indices(n: int, batch_size: int, generator: torch.Generator, copies: int = 1) -> list[torch.Tensor]:
+    """A shuffled epoch over ``copies`` passes of the ``n`` pairs, in batches; a last batch of one
+    joins the previous one (BatchNorm on the d x 1 x 1 motion maps needs two samples)."""
+    order = torch.randperm(n * copies, generator=generator) % n
     out = list(order.split(batch_size))
     if len(out) > 1 and len(out[-1]) == 1:
         out[-2:] = [torch.cat(out[-2:])]
@@ -370,14 +411,22 @@ def save_preview(model: MoExtModel, onset: torch.Tensor, apex: torch.Tensor, dev
     return path
 
 
+@dataclass(kw_only=True)
 class ObjectiveTrainer(SupervisedTrainer):
     """Objective learning (Section 3.4): the texture branch, R and f are removed, then
-    cross-entropy fine-tuning of shape extractor, motion extractor and classifier."""
+    cross-entropy fine-tuning of shape extractor, motion extractor and classifier, each epoch
+    over ``copies`` passes of the training clips (:class:`RepeatedSet`)."""
+
+    copies: int = runtime(1)
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
         if isinstance(model, MoExtModel):
             model.drop_pretraining_modules()
-        if len(data.train) % self.batch_size == 1 and len(data.train) > 1:
+        n = len(data.train) * self.copies
+        if n % self.batch_size == 1 and n > 1:
             # a final batch of one cannot pass BatchNorm on 1x1 maps: one sample larger batches
             return dataclasses.replace(self, batch_size=self.batch_size + 1).fit(model, data, ctx)
+        if self.copies > 1:
+            train = data.train
+            data = dataclasses.replace(data, train=RepeatedSet(train.inputs, train.labels, train.samples, self.copies))
         return super().fit(model, data, ctx)

@@ -14,8 +14,8 @@ from mer_moext.losses import onset_apex_loss, reconstruction_loss, shape_texture
 from mer_moext.model import (IMAGENET_MEAN, IMAGENET_STD, ApexReconstructor, Branch, ConvBlock, MotionExtractor,
                              ResNetTrunk, build_model)
 from mer_moext.plugin import MoExt
-from mer_moext.pretrain import (PREVIEW_FILE, MirrorRotate, MoExtPretrainer, ObjectiveTrainer, ViewExpansion,
-                                batch_indices, filter_pretraining, pseudo_apex)
+from mer_moext.pretrain import (PREVIEW_FILE, MirrorRotate, MoExtPretrainer, ObjectiveTrainer, RepeatedSet,
+                                ViewExpansion, batch_indices, filter_pretraining, pseudo_apex)
 from mercore import FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
 from mercore.shared import shared_dir
@@ -293,6 +293,53 @@ def test_pretraining_updates_separator_and_motion_but_objective_drops_texture(tm
     trainer.fit(model, fold_of(onset, apex), ctx_for(tmp_path))
     assert model.separator.texture is None and model.reconstructor is None
     assert not torch.equal(w1, model.motion.c1[0].weight)  # fine-tuned, starting from the pre-trained weights
+
+
+def test_copies_make_each_epoch_that_many_passes_with_fresh_draws(tmp_path, monkeypatch):
+    """`augment.copies` (the paper's "ten times the original data size"): every epoch of both stages
+    takes `copies` times the optimiser steps, each clip seen `copies` times, each pass augmented anew."""
+    from mercore.training import loop
+
+    repeated = RepeatedSet({"x": torch.arange(5.0)[:, None]}, torch.arange(5), [Sample("toy", "a", f"c{i}")
+                                                                                  for i in range(5)], copies=3)
+    seen = torch.cat([y for _, y in repeated.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert sorted(seen.tolist()) == sorted(list(range(5)) * 3) and len(repeated.to(torch.device("cpu")).samples) == 5
+    assert sorted(torch.cat(batch_indices(5, 4, torch.Generator().manual_seed(0), copies=3)).tolist()) == \
+        sorted(list(range(5)) * 3)
+    steps: list[float] = []
+    real = loop.descend
+    monkeypatch.setattr(loop, "descend", lambda loss, *a, **k: steps.append(loss.item()) or real(loss, *a, **k))
+    onset, apex = synthetic_pairs(6)
+    model = build_model(tiny_model_cfg(), 2, 32)
+    drawn: list[torch.Tensor] = []
+
+    def augment(inputs, generator):  # records each batch's onset as augmented
+        out = MirrorRotate(0.5, 10.0)(inputs, generator)
+        drawn.append(out["onset"])
+        return out
+
+    for copies in (1, 3):
+        steps.clear()
+        settings = {"epochs": 1, "batch_size": 3, "micro_sources": [], "macro_source": "none", "preview": 0}
+        MoExtPretrainer.from_config({**config()["pretrain"], **settings}, augment=augment, copies=copies).fit(
+            model, fold_of(onset, apex), ctx_for(tmp_path))
+        assert len(steps) == 2 * copies
+    views = torch.cat(drawn[2:])  # the 3-copy run: 18 augmented onsets of the 6 clips
+    assert len(views) == 18 and len({tuple(v.flatten()[:50].tolist()) for v in views}) > 6  # fresh draws per pass
+    steps.clear()
+    ObjectiveTrainer.from_config({"epochs": 2, "batch_size": 4, "lr": 1e-3}, copies=3).fit(
+        model, fold_of(onset, apex), ctx_for(tmp_path))
+    assert len(steps) == 2 * 5  # 18 pairs a pass of three copies: batches of 4, 4, 4, 4, 2
+
+
+def test_copies_and_fold_clips_of_the_profiles():
+    """The paper profile takes ten passes and pre-trains on the source corpora's clips only; quick
+    keeps the one pass and every fold clip it was measured with."""
+    paper, quick = config("paper"), config("quick")
+    assert (paper["augment"]["copies"], paper["pretrain"]["fold_clips"]) == (10, "sources")
+    assert (quick["augment"]["copies"], quick["pretrain"]["fold_clips"]) == (1, "all")
+    with pytest.raises(ValueError, match="augment.copies"):
+        MoExt().stages(config("quick", **{"augment.copies": 0}))
 
 
 # --- ablations ------------------------------------------------------------------------------------

@@ -39,69 +39,101 @@ def feature_params(config: Mapping[str, Any], magnification: float = 0.0, stream
 
 
 # ----------------------------------------------------------------------------- magnification plan
+PLANS = ("table", "rule")
+
+
+def _phis(m: int, cfg: Mapping[str, Any]) -> list[float]:
+    """The integer phi values 1..m (capped at ``max_phi``), at most ``max_copies`` of them spread
+    evenly over the range (integers, so the feature cache is shared by all folds)."""
+    m = max(0, min(m, int(cfg.get("max_phi", 14))))
+    phis = list(range(1, m + 1))
+    max_copies = cfg.get("max_copies")
+    if max_copies is not None and len(phis) > int(max_copies):
+        k = int(max_copies)
+        phis = sorted({int(round(1 + i * (m - 1) / max(k - 1, 1))) for i in range(k)}) if k > 0 else []
+    return [float(p) for p in phis]
+
+
 def magnification_plan(labels: torch.Tensor, num_classes: int, cfg: Mapping[str, Any],
                        class_names: tuple[str, ...] = ()) -> dict[int, list[float]]:
-    """Magnification factors phi per class, for the class-balanced AFE training set.
+    """Magnification factors phi per class by the rule, for the class-balanced AFE training set.
 
-    Following Table I of the paper, each clip of class c appears once raw and once per integer
-    phi in 1..m_c, so class c grows to (1 + m_c) n_c clips. The largest class gets
-    ``m = majority_max`` (CASME II negative: 1~4); every other class the m_c that brings it
-    closest to the same size, ``round(n_max (1 + majority_max) / n_c) - 1``, capped at
-    ``max_phi`` (the paper: distortions beyond ~15). ``per_class: {name: m}`` sets m_c
-    explicitly. ``max_copies`` keeps at most that many phi values per class, spread evenly over
-    1..m_c (integers, so the feature cache is shared by all folds).
+    Each clip of class c appears once raw and once per integer phi in 1..m_c, so class c grows to
+    (1 + m_c) n_c clips (Table I's counts). The largest class gets ``m = majority_max``; every
+    other class the m_c that brings it closest to the same size, ``round(n_max (1 + majority_max)
+    / n_c) - 1``, capped at ``max_phi`` (the paper: distortions beyond ~15). ``per_class: {name:
+    m}`` sets m_c explicitly; ``max_copies`` thins the values (:func:`_phis`).
     """
     import torch
 
     counts = torch.bincount(labels.cpu().long(), minlength=num_classes)
     n_max = int(counts.max()) if len(counts) else 0
     mm = int(cfg.get("majority_max", 4))
-    cap = int(cfg.get("max_phi", 14))
     per_class = dict(cfg.get("per_class") or {})
-    max_copies = cfg.get("max_copies")
     plan: dict[int, list[float]] = {}
     for c in range(num_classes):
         n = int(counts[c])
         if n == 0:
             continue
         name = class_names[c] if c < len(class_names) else str(c)
-        if name in per_class:
-            m = int(per_class[name])
-        else:
-            m = int(round(n_max * (1 + mm) / n)) - 1
-        m = max(0, min(m, cap))
-        phis = list(range(1, m + 1))
-        if max_copies is not None and len(phis) > int(max_copies):
-            k = int(max_copies)
-            phis = sorted({int(round(1 + i * (m - 1) / max(k - 1, 1))) for i in range(k)}) if k > 0 else []
-        plan[c] = [float(p) for p in phis]
+        plan[c] = _phis(int(per_class[name]) if name in per_class else int(round(n_max * (1 + mm) / n)) - 1, cfg)
     return plan
 
 
+def table_plan(corpus: str, class_names: tuple[str, ...], cfg: Mapping[str, Any]) -> dict[int, list[float]] | None:
+    """Table I's phi ranges 1..m_c for the clips of ``corpus`` (``plan: table``), or None where
+    Table I has no row: a corpus it does not list, or a task with a class it does not (its rows
+    are of the 3-class task: a 5-class CASME II run plans by the rule)."""
+    row = dict((cfg.get("table") or {}).get(corpus) or {})
+    if cfg.get("plan", "table") != "table" or not class_names or not set(class_names) <= set(row):
+        return None
+    return {c: _phis(int(row[name]), cfg) for c, name in enumerate(class_names)}
+
+
+def magnification_plans(samples: list, labels: torch.Tensor, num_classes: int, cfg: Mapping[str, Any],
+                        class_names: tuple[str, ...] = ()) -> dict[str, dict[int, list[float]]]:
+    """Phi values per corpus and class for the clips ``samples`` (labels ``labels``).
+
+    Each corpus Table I lists gets its own row (:func:`table_plan`), so the MEGC2019 composite
+    is planned per corpus as Table I plans it (its counts are the sums of the three corpora's);
+    the clips of every other corpus share one plan by the rule (:func:`magnification_plan`).
+    """
+    import torch
+
+    corpora = [s.dataset for s in samples]
+    plans = {corpus: plan for corpus in dict.fromkeys(corpora)
+             if (plan := table_plan(corpus, class_names, cfg)) is not None}
+    rest = [i for i, corpus in enumerate(corpora) if corpus not in plans]
+    if rest:
+        rule = magnification_plan(labels[torch.tensor(rest, dtype=torch.long)], num_classes, cfg, class_names)
+        plans.update({corpus: rule for corpus in dict.fromkeys(corpora[i] for i in rest)})
+    return plans
+
+
 def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageContext,
-                        streams: Mapping[str, str] = FEATURE_STREAMS) -> tuple[TensorSet, dict[int, list[float]]]:
+                        streams: Mapping[str, str] = FEATURE_STREAMS
+                        ) -> tuple[TensorSet, dict[str, dict[int, list[float]]]]:
     """Raw training clips plus their magnified copies (training subjects only), normalised like
-    the raw inputs. Without ``ctx.extract`` only the raw clips are returned."""
+    the raw inputs, and the plan (phi values per corpus and class). Without ``ctx.extract`` only
+    the raw clips are returned."""
     import torch
 
     from mercore import TensorSet
 
     cfg = config["afe"]["magnification"]
-    plan = magnification_plan(data.labels, ctx.num_classes, cfg, ctx.class_names)
+    labels = data.labels.cpu()
+    plans = magnification_plans(list(data.samples), labels, ctx.num_classes, cfg, ctx.class_names)
+    phis_of = [plans[s.dataset].get(int(y), []) for s, y in zip(data.samples, labels)]
     parts_inputs: list[dict[str, torch.Tensor]] = []
     parts_labels: list[torch.Tensor] = []
     samples: list = []
     if cfg.get("include_raw", True):
         parts_inputs.append({k: v.cpu() for k, v in data.inputs.items()})
-        parts_labels.append(data.labels.cpu())
+        parts_labels.append(labels)
         samples += list(data.samples)
     if ctx.extract is not None:
-        labels = data.labels.cpu()
-        phis = sorted({p for ps in plan.values() for p in ps})
-        for phi in phis:
-            idx = [i for i in range(len(data)) if phi in plan.get(int(labels[i]), [])]
-            if not idx:
-                continue
+        for phi in sorted({p for ps in phis_of for p in ps}):
+            idx = [i for i, ps in enumerate(phis_of) if phi in ps]
             subset = [data.samples[i] for i in idx]
             inputs = {}
             for name in data.inputs:
@@ -113,7 +145,7 @@ def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageCo
     if not parts_inputs:
         raise ValueError("afe.magnification: include_raw is false and no magnified clips could be built")
     inputs = {k: torch.cat([p[k] for p in parts_inputs]) for k in data.inputs}
-    return TensorSet(inputs, torch.cat(parts_labels), samples), plan
+    return TensorSet(inputs, torch.cat(parts_labels), samples), plans
 
 
 @dataclass
@@ -131,7 +163,7 @@ class AFEPretrainer(Trainer):
 
         from .model import AFEClassifier
 
-        mag, plan = build_magnified_set(data.train, self.config, ctx)
+        mag, _ = build_magnified_set(data.train, self.config, ctx)
         counts = torch.bincount(mag.labels, minlength=ctx.num_classes).tolist()
         for c, n in enumerate(counts):
             ctx.log_metric(f"{self.stage_name}/samples_{ctx.class_names[c] if c < len(ctx.class_names) else c}",
@@ -178,6 +210,9 @@ class MPFNet(Method):
             stages.append(TripletTrainer.from_config(gfe, stage_name="gfe", embed=lambda m, x: m.gfe_embed(x),
                                                      parameters=lambda m: m.gfe.parameters()))
         if config["afe"].get("enabled", True):
+            plan = config["afe"]["magnification"].get("plan", "table")
+            if plan not in PLANS:
+                raise ValueError(f"afe.magnification.plan must be one of {', '.join(PLANS)}, got {plan!r}")
             stages.append(AFEPretrainer(config=config))
         meta = dict(config["meta_learning"])
         meta.pop("enabled", None)  # the centroids are always needed: epochs 0 only sets them

@@ -10,7 +10,8 @@ import torch
 import mer_mpfnet.plugin
 from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
-from mer_mpfnet.method import AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan
+from mer_mpfnet.method import (AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan,
+                              magnification_plans)
 from mer_mpfnet.model import CAI3D, AFEClassifier, MPFNetConfig, MPFNetModel, count_parameters
 
 TINY = {"stem_channels": 8, "width": 0.0625, "embedding_dim": 16, "head_grid": [1, 2, 2], "cascade_channels": 2}
@@ -118,6 +119,66 @@ def test_magnification_plan_balances_like_table_1():
     assert max(explicit[1]) == 12
 
 
+#: Table I of the paper: (raw clips, amplified clips incl. the raw, phi range) per corpus and class
+TABLE_I = {"smic": {"negative": (70, 630, 8), "positive": (51, 663, 12), "surprise": (43, 645, 14)},
+           "casme2": {"negative": (88, 440, 4), "positive": (32, 416, 12), "surprise": (25, 375, 14)},
+           "samm": {"negative": (92, 368, 3), "positive": (26, 260, 9), "surprise": (15, 225, 14)}}
+MEGC2019_CD = {"negative": (250, 1438), "positive": (109, 1339), "surprise": (83, 1245)}
+CLASSES = ("negative", "positive", "surprise")
+
+
+def table_i_corpus(corpora=tuple(TABLE_I)) -> tuple[list[Sample], torch.Tensor]:
+    """Clips in Table I's raw counts, for ``corpora``."""
+    samples, labels = [], []
+    for corpus in corpora:
+        for c, name in enumerate(CLASSES):
+            n = TABLE_I[corpus][name][0]
+            samples += [Sample(dataset=corpus, subject="s", clip=f"{name}{i}") for i in range(n)]
+            labels += [c] * n
+    return samples, torch.tensor(labels)
+
+
+@pytest.mark.parametrize("corpus", list(TABLE_I))
+def test_the_paper_profile_plans_table_1_row_by_row(corpus):
+    """Each corpus gets its own Table I row: phi 1..m_c and (1 + m_c) n_c clips per class, as printed."""
+    cfg = resolve_config(MPFNet(), dataset=corpus)["afe"]["magnification"]
+    samples, labels = table_i_corpus([corpus])
+    plans = magnification_plans(samples, labels, 3, cfg, CLASSES)
+    assert set(plans) == {corpus}
+    for c, name in enumerate(CLASSES):
+        raw, amplified, m = TABLE_I[corpus][name]
+        assert plans[corpus][c] == [float(p) for p in range(1, m + 1)], (corpus, name)
+        assert (1 + len(plans[corpus][c])) * raw == amplified, (corpus, name)
+
+
+def test_the_composite_is_planned_per_corpus_as_table_1_sums_it():
+    """MEGC2019-CD's column is the sum of the three corpora's (1438 / 1339 / 1245, 4022 in all), not
+    a plan over its pooled counts (250 / 109 / 83), which the rule would give."""
+    cfg = resolve_config(MPFNet(), dataset="megc2019")["afe"]["magnification"]
+    samples, labels = table_i_corpus()
+    plans = magnification_plans(samples, labels, 3, cfg, CLASSES)
+    sizes = [0, 0, 0]
+    for s, y in zip(samples, labels.tolist()):
+        sizes[y] += 1 + len(plans[s.dataset][y])
+    assert sizes == [MEGC2019_CD[name][1] for name in CLASSES] and sum(sizes) == 4022
+    assert torch.bincount(labels).tolist() == [MEGC2019_CD[name][0] for name in CLASSES]
+    pooled = magnification_plans(samples, labels, 3, {**cfg, "plan": "rule"}, CLASSES)
+    assert [len(pooled["smic"][c]) for c in range(3)] == [4, 10, 14]  # one plan for all, off the table
+
+
+def test_corpora_and_tasks_outside_table_1_fall_back_to_the_rule():
+    cfg = resolve_config(MPFNet())["afe"]["magnification"]
+    samples, labels = table_i_corpus(["casme2"])
+    sde5 = ("happiness", "surprise", "disgust", "repression", "others")  # CASME II 5-class: not Table I's classes
+    assert magnification_plans(samples, labels, 5, cfg, sde5)["casme2"] == magnification_plan(labels, 5, cfg, sde5)
+    synthetic = [Sample(dataset="synthetic", subject="s", clip=s.clip) for s in samples]
+    plans = magnification_plans(synthetic, labels, 3, cfg, CLASSES)
+    assert plans["synthetic"] == magnification_plan(labels, 3, cfg, CLASSES)
+    assert [max(plans["synthetic"][c]) for c in range(3)] == [4, 13, 14]  # the rule's CASME II: 4 / 13 / 14
+    with pytest.raises(ValueError, match="plan must be one of table, rule"):
+        MPFNet().stages(resolve_config(MPFNet(), sets=["afe.magnification.plan=pooled"]))
+
+
 def tiny_fold(n=24, classes=3, seed=0):
     g = torch.Generator().manual_seed(seed)
     labels = torch.arange(n) % classes
@@ -160,7 +221,8 @@ def test_magnified_set_uses_training_samples_only(tmp_path):
     data.train.labels[:] = torch.tensor([0] * 18 + [1] * 8 + [2] * 4)
     cfg = quick_config("c")
     ctx = fake_ctx(tmp_path, [], data.train)
-    mag, plan = build_magnified_set(data.train, cfg, ctx)
+    mag, plans = build_magnified_set(data.train, cfg, ctx)
+    plan = plans["toy"]
     train_keys = {s.key for s in data.train.samples}
     assert all(k in train_keys for _, keys in ctx.calls for k in keys)
     assert all(r.params["magnification"] >= 1 for r, _ in ctx.calls)

@@ -41,8 +41,10 @@ class STSTNet(Method):
         feats = config["features"]
         source, size = feats["source"], int(feats["size"])
         if source == "clips":
-            return {"flow": FeatureRequest("flow_uvs", {"size": size, "backend": feats["backend"], "normalize": "minmax",
-                                                        "align": feats.get("align", "none")})}
+            params = {"size": size, "backend": feats["backend"], "normalize": "minmax", "align": feats.get("align", "none")}
+            if feats.get("source_size"):  # u, v and strain on the face, then reduced: how the release maps were made
+                params.update(source_size=int(feats["source_size"]), pool="maps")
+            return {"flow": FeatureRequest("flow_uvs", params)}
         if source == "release":  # the release's maps are already min-max scaled u/v/strain
             return {"flow": FeatureRequest("release_flow", {"size": size})}
         raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")

@@ -70,10 +70,19 @@ def test_default_config_is_the_public_training_setup():
 
 
 def test_features_follow_source():
+    """Raw clips: the paper profile computes u, v and strain on the 128 px face and reduces the maps
+    to 28, as the release maps were made; quick keeps flow on 28 px frames; a release is read as is."""
     method = STSTNet()
     cfg = resolve_config(method)
     assert method.features(cfg) == {"flow": FeatureRequest("flow_uvs", {"size": 28, "backend": "tvl1", "normalize": "minmax",
-                                                                        "align": "none"})}
+                                                                        "align": "none", "source_size": 128,
+                                                                        "pool": "maps"})}
+    quick = resolve_config(method, profile="quick")
+    assert method.features(quick) == {"flow": FeatureRequest("flow_uvs", {"size": 28, "backend": "tvl1",
+                                                                          "normalize": "minmax", "align": "none"})}
+    for profile in ("paper", "quick"):
+        assert method.features(resolve_config(method, profile=profile, inputs="flow-release")) == {
+            "flow": FeatureRequest("release_flow", {"size": 28})}
     assert method.features(resolve_config(method, sets=["features.align=dlib"]))["flow"].params["align"] == "dlib"
     cfg["features"]["source"] = "release"
     assert method.features(cfg) == {"flow": FeatureRequest("release_flow", {"size": 28})}
