@@ -1,7 +1,7 @@
 """``mer runs``: the run folders under a cache (``<cache>/runs/<method>-<dataset>-<hash>``) as a table.
 
 Folder names are hashes of a run's identity, so this reads each folder's config (the finished
-run's ``artifacts/config.yaml``, or the config its fold records hold while it is unfinished) and
+run's ``artifacts/config.yaml``, or the ``config.yaml`` ``mer run`` writes when it starts) and
 says what the run was: method, variant, dataset, profile, seed, the config keys that differ from
 that profile's defaults, folds done, UF1/UAR once finished.
 """
@@ -56,16 +56,13 @@ def config_differences(config: Mapping[str, Any], defaults: Mapping[str, Any]) -
     return {k: v for k, v in sorted(ours.items()) if k not in theirs or theirs[k] != v}
 
 
-def _fold_config(folder: Path) -> tuple[dict[str, Any] | None, int, float]:
-    """(the config of the first readable fold record, records, newest record's time)."""
+def _started(folder: Path) -> tuple[dict[str, Any] | None, int, float]:
+    """(the config ``mer run`` wrote when it started, fold records, newest record's time)."""
     records = sorted((folder / "folds").glob("*.json"))
-    config = None
-    for record in records:
-        try:
-            config = json.loads(record.read_text())["identity"]["config"]
-            break
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
+    try:
+        config = yaml.safe_load((folder / "config.yaml").read_text())
+    except (OSError, ValueError, yaml.YAMLError):
+        config = None  # runs of mer before 2026-12-07 wrote their config only when finished
     newest = max((r.stat().st_mtime for r in records), default=0.0)
     return config, len(records), newest
 
@@ -74,7 +71,7 @@ def read_run(folder: Path, defaults: Callable[[Mapping[str, Any]], Mapping[str, 
              ) -> LocalRun:
     """What ``folder`` holds; ``defaults(config)`` gives the profile defaults to diff against (None
     when the method is not installed)."""
-    config, done, modified = _fold_config(folder)
+    config, done, modified = _started(folder)
     summary: dict[str, Any] = {}
     summary_path, config_path = folder / "artifacts" / "summary.json", folder / "artifacts" / "config.yaml"
     problem = None

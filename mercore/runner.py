@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+import yaml
+
 from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import Dataset, LoadedDataset, LoadOptions
 from .environment import software_versions
@@ -17,6 +19,7 @@ from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult, SeedsResult
 from .interfaces import Method
 from .interrupt import Interrupted
+from .io import atomic_write_text
 from .plugins import Registry, load_registry
 from .reporting.html import write_report
 from .reporting.artifacts import write_artifacts, write_seed_artifacts
@@ -299,6 +302,8 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     run_dir = prep.folder("runs")
     if fresh and run_dir.exists():
         shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)  # the config up front, so `mer runs` can tell an unfinished run
+    atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(prep.config, sort_keys=False))
     store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
     tracker = make_tracker(tracking, tracking_uri, experiment)  # the store is checked too, before any work

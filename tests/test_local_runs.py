@@ -16,8 +16,9 @@ CONFIG = {"meta": {"method": "ststnet", "variant": None, "profile": "quick", "da
 def run_folder(root: Path, name: str, config: dict, folds: int, summary: dict | None = None) -> Path:
     folder = root / "runs" / name
     (folder / "folds").mkdir(parents=True)
+    (folder / "config.yaml").write_text(yaml.safe_dump(config))  # as mer run writes it when it starts
     for i in range(folds):
-        (folder / "folds" / f"{i:03d}.json").write_text(json.dumps({"identity": {"config": config}, "keys": []}))
+        (folder / "folds" / f"{i:03d}.json").write_text(json.dumps({"identity": {"config": "hash"}, "keys": []}))
     if summary is not None:
         (folder / "artifacts").mkdir()
         (folder / "artifacts" / "summary.json").write_text(json.dumps(summary))
@@ -35,7 +36,7 @@ def test_finished_partial_and_damaged_folders(tmp_path):
     run_folder(tmp_path, "ststnet-smic-flow-aaa", CONFIG, 16, {"overall": {"uf1": 0.61234, "uar": 0.6}})
     run_folder(tmp_path, "ststnet-smic-flow-bbb", CONFIG, 5)
     broken = run_folder(tmp_path, "htnet-smic-flow-ccc", CONFIG, 1)
-    (broken / "folds" / "000.json").write_text("[]")
+    (broken / "config.yaml").unlink()  # an unfinished run of an older mer
     runs = {r.folder.name: r for r in list_runs(tmp_path, lambda c: {**c, "train": {"lr": 0.001, "epochs": 8}})}
     done, partial, damaged = runs["ststnet-smic-flow-aaa"], runs["ststnet-smic-flow-bbb"], runs["htnet-smic-flow-ccc"]
     assert done.finished and done.uf1 == 0.61234 and done.folds_done == done.folds == 16 and done.seed == 2
