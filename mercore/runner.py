@@ -163,11 +163,16 @@ def run_key(parts: Mapping[str, Any]) -> str:
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
+def override_items(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:
+    """``key=value`` strings (as ``--set`` takes them) from strings or a flat ``{"train.lr": 0.01}`` mapping."""
+    return [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+
+
 def given_overrides(overrides: Iterable[str] | Mapping[str, Any] = (),
                     config_file: Path | str | None = None) -> list[str]:
     """What a run changed of its profile's config, in the CLI's words (``--config PATH``, ``--set
     KEY=VALUE``), for summary.json and the reports: a 3-epoch run must not read as a plain quick run."""
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    sets = override_items(overrides)
     return ([f"--config {config_file}"] if config_file else []) + [f"--set {item}" for item in sets]
 
 
@@ -176,7 +181,7 @@ def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic"
                overrides: Iterable[str] | Mapping[str, Any] = (), device: str | None = None) -> dict[str, Any]:
     """The config ``run`` would use (``mer config`` prints it): the default profile for the
     device, the sections for the dataset's input kind and name, the file and the overrides."""
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    sets = override_items(overrides)
     if device:
         sets.append(f"run.device={device}")
     check_inputs(method, dataset, registry)
@@ -354,7 +359,7 @@ def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: It
     own and to an MLflow parent run holding the seeds' runs as children.
     """
     registry, method_obj = resolve_method(method, registry)
-    sets = [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
+    sets = override_items(overrides)
     base = prepare(method_obj, overrides=sets, registry=registry, **_prepare_kwargs(kwargs))
     chosen = seed_list(seeds, int(base.config["run"]["seed"]))
     tracker = make_tracker(tracking, tracking_uri, experiment)
