@@ -99,6 +99,8 @@ class StageContext:
     #: for each flow stream: the value of u (channel 0) that a left-right mirror keeps, in the
     #: units the trainer sees (after ``normalize``); a mirrored map has ``u -> 2 * centre - u``
     flow_centres: Mapping[str, float] = field(default_factory=dict)
+    #: called after each epoch of a stage with (epochs done, epochs planned): the run's progress bar
+    on_epoch: Callable[[int, int], None] = lambda done, epochs: None
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""

@@ -155,6 +155,29 @@ def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
     assert par.metrics == seq.metrics
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_the_fold_bar_moves_with_the_epochs_of_running_folds(toy_registry, tmp_path, monkeypatch, workers):
+    """The LOSO bar counts shares of folds as epochs end (in fold processes too), never going back,
+    so it moves during the first fold and its ETA does not wait for whole folds."""
+    from tqdm.auto import tqdm
+
+    from mercore.evaluation import loso
+
+    shown: list[float] = []
+
+    class Recording(tqdm):
+        def refresh(self, *args, **kwargs):
+            if self.desc.startswith("LOSO"):
+                shown.append(float(self.n))
+            return super().refresh(*args, **kwargs)
+
+    monkeypatch.setattr(loso, "tqdm", Recording)
+    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=True, workers=workers,
+                 cache_dir=tmp_path)
+    assert any(0 < n < 1 for n in shown), shown  # the first fold shows its epochs
+    assert shown == sorted(shown) and shown[-1] == len(result.folds)
+
+
 def test_spawned_fold_processes_give_the_forked_result(toy_registry, tmp_path):
     """Where fork is unsafe (macOS) or missing (Windows) fold processes are spawned: the fold job
     is pickled to them instead of inherited, and the predictions are the same."""

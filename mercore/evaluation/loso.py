@@ -29,7 +29,7 @@ from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
 from .identity import changes, run_identity
 from .normalize import Identity, Normalizer, mirror_value
-from .processes import run_in_processes
+from .processes import report_progress, run_in_processes
 from .results import FoldResult, RunResult
 
 
@@ -110,25 +110,38 @@ class LOSOEvaluator(Evaluator):
         # would have (same processes and torch threads, so the same last digits)
         workers = auto_workers(str(config["run"].get("device", "auto")), len(folds)) if self.workers == "auto" \
             else self.workers
-        bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", disable=not self.progress)
+        # the bar counts shares of folds (a running fold's epochs), so it moves during the first
+        # fold too; smoothing 0 makes the ETA the whole run's mean pace rather than the last fold's
+        bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", smoothing=0,
+                   bar_format="{l_bar}{bar}| {n:.1f}/{total} folds [{elapsed}<{remaining}{postfix}]",
+                   disable=not self.progress)
+        running: dict[int, float] = {}
+
+        def advance(fold: Fold, share: float) -> None:
+            running[fold.index] = max(running.get(fold.index, 0.0), min(share, 1.0))  # a refit does not go back
+            bar.n = len(done) + sum(running.values())
+            bar.refresh()
 
         def finish(result: FoldResult) -> None:
             done[result.index] = result
+            running.pop(result.index, None)
             if on_fold is not None:
                 on_fold(result, False)
             correct = sum(int(t == p) for r in done.values() for t, p in zip(r.y_true, r.y_pred))
-            bar.set_postfix(acc=f"{correct / max(sum(len(r.y_true) for r in done.values()), 1):.3f}")
-            bar.update()
+            bar.set_postfix(acc=f"{correct / max(sum(len(r.y_true) for r in done.values()), 1):.3f}", refresh=False)
+            bar.n = len(done) + sum(running.values())
+            bar.refresh()
 
         self.finished, self.total = reused, len(folds)
         try:
             if self.executor == "ray":
                 self._run_ray(method, full, todo, requests, config, data, identity, finish)
             elif workers > 1 and todo:
-                self._run_parallel(method, full, todo, requests, config, data, identity, finish, workers)
+                self._run_parallel(method, full, todo, requests, config, data, identity, finish, workers, advance)
             else:
                 for fold in todo:
-                    finish(self._run_fold(method, full, fold, requests, config, data, identity))
+                    finish(self._run_fold(method, full, fold, requests, config, data, identity,
+                                          on_progress=lambda share, fold=fold: advance(fold, share)))
         finally:
             bar.close()  # below: a worker may have recorded a fold this process was not told of
             self.finished = len(done) + sum(self._stored(f, samples, identity)[0] is not None
@@ -153,7 +166,8 @@ class LOSOEvaluator(Evaluator):
 
     def _run_parallel(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
                       config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
-                      finish: Callable[[FoldResult], None], workers: int) -> None:
+                      finish: Callable[[FoldResult], None], workers: int,
+                      advance: Callable[[Fold, float], None]) -> None:
         """Folds in worker processes (forked, so the preloaded tensors are shared, not copied).
 
         Each fold is seeded by its index, so results equal a sequential run's with the same thread
@@ -165,7 +179,7 @@ class LOSOEvaluator(Evaluator):
         work = FoldWork(LOSOEvaluator(self.store, self.run_dir, progress=False), method, full, requests, dict(config),
                         data, identity)
         run_in_processes(todo, work, finish, workers=workers, threads=max(1, usable_cores() // workers),
-                         describe=lambda fold: f"running fold {fold.index} ({fold.name})",
+                         describe=lambda fold: f"running fold {fold.index} ({fold.name})", on_progress=advance,
                          method=str(config["run"].get("start_method", "auto")))
 
     def _run_ray(self, method: Method, full: TensorSet, todo: list[Fold], requests: Mapping[str, FeatureRequest],
@@ -198,11 +212,13 @@ class LOSOEvaluator(Evaluator):
                 ray.shutdown()
 
     def _run_fold(self, method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
-                  config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any]) -> FoldResult:
+                  config: Mapping[str, Any], data: LoadedDataset, identity: dict[str, Any],
+                  on_progress: Callable[[float], None] | None = None) -> FoldResult:
         """Fit and test one fold; its record (written last, atomically) is what a rerun reuses."""
         start, cpu_start = time.perf_counter(), time.process_time()
         fold_dir = self.run_dir / "folds" / f"{fold.index:03d}"
-        fitted = fit_model(method, full, fold, requests, config, data, self.store, fold_dir, progress=self.progress)
+        fitted = fit_model(method, full, fold, requests, config, data, self.store, fold_dir, progress=self.progress,
+                           on_progress=on_progress)
         test = fitted.data.test
         logits = predict_logits(fitted.model, test, fitted.ctx.device, int(config["evaluation"]["batch_size"]),
                                 fitted.ctx.amp_dtype)
@@ -250,10 +266,11 @@ class FittedModel:
 
 def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
               config: Mapping[str, Any], data: LoadedDataset, store: FeatureStore, work_dir: Path, *,
-              progress: bool = False) -> FittedModel:
+              progress: bool = False, on_progress: Callable[[float], None] | None = None) -> FittedModel:
     """Train ``method`` on ``fold.train`` as a LOSO fold does: validation subjects drawn from the
     training subjects, normalisation fitted on the fitting part, every stage in order, seeded by
-    ``run.seed + fold.index``. ``fold.test`` may be empty (``mer fit``'s model of all subjects)."""
+    ``run.seed + fold.index``. ``fold.test`` may be empty (``mer fit``'s model of all subjects).
+    ``on_progress`` hears the share of the fold done after each epoch (each stage counts equally)."""
     run_cfg = config["run"]
     seed = int(run_cfg["seed"]) + fold.index
     groups = full.groups
@@ -309,8 +326,11 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
         model = model.to(memory_format=torch.channels_last)
     if run_cfg.get("compile"):
         model = torch.compile(model)
-    for stage in method.stages(config):
+    stages = list(method.stages(config))
+    for index, stage in enumerate(stages):
         ctx.stage = getattr(stage, "stage_name", stage.name)
+        if on_progress is not None:
+            ctx.on_epoch = lambda done, epochs, index=index: on_progress((index + done / max(epochs, 1)) / len(stages))
         model = stage.fit(model, fold_data, ctx)
     majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
     return FittedModel(model, norm, fold_data, ctx, majority, history, audit, artifacts)
@@ -331,7 +351,7 @@ class FoldWork:
 
     def __call__(self, fold: Fold) -> FoldResult:
         return self.evaluator._run_fold(self.method, self.full, fold, self.requests, self.config, self.data,
-                                        self.identity)
+                                        self.identity, on_progress=report_progress)
 
 
 def _fold_on_ray(state: tuple, fold: Fold) -> FoldResult:

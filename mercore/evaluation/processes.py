@@ -31,6 +31,8 @@ Result = TypeVar("Result")
 
 #: the work function of a forking pool; set just before the fork, so workers inherit it unpickled
 _WORK: Callable[[Any], Any] | None = None
+#: in a worker, its pipe to the parent (for :func:`report_progress`); None in the parent
+_PARENT: Connection | None = None
 
 
 class RemoteTraceback(Exception):
@@ -50,11 +52,13 @@ def start_method(wanted: str = "auto") -> str:
 
 
 def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish: Callable[[Result], None], *,
-                     workers: int, threads: int, describe: Callable[[Job], str], method: str = "auto") -> None:
+                     workers: int, threads: int, describe: Callable[[Job], str], method: str = "auto",
+                     on_progress: Callable[[Job, Any], None] | None = None) -> None:
     """``finish(work(job))`` for every job, the ``work`` in ``workers`` processes of ``threads``
     torch threads each, started by ``method`` (:func:`start_method`); ``finish`` runs here, in
     the order results arrive. Except under fork, ``work`` must pickle (a module-level function,
-    or an object of a module-level class).
+    or an object of a module-level class). What a job passes to :func:`report_progress` while it
+    runs reaches ``on_progress(job, value)`` here.
 
     A worker's exception is re-raised here with its traceback as the cause; a worker that dies
     is a RuntimeError naming its job (``describe(job)``, e.g. "running fold 3 (sub04)").
@@ -89,6 +93,11 @@ def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish:
                 except EOFError:
                     process.join(STOP_GRACE_S)
                     raise RuntimeError(f"the process {describe(job)} died ({exit_reason(process.exitcode)})") from None
+                if kind == "progress":
+                    busy[conn] = (process, job)
+                    if on_progress is not None:
+                        on_progress(job, payload)
+                    continue
                 if kind == "error":
                     raise payload from RemoteTraceback(remote)
                 finish(payload)
@@ -103,6 +112,13 @@ def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish:
     finally:
         _WORK = None
         stop(processes)
+
+
+def report_progress(value: Any) -> None:
+    """From a job running in a worker: tell the parent how far it is (``on_progress`` of
+    :func:`run_in_processes`). Does nothing outside a worker."""
+    if _PARENT is not None:
+        _PARENT.send(("progress", value, None))
 
 
 def exit_reason(code: int | None) -> str:
@@ -152,7 +168,9 @@ def _on_term(signum: int, frame: Any) -> None:
 def _worker_main(conn: Connection, threads: int, parent: int, shipped: Callable[[Any], Any] | None) -> None:
     """A worker: run the jobs the parent sends until it sends None (or goes away). ``shipped``:
     the work function when it was pickled here (spawn), else the one inherited by fork."""
+    global _PARENT
     _die_with_parent(parent)
+    _PARENT = conn
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
     signal.signal(signal.SIGTERM, _on_term)
     torch.set_num_threads(threads)

@@ -169,6 +169,7 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
         if audit and ctx.audit is not None:
             ctx.audit(model, epoch)
         bar.set_postfix(loss=f"{means['loss']:.3f}")
+        ctx.on_epoch(epoch + 1, epochs)
         if after_epoch is not None and after_epoch(epoch, means):
             break
     if averaged is not None and int(averaged.n_averaged) > 0:
