@@ -1,6 +1,7 @@
 """The LOSO loop end to end on the toy method: leak-free, pooled, resumable, tracked."""
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
 
@@ -212,6 +213,11 @@ def test_auto_workers_use_the_cores_on_cpu_only(toy_registry, tmp_path, monkeypa
         loso.LOSOEvaluator(None, tmp_path, workers=-1)
 
 
+def _workers_of(parallel, *args) -> int:
+    """The ``workers`` argument of a ``_run_parallel`` call, by name (its position may move)."""
+    return inspect.signature(parallel).bind(*args).arguments["workers"]
+
+
 def test_auto_workers_give_the_sequential_result(toy_registry, tmp_path, monkeypatch):
     from mercore.evaluation import loso
 
@@ -219,7 +225,7 @@ def test_auto_workers_give_the_sequential_result(toy_registry, tmp_path, monkeyp
     pools = []
     parallel = loso.LOSOEvaluator._run_parallel
     monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
-                        lambda self, *args: pools.append(args[-1]) or parallel(self, *args))
+                        lambda self, *args: pools.append(_workers_of(parallel, self, *args)) or parallel(self, *args))
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
     seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
     assert pools == []
@@ -272,7 +278,8 @@ def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry
     calls = []
     parallel = loso.LOSOEvaluator._run_parallel
     monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
-                        lambda self, method, full, todo, *args: calls.append((len(todo), args[-1]))
+                        lambda self, method, full, todo, *args:
+                        calls.append((len(todo), _workers_of(parallel, self, method, full, todo, *args)))
                         or parallel(self, method, full, todo, *args))
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
                   workers="auto", subjects=["s0", "s1", "s2"])
