@@ -554,10 +554,14 @@ def _short(value: object) -> str:
               help="Face alignment before the features (dlib needs mercore[dlib]).")
 def predict(plugin: str | None, checkpoint: Path | None, model_dir: Path | None, clip: Path, onset: int | None,
             apex: int | None, variant: str | None, run_dir: Path | None, align: str) -> None:
-    """Classify CLIP (a folder of frames or a video file) with a `mer fit` model or a fold model."""
+    """Classify CLIP (a folder of frames or a video file) with a `mer fit` model or a fold model.
+
+    A model trained on a precomputed-flow release takes the clip's flow map,
+    <release>/u_v_os/<stem>.png, as CLIP.
+    """
     from .features.store import FeatureError
     from .plugins import UnknownNameError
-    from .predict import PredictError, predict_clip
+    from .predict import RELEASE_SOURCE, PredictError, predict_clip
 
     if (checkpoint is None) == (model_dir is None):
         raise click.UsageError("give one of --model (a `mer fit` folder) or --checkpoint (a fold's model.pt)")
@@ -566,7 +570,10 @@ def predict(plugin: str | None, checkpoint: Path | None, model_dir: Path | None,
                               variant=variant, align=align)
     except (PredictError, FeatureError, UnknownNameError) as exc:
         _fail(exc)
-    click.echo(f"{clip}: {result.frames} frames, onset {result.onset}, apex {result.apex} ({result.apex_source})")
+    if result.apex_source == RELEASE_SOURCE:
+        click.echo(f"{clip}: {RELEASE_SOURCE}")
+    else:
+        click.echo(f"{clip}: {result.frames} frames, onset {result.onset}, apex {result.apex} ({result.apex_source})")
     for name, p in sorted(result.probabilities.items(), key=lambda kv: -kv[1]):
         click.echo(f"{name:<12} {p:.4f}")
     click.echo(f"prediction: {result.label}")

@@ -9,6 +9,10 @@ Normalisation: a run with ``data.normalize: true`` standardised its inputs with 
 statistics of each fold. When the fold folder holds them as ``norm.pt`` (``Normalizer.save``)
 they are applied; otherwise prediction refuses, since unnormalised inputs would give
 meaningless probabilities. Runs with ``data.normalize: false`` need nothing.
+
+Methods trained on a precomputed-flow release (``megc2019-flow``) read release files, not
+frames: their CLIP is the clip's flow map ``<release>/u_v_os/<stem>.png``, with its apex crop
+found beside it as in the release (``<release>/apex/<stem>.jpg``).
 """
 from __future__ import annotations
 
@@ -32,6 +36,7 @@ from .sample import Sample
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff"}
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 ALIGN_CHOICES = ("none", "dlib")
+RELEASE_SOURCE = "the release's precomputed maps"
 
 
 class PredictError(ValueError):
@@ -46,7 +51,7 @@ class Prediction:
     onset: int
     apex: int
     frames: int
-    apex_source: str  # "given", "spotted (D&C-RoIs)" or "largest difference to the onset"
+    apex_source: str  # "given", "spotted (D&C-RoIs)", "largest difference to the onset" or RELEASE_SOURCE
 
     @property
     def label(self) -> str:
@@ -85,6 +90,19 @@ def clip_frames(clip: Path, work_dir: Path) -> list[Path]:
     if not frames:
         raise PredictError(f"cannot read frames from {clip} (not a video OpenCV can decode?)")
     return frames
+
+
+def release_sample(clip: Path) -> Sample | None:
+    """The release clip whose flow map is ``clip`` (``<release>/u_v_os/<stem>.png``, apex crop at
+    ``<release>/apex/<stem>.jpg``), or None when ``clip`` is not a release map."""
+    clip = Path(clip)
+    if not (clip.is_file() and clip.parent.name == "u_v_os" and clip.suffix.lower() == ".png"):
+        return None
+    extras = {"flow_image": clip}
+    apex = clip.parent.parent / "apex" / f"{clip.stem}.jpg"
+    if apex.is_file():  # only methods that read the apex crop need it; they name it when it is missing
+        extras["apex_image"] = apex
+    return Sample("predict", "release", clip.stem, extras=extras)
 
 
 def align_frames(frames: Sequence[Path], work_dir: Path, size: int = 256) -> list[Path]:
@@ -194,7 +212,19 @@ def predict_clip(plugin: str | None, checkpoint: Path | str, clip: Path | str, *
     state = _load(checkpoint, "the fold model")  # before the features: a bad file fails fast
     norm = _normalizer(checkpoint, config)
 
+    release = release_sample(Path(clip))
+    if release is None and "clips" not in method.inputs:
+        raise PredictError(f"{plugin} reads a precomputed-flow release, not frames: give the clip's flow map "
+                           f"<release>/u_v_os/<stem>.png (its apex crop is read from <release>/apex/), not {clip}")
+    if release is not None and (onset is not None or apex is not None or align != "none"):
+        raise PredictError("--onset, --apex and --align do not apply to a release map: its flow was computed "
+                           "from the release's own onset and apex frames")
     with tempfile.TemporaryDirectory(prefix="mer-predict-") as tmp:
+        if release is not None:
+            store = registry.feature_store(None)
+            inputs = build_inputs(store, method.features(config), [release], progress=False)
+            return _classify(plugin, method, config, classes, checkpoint, state, norm.apply(inputs),
+                             Prediction({}, 0, 0, 1, RELEASE_SOURCE))
         work = Path(tmp)
         frames = clip_frames(Path(clip), work)
         if align == "dlib":
@@ -212,7 +242,13 @@ def predict_clip(plugin: str | None, checkpoint: Path | str, clip: Path | str, *
                         offset=len(frames) - 1)
         store = registry.feature_store(None)
         inputs = build_inputs(store, method.features(config), [sample], progress=False)
-    inputs = norm.apply(inputs)
+    return _classify(plugin, method, config, classes, checkpoint, state, norm.apply(inputs),
+                     Prediction({}, first, peak, len(frames), source))
+
+
+def _classify(plugin: str, method: Any, config: dict[str, Any], classes: list[str], checkpoint: Path,
+              state: Any, inputs: Any, prediction: Prediction) -> Prediction:
+    """``prediction`` with the class probabilities of ``inputs`` (one clip) under ``state``."""
     model = method.build_model(config, len(classes))
     try:  # the contract `mer run` checks, so a broken plugin is one line here too
         check_modules(model, f"method {plugin!r}")
@@ -227,4 +263,5 @@ def predict_clip(plugin: str | None, checkpoint: Path | str, clip: Path | str, *
     model.eval()
     with torch.no_grad():
         probs = torch.softmax(model(inputs).float(), dim=1)[0]  # (num_classes,)
-    return Prediction(dict(zip(classes, probs.tolist())), first, peak, len(frames), source)
+    prediction.probabilities = dict(zip(classes, probs.tolist()))
+    return prediction

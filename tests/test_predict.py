@@ -301,3 +301,48 @@ def test_fit_gives_keys_newer_than_the_run_their_defaults(trained, tmp_path):
     config_path.write_text(yaml.safe_dump(config))
     with pytest.raises(ConfigError, match="no_such_key"):
         fit_final(older, out=tmp_path / "bad", **kwargs)
+
+
+class ReleaseNet(Method):
+    """Linear model on the release's 8 px flow map: a method that reads no frames."""
+
+    name = "releasenet"
+    inputs = ("flow-release",)
+
+    def default_config(self):
+        return {"train": {"optimizer": "adam", "lr": 0.01, "epochs": 2, "batch_size": 4}}
+
+    def features(self, config):
+        return {"flow": FeatureRequest("release_flow", {"size": 8})}
+
+    def build_model(self, config, num_classes):
+        return StreamNet(nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, num_classes)), "flow")
+
+    def stages(self, config):
+        return [SupervisedTrainer.from_config(config["train"])]
+
+
+class _ReleasePlugin:
+    @hookimpl
+    def mer_register_methods(self, register):
+        register(ReleaseNet)
+
+
+def test_a_release_model_classifies_a_release_map_as_its_fold_did(tmp_path):
+    from mercore.testing import RELEASE_ROWS
+    from mercore.testing.layouts import write_flow_release
+
+    registry = load_registry(only=[], extra_plugins=[("releasenet", _ReleasePlugin())])
+    release = write_flow_release(tmp_path / "release", RELEASE_ROWS)
+    result = run(ReleaseNet(), dataset="megc2019-flow", data_root=release, registry=registry, tracking=False,
+                 cache_dir=tmp_path / "cache", progress=False, overrides={"run.device": "cpu"})
+    fold = result.folds[0]
+    subject, clip = fold.keys[0].split("/")[1:]
+    flow_map = release / "u_v_os" / f"{subject}_{clip}.png"
+    pred = predict_clip("releasenet", fold.checkpoint, flow_map, registry=registry)
+    np.testing.assert_allclose(list(pred.probabilities.values()), fold.probabilities[0], atol=1e-5)
+
+    with pytest.raises(PredictError, match=r"^releasenet reads a precomputed-flow release, not frames: give"):
+        predict_clip("releasenet", fold.checkpoint, tmp_path, registry=registry)
+    with pytest.raises(PredictError, match=r"^--onset, --apex and --align do not apply to a release map"):
+        predict_clip("releasenet", fold.checkpoint, flow_map, apex=3, registry=registry)
