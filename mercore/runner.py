@@ -330,7 +330,7 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
                 artifacts += write_report(result, run_dir / "artifacts")
                 tracker.log_result(result, artifacts)
         except TrackingError as exc:  # the store failed mid-run (locked, a server gone): the folds are kept
-            raise TrackingError(f"{exc}; {_kept(evaluator, run_dir)}") from None
+            raise type(exc)(f"{exc}; {_kept(evaluator, run_dir)}") from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
         raise Interrupted(getattr(exc, "signum", signal.SIGINT), _kept(evaluator, run_dir)) from None
     return result
