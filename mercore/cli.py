@@ -398,6 +398,7 @@ def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_comp
     the paper's, figures, leakage audit."""
     from .compare import CompareError, compare, comparison_section
     from .reporting.html import ReportError, load_result, resolve_run, write_report
+    from .tracking import TrackingError
 
     try:
         results = [load_result(resolve_run(r, tracking_uri)) for r in runs]
@@ -407,6 +408,8 @@ def report(runs: tuple[str, ...], out: Path, tracking_uri: str | None, with_comp
         paths = write_report(results, out, preface=preface)
     except (ReportError, CompareError) as exc:
         _fail(exc, bad_input=True)
+    except TrackingError as exc:  # the store a run id is looked up in
+        _fail(exc)
     click.echo(f"wrote {paths[0]} and {paths[1]}")
 
 
@@ -425,12 +428,14 @@ def ensemble_cmd(runs: tuple[str, ...], out: Path | None, tracking: bool, tracki
     from .ensemble import EnsembleError, ensemble, save, with_environment
     from .reporting.artifacts import metrics_table
     from .reporting.html import ReportError, load_result, resolve_run
-    from .tracking import make_tracker
+    from .tracking import TrackingError, make_tracker
 
     try:
         result = with_environment(ensemble([load_result(resolve_run(r, tracking_uri)) for r in runs], out))
     except (ReportError, EnsembleError) as exc:
         _fail(exc, bad_input=True)
+    except TrackingError as exc:  # the store a run id is looked up in
+        _fail(exc)
     with _stopped_or_failed():
         tracker = make_tracker(tracking, tracking_uri, experiment)
         members = result.config["ensemble"]["members"]
@@ -459,12 +464,15 @@ def compare_cmd(run_a: str, run_b: str, resamples: int | None, permutations: int
     ids), pooled and per corpus, with a paired subject-bootstrap interval and a permutation p-value."""
     from .compare import CompareError, compare, comparison_markdown
     from .reporting.html import ReportError, load_result, resolve_run
+    from .tracking import TrackingError
 
     try:
         a, b = (load_result(resolve_run(r, tracking_uri)) for r in (run_a, run_b))
         result = compare(a, b, resamples=resamples, permutations=permutations, seed=seed)
     except (ReportError, CompareError) as exc:
         _fail(exc, bad_input=True)
+    except TrackingError as exc:  # the store a run id is looked up in
+        _fail(exc)
     click.echo(comparison_markdown(result))
 
 

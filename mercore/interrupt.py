@@ -10,18 +10,27 @@ A signal must not cut a database write in half: an interrupted SQLite transactio
 and the cleanup's own writes (runs marked KILLED) then wait on it ("database is locked") for
 tens of seconds and fail. Writes run under :func:`deferred_signals`, which holds a first signal
 until the write is done.
+
+Nor can a stop be raised inside a finalizer or a garbage-collection callback (SQLAlchemy runs
+some while a store is set up or a fold process starts): Python prints "Exception ignored" and
+goes on, and the command ran on. A stop swallowed there is sent again a moment later, to be raised
+in the code that runs then (:func:`_resent_if_swallowed`).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import sys
 import threading
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: signal handlers run in the main thread, between bytecodes: process-wide state is the honest scope
 _DEFERRAL = {"depth": 0, "pending": None}
+#: seconds before a swallowed stop is sent again: sent at once, its handler would run inside the
+#: hook (os.kill checks for signals) and be swallowed once more
+RESEND_DELAY_S = 0.05
 
 
 class Interrupted(KeyboardInterrupt):
@@ -35,6 +44,32 @@ class Interrupted(KeyboardInterrupt):
     @property
     def exit_code(self) -> int:
         return 128 + self.signum
+
+
+class Terminated(SystemExit):
+    """A fold process stopped by SIGTERM (:func:`unwind_on_sigterm`): exit status 128 + signum."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(128 + signum)
+        self.signum = signum
+
+
+def _resent_if_swallowed(previous: Callable[[Any], None], forget: Callable[[], None]) -> Callable[[Any], None]:
+    """A ``sys.unraisablehook``: a stop (:class:`Interrupted`, :class:`Terminated`) that a signal
+    handler raised where Python cannot propagate it is sent again as the same signal, from a
+    thread after :data:`RESEND_DELAY_S`, once ``forget`` has made its handler take it for a first
+    one; anything else goes to ``previous``."""
+
+    def hook(unraisable: Any) -> None:
+        stop = unraisable.exc_value
+        if not isinstance(stop, (Interrupted, Terminated)):
+            previous(unraisable)
+            return
+        forget()
+        resend = threading.Timer(RESEND_DELAY_S, os.kill, (os.getpid(), stop.signum))
+        resend.daemon = True
+        resend.start()
+    return hook
 
 
 @contextlib.contextmanager
@@ -57,10 +92,13 @@ def stop_on_signals() -> Iterator[None]:
         raise Interrupted(signum)
 
     previous = {s: signal.signal(s, handler) for s in SIGNALS}
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _resent_if_swallowed(previous_hook, fired.clear)
     try:
         yield
     finally:
         _DEFERRAL["pending"] = None
+        sys.unraisablehook = previous_hook
         for s, h in previous.items():
             signal.signal(s, h)
 
@@ -78,6 +116,17 @@ def deferred_signals() -> Iterator[None]:
     if signum is not None and not _DEFERRAL["depth"]:
         _DEFERRAL["pending"] = None
         raise Interrupted(signum)
+
+
+def unwind_on_sigterm() -> None:
+    """For a fold process (for good): SIGTERM raises :class:`Terminated`, so ``finally`` blocks
+    run (a half-written record's temporary file is removed), also where it lands in a finalizer."""
+
+    def handler(signum: int, frame: Any) -> None:
+        raise Terminated(signum)
+
+    signal.signal(signal.SIGTERM, handler)
+    sys.unraisablehook = _resent_if_swallowed(sys.unraisablehook, lambda: None)
 
 
 def process_alive(pid: int) -> bool:

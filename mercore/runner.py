@@ -23,7 +23,7 @@ from .io import atomic_write_text
 from .plugins import Registry, load_registry
 from .reporting.html import write_report
 from .reporting.artifacts import write_artifacts, write_seed_artifacts
-from .tracking import make_tracker
+from .tracking import TrackingError, make_tracker
 
 QUICK = "quick"
 log = logging.getLogger(__name__)
@@ -311,27 +311,38 @@ def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(prep.config, sort_keys=False))
     store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
-    tracker = make_tracker(tracking, tracking_uri, experiment)  # the store is checked too, before any work
-    if on_start is not None:
-        on_start(prep.config)
-    environment, software = prep.software()  # a new mercore or plugin version may change results
     try:
-        with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},
-                            environment, identity=str(run_dir)):
-            result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant, software=software,
-                                        on_fold=tracker.log_fold)
-            result.mlflow_run_id = tracker.run_id
-            result.environment = environment
-            result.skipped = list(prep.data.skipped)
-            result.overrides = prep.overrides
-            artifacts = write_artifacts(result, run_dir / "artifacts")
-            artifacts += write_report(result, run_dir / "artifacts")
-            tracker.log_result(result, artifacts)
+        environment, software = prep.software()  # a new mercore or plugin version may change results
+        evaluator.plan(prep.data, prep.config, software)  # what is recorded, for a stop from here on
+        tracker = make_tracker(tracking, tracking_uri, experiment)  # the store is checked too, before any work
+        if on_start is not None:
+            on_start(prep.config)
+        try:
+            with tracker.parent(run_name or prep.title(), prep.config, {**prep.tags(), "mer.run_dir": str(run_dir)},
+                                environment, identity=str(run_dir)):
+                result = evaluator.evaluate(prep.method, prep.data, prep.config, variant=prep.variant,
+                                            software=software, on_fold=tracker.log_fold)
+                result.mlflow_run_id = tracker.run_id
+                result.environment = environment
+                result.skipped = list(prep.data.skipped)
+                result.overrides = prep.overrides
+                artifacts = write_artifacts(result, run_dir / "artifacts")
+                artifacts += write_report(result, run_dir / "artifacts")
+                tracker.log_result(result, artifacts)
+        except TrackingError as exc:  # the store failed mid-run (locked, a server gone): the folds are kept
+            raise type(exc)(f"{exc}; {_kept(evaluator, run_dir)}") from None
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
-        kept = f"{evaluator.finished} of {evaluator.total} folds are recorded" if evaluator.total else "nothing recorded"
-        raise Interrupted(getattr(exc, "signum", signal.SIGINT),
-                          f"{kept} in {run_dir}; the same command resumes from there") from None
+        raise Interrupted(getattr(exc, "signum", signal.SIGINT), _kept(evaluator, run_dir)) from None
     return result
+
+
+def _kept(evaluator: LOSOEvaluator, run_dir: Path) -> str:
+    """What a run that stops short has recorded, and how to go on."""
+    if not evaluator.total:
+        return f"the folds recorded in {run_dir} are kept; the same command resumes from there"
+    earlier = f" ({evaluator.earlier} from an earlier run)" if evaluator.earlier else ""
+    return (f"{evaluator.finished} of {evaluator.total} folds are recorded{earlier} in {run_dir}; the same command "
+            "resumes from there")
 
 
 def seed_list(seeds: int | Sequence[int], base: int) -> list[int]:

@@ -97,3 +97,25 @@ def test_an_empty_cached_feature_is_recomputed_with_a_notice_naming_it(toy_cli, 
     assert "Aborted!" not in out.output
     assert any(r.getMessage().startswith(f"feature cache file {entry} is damaged") for r in caplog.records)
     assert entry.stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["report", "{ref}", "--out", "r"], ["compare", "{ref}", "{ref}"]])
+@pytest.mark.parametrize("ref, message", [
+    ("runs/toy-mistyped", ("'runs/toy-mistyped' is neither a run folder nor an MLflow run id (32 hex digits): no "
+                           "such folder; `mer runs` lists the run folders")),
+    ("0123456789abcdef0123456789abcdef", ("'0123456789abcdef0123456789abcdef' is not a run folder, and there is no "
+                                          "MLflow store sqlite:///mlflow.db to look it up in as a run id; give the "
+                                          "--tracking-uri the run was logged to")),
+])
+def test_report_and_compare_on_a_mistyped_folder_fail_at_once_and_create_nothing(command, ref, message, tmp_path,
+                                                                                  monkeypatch):
+    import time
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    start = time.monotonic()
+    out = CliRunner().invoke(cli, [a.format(ref=ref) for a in command])
+    assert time.monotonic() - start < 10  # it opened (and created) an MLflow store first: 45 s
+    assert out.exit_code == 2
+    assert one_line(out.output) == f"Error: {message}"
+    assert list(tmp_path.iterdir()) == []  # no mlflow.db, no report folder

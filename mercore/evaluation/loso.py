@@ -75,7 +75,30 @@ class LOSOEvaluator(Evaluator):
         self.workers = workers
         self.executor = executor
         self.address = address
-        self.finished = self.total = 0  # folds recorded / in the run, for a message when it is stopped
+        #: folds recorded (``earlier`` of them by an earlier run) / in the run: what a stopped run says
+        self.finished = self.earlier = self.total = 0
+
+    def plan(self, data: LoadedDataset, config: Mapping[str, Any], software: Mapping[str, str] | None = None,
+             folds: Sequence[Fold] | None = None) -> tuple[list[Fold], dict[str, Any], dict[int, FoldResult],
+                                                           Counter[str]]:
+        """The folds (as :meth:`evaluate` takes them), the identity they are computed under, the
+        records of them an earlier identical run left (reused, never recomputed) and why the others
+        are computed; counts them in :attr:`finished`, :attr:`earlier` and :attr:`total`. Cheap: a
+        run calls it first, so a stop at any later point can say what is recorded."""
+        samples = data.samples
+        folds = list(folds) if folds is not None else loso_folds([s.group for s in samples])
+        identity = run_identity(config, software or {}, samples, data.task, self.store.fingerprint)
+        done: dict[int, FoldResult] = {}
+        recomputed: Counter[str] = Counter()
+        for fold in folds:
+            stored, why = self._stored(fold, samples, identity)
+            if stored is None:
+                recomputed[why] += 1
+            else:
+                done[fold.index] = stored
+        self.finished = self.earlier = len(done)
+        self.total = len(folds)
+        return folds, identity, done, recomputed
 
     def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
                  variant: str | None = None, software: Mapping[str, str] | None = None,
@@ -85,23 +108,14 @@ class LOSOEvaluator(Evaluator):
         ``mer tune``'s inner subject-wise folds, its outer folds one at a time), reusing those an
         earlier run finished under the same identity (:mod:`.identity`; ``software``: the
         versions the result depends on, by name)."""
+        folds, identity, done, recomputed = self.plan(data, config, software, folds)
+        reused = len(done)
         requests = method.features(config)
         samples = data.samples
         inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
                               progress=self.progress)
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
-        folds = list(folds) if folds is not None else loso_folds([s.group for s in samples])
-        identity = run_identity(config, software or {}, samples, data.task, self.store.fingerprint)
-        done: dict[int, FoldResult] = {}
-        recomputed: Counter[str] = Counter()
-        for fold in folds:  # finished folds of an earlier identical run are reused, never recomputed
-            stored, why = self._stored(fold, samples, identity)
-            if stored is None:
-                recomputed[why] += 1
-            else:
-                done[fold.index] = stored
-        reused = len(done)
         for index in sorted(done):
             if on_fold is not None:
                 on_fold(done[index], True)
@@ -132,7 +146,6 @@ class LOSOEvaluator(Evaluator):
             bar.n = len(done) + sum(running.values())
             bar.refresh()
 
-        self.finished, self.total = reused, len(folds)
         try:
             if self.executor == "ray":
                 self._run_ray(method, full, todo, requests, config, data, identity, finish)

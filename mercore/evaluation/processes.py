@@ -23,6 +23,7 @@ from typing import Any, Callable, Sequence, TypeVar
 import torch
 
 from ..config import START_METHODS
+from ..interrupt import unwind_on_sigterm
 
 STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all
 
@@ -161,10 +162,6 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def _on_term(signum: int, frame: Any) -> None:
-    raise SystemExit(128 + signum)  # unwinds: a half-written record's temp file is removed
-
-
 def _worker_main(conn: Connection, threads: int, parent: int, shipped: Callable[[Any], Any] | None) -> None:
     """A worker: run the jobs the parent sends until it sends None (or goes away). ``shipped``:
     the work function when it was pickled here (spawn), else the one inherited by fork."""
@@ -172,7 +169,7 @@ def _worker_main(conn: Connection, threads: int, parent: int, shipped: Callable[
     _die_with_parent(parent)
     _PARENT = conn
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C reaches the whole process group; the parent decides
-    signal.signal(signal.SIGTERM, _on_term)
+    unwind_on_sigterm()
     torch.set_num_threads(threads)
     work = shipped if shipped is not None else _WORK
     assert work is not None

@@ -14,7 +14,6 @@ import html
 import io
 import json
 import math
-import os
 import re
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -129,20 +128,35 @@ def load_result(folder: Path | str) -> RunResult | SeedsResult:
     return SeedsResult([load_run(folder.parent.parent / "runs" / name) for name in names], folder)
 
 
+#: an MLflow run id: every store names its runs by a random UUID in hex
+RUN_ID = re.compile(r"[0-9a-f]{32}")
+
+
 def resolve_run(ref: str, tracking_uri: str | None = None) -> Path:
-    """A run folder as given, or the folder an MLflow run id points to (tag ``mer.run_dir``)."""
+    """A run folder as given, or the folder an MLflow run id points to (tag ``mer.run_dir``).
+
+    Only what could be a run id (:data:`RUN_ID`, and no file of that name) is looked up in MLflow;
+    anything else fails at once, without opening (let alone creating) a store. A store that
+    fails is a :class:`~mercore.tracking.TrackingError`.
+    """
     path = Path(ref).expanduser()
     if path.is_dir():
         return path
-    import mlflow
+    if path.exists():
+        raise ReportError(f"{ref} is a file, not a run folder; `mer runs` lists the run folders")
+    if not RUN_ID.fullmatch(ref):
+        raise ReportError(f"{ref!r} is neither a run folder nor an MLflow run id (32 hex digits): no such folder; "
+                          "`mer runs` lists the run folders")
+    from ..tracking import find_run, resolved_uri, store_file
 
-    from ..tracking import DEFAULT_TRACKING_URI
-
-    client = mlflow.tracking.MlflowClient(tracking_uri or os.environ.get("MLFLOW_TRACKING_URI") or DEFAULT_TRACKING_URI)
-    try:
-        run = client.get_run(ref)
-    except Exception as exc:  # MlflowException for unknown ids, several kinds for a bad store
-        raise ReportError(f"{ref!r} is neither a run folder nor an MLflow run id in the tracking store: {exc}") from None
+    uri = resolved_uri(tracking_uri)
+    run = find_run(ref, uri)
+    if run is None:
+        local = store_file(uri)
+        if local is not None and not local.exists():
+            raise ReportError(f"{ref!r} is not a run folder, and there is no MLflow store {uri} to look it up in as a "
+                              "run id; give the --tracking-uri the run was logged to")
+        raise ReportError(f"{ref!r} is neither a run folder nor an MLflow run id in the tracking store {uri}")
     folder = run.data.tags.get("mer.run_dir")
     if not folder:
         raise ReportError(f"MLflow run {ref} has no tag mer.run_dir (not a `mer run` parent run?)")
