@@ -12,6 +12,7 @@ name is an error naming both. Environment switches, in the style of llm and tox:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import importlib.metadata as md
 import inspect
 import os
@@ -159,7 +160,9 @@ def _describe(exc: BaseException) -> str:
 
 
 def _call_hooks(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, plugin: Any, strict: bool) -> None:
-    """Run one plugin's registration hooks into ``registry``; on error roll back its entries."""
+    """Run one plugin's registration hooks into ``registry``; on error roll back its entries.
+    One plugin at a time (not one ``pm.hook`` call for all), so a broken plugin is named and
+    rolled back alone."""
     tables = (("mer_register_methods", registry.methods, "method"),
               ("mer_register_datasets", registry.datasets, "dataset"),
               ("mer_register_feature_extractors", registry.extractors, "feature extractor"))
@@ -169,12 +172,11 @@ def _call_hooks(registry: Registry, pm: pluggy.PluginManager, plugin_name: str, 
     def register(table: dict[str, Entry], kind: str, obj: Any) -> None:
         if (lost := registry._add(table, kind, obj, plugin_name)) is not None:
             taken.append(lost)
+    others = [p for p in pm.get_plugins() if p is not plugin]
     try:
-        for hook_name, table, kind in tables:
-            impl = getattr(plugin, hook_name, None)
-            if impl is None:
-                continue
-            impl(register=lambda obj, _t=table, _k=kind: register(_t, _k, obj))
+        for hook_name, table, kind in tables:  # pluggy's own call, restricted to this plugin's implementations
+            call = pm.subset_hook_caller(hook_name, remove_plugins=others)
+            call(register=lambda obj, _t=table, _k=kind: register(_t, _k, obj))
         for other, why in taken:  # only once this plugin registered everything
             registry._drop(other, why)
     except (Exception, SystemExit) as exc:  # a broken plugin must not break the others
@@ -270,4 +272,10 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
 def get_dataset(name: str) -> Any:
     """The dataset adapter registered as ``name`` (built-in corpora and the installed plugins'),
     for a plugin that reads another corpus than the one evaluated (e.g. pre-training data)."""
-    return load_registry(only=[]).dataset(name)
+    return _installed_registry().dataset(name)
+
+
+@functools.cache
+def _installed_registry() -> Registry:
+    """Every installed plugin, discovered once per process (stages ask for datasets mid-fold)."""
+    return load_registry()

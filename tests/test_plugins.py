@@ -211,3 +211,32 @@ def test_a_plugin_breaking_a_contract_is_refused_at_registration_naming_class_an
     assert out.exit_code != 0 and "halfnet" in out.output and "failed to load" in out.output
     with pytest.raises(PluginError, match="does not implement build_model"):
         load_registry(only=["halfnet"], strict=True)
+
+
+
+def _toy_method(name: str) -> type:
+    from torch import nn
+
+    import mercore
+
+    return type(name, (mercore.Method,), {
+        "name": name, "default_config": lambda self: {"train": {"epochs": 1}}, "features": lambda self, c: {},
+        "build_model": lambda self, c, n: nn.Identity(), "stages": lambda self, c: []})
+
+
+def test_registration_goes_through_pluggy_so_hook_markers_mean_what_they_say():
+    """``specname`` implementations count; a function that merely has a hook's name and no
+    ``@hookimpl`` is not a hook (pluggy's rules, not a lookup by attribute name)."""
+
+    class Renamed:
+        @hookimpl(specname="mer_register_methods")
+        def add_my_methods(self, register):
+            register(_toy_method("renamed"))
+
+    class Unmarked:
+        def mer_register_methods(self, register):  # no @hookimpl
+            register(_toy_method("unmarked"))
+
+    registry = load_registry(only=[], extra_plugins=[("renamed", Renamed()), ("unmarked", Unmarked())])
+    assert registry.methods["renamed"].plugin == "renamed"
+    assert "unmarked" not in registry.methods
