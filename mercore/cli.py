@@ -237,11 +237,13 @@ def plugins_info(name: str) -> None:
     import yaml
 
     from .catalogue import installed_status, read_catalogue
+    from .plugins import UnknownNameError
 
     catalogue = read_catalogue()
     status = installed_status()
     if name not in catalogue and name not in status:
-        _fail(ValueError(f"unknown plugin {name!r}; choose one of: {', '.join(sorted(set(catalogue) | set(status)))}"))
+        _fail(UnknownNameError(f"unknown plugin {name!r}; choose one of: "
+                               f"{', '.join(sorted(set(catalogue) | set(status)))}"))
     click.echo(yaml.safe_dump({name: {**catalogue.get(name, {}), "installed": status.get(name)}}, sort_keys=False))
 
 
