@@ -308,8 +308,10 @@ def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
             raise SystemExit(exc.exit_code) from None
-        except (FileExistsError, ValueError) as exc:
+        except FileExistsError as exc:
             _fail(exc)
+        except ValueError as exc:  # an option out of its bounds
+            _fail(exc, bad_input=True)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 

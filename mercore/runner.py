@@ -72,16 +72,17 @@ def check_run_options(config: dict[str, Any], workers: int | str) -> None:
 
 
 def check_dataset_options(dataset: Dataset, from_config: Mapping[str, Any], given: Mapping[str, Any]) -> None:
-    """Refuse an adapter option the dataset does not read (``Dataset.options``), before anything is
-    read or generated: it would change nothing but the run folder, recomputing every fold."""
-    if dataset.options is None:
-        return
-    accepted = ", ".join(dataset.options) or "none"
-    for where, options in (("-D {}", given), ("config key 'data.options.{}'", from_config)):
-        for key in options:
-            if key not in dataset.options:
-                raise ConfigError(f"{where.format(key)}: dataset {dataset.name!r} has no option {key!r}; "
-                                  f"its options: {accepted}")
+    """Refuse, before anything is read or generated, an adapter option the dataset does not read
+    (``Dataset.options``: it would change nothing but the run folder, recomputing every fold) and
+    a value the adapter refuses (``Dataset.check_options``, e.g. a synthetic corpus beyond its bounds)."""
+    if dataset.options is not None:
+        accepted = ", ".join(dataset.options) or "none"
+        for where, options in (("-D {}", given), ("config key 'data.options.{}'", from_config)):
+            for key in options:
+                if key not in dataset.options:
+                    raise ConfigError(f"{where.format(key)}: dataset {dataset.name!r} has no option {key!r}; "
+                                      f"its options: {accepted}")
+    dataset.check_options({**from_config, **given})
 
 
 def check_features(method: Method, config: Mapping[str, Any], registry: Registry) -> None:

@@ -33,6 +33,26 @@ def test_a_bad_name_or_dataset_option_is_bad_input_before_any_work(toy_cli, args
     assert not toy_cli.cache.exists()  # nothing read, generated or computed
 
 
+@pytest.mark.parametrize("options, message", [
+    (("-D", "subjects=100000000"), "generator parameter 'subjects': expected an integer from 1 to 200, got 100000000"),
+    (("-D", "size=100000"), "generator parameter 'size': expected an integer from 32 to 1024, got 100000"),
+    (("-D", "subjects=200", "-D", "clips_per_subject=200", "-D", "size=256"),
+     "give 1.6e+11 pixels of frames, above the bound 4e+09"),
+    (("-D", "max_frames=2000"), "'max_frames': expected an integer from 3 to 1000"),
+    (("-D", "peak_px=[1, .inf]"), "'peak_px': expected two numbers 0 < low <= high"),
+])
+def test_a_synthetic_corpus_beyond_its_bounds_is_refused_before_anything_is_written(toy_cli, options, message):
+    """-D subjects=100000000 once wrote about 50 MB/s with no output and no end."""
+    out = toy_cli("--dataset", "synthetic", *options)
+    assert out.exit_code == 2
+    line = one_line(out.output)
+    assert line.startswith("Error: -D option of the synthetic corpus: ") and message in line
+    assert not toy_cli.cache.exists()
+    synth = CliRunner().invoke(cli, ["synth", "--out", str(toy_cli.cache), "--subjects", "100000000"])
+    assert synth.exit_code == 2 and "'subjects': expected an integer from 1 to 200" in one_line(synth.output)
+    assert not toy_cli.cache.exists()
+
+
 def test_features_size_0_is_refused_before_the_synthetic_corpus_is_written(tmp_path):
     out = CliRunner().invoke(cli, ["run", "--plugin", "ststnet", "--no-tracking", "--cache-dir", str(tmp_path),
                                    "--set", "features.size=0", *TINY_CORPUS])
