@@ -298,7 +298,7 @@ NAMED_RULES: dict[str, tuple[Any, str]] = {
 }
 #: full key -> (test, what is allowed): the core's own settings (mercore/configs/core.yaml)
 CORE_RULES: dict[str, tuple[Any, str]] = {
-    "run.seed": (_is_int, "an integer"),
+    "run.seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2^32) (NumPy's seeds)"),
     "run.device": (lambda v: isinstance(v, str) and bool(_DEVICE_RE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
     "run.precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "run.feature_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -311,7 +311,6 @@ CORE_RULES: dict[str, tuple[Any, str]] = {
     "run.compile": (lambda v: isinstance(v, bool), "true or false"),
     "data.normalize": (lambda v: isinstance(v, bool), "true or false"),
     "validation.subjects": (lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
-    "evaluation.leakage_audit": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -57,8 +57,40 @@ def test_features_size_0_is_refused_before_the_synthetic_corpus_is_written(tmp_p
     out = CliRunner().invoke(cli, ["run", "--plugin", "ststnet", "--no-tracking", "--cache-dir", str(tmp_path),
                                    "--set", "features.size=0", *TINY_CORPUS])
     assert out.exit_code == 2
-    assert one_line(out.output).startswith("Error: ststnet, stream 'flow': feature extractor 'flow_uvs' rejects ")
-    assert "size must be an integer >= 2" in out.output
+    assert one_line(out.output) == "Error: config key 'features.size': 0 is not allowed; expected an integer >= 1"
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("evaluation.bootstrap.resamples=0", "config key 'evaluation.bootstrap.resamples': 0 is not allowed; expected an "
+                                         "integer in [1, 100000]"),
+    ("evaluation.bootstrap.resamples=-5", "config key 'evaluation.bootstrap.resamples': -5 is not allowed"),
+    ("evaluation.bootstrap.seed=-1", "config key 'evaluation.bootstrap.seed': -1 is not allowed"),
+    ("evaluation.interval=nosuch", "config key 'evaluation.interval': 'nosuch' is not allowed; expected one of "
+                                   "jackknife_t, percentile"),
+])
+def test_a_bad_evaluation_setting_is_refused_before_any_fold(toy_cli, setting, message):
+    """bootstrap.resamples=0 was accepted and crashed once every fold had trained."""
+    out = toy_cli(*QUICK, "--set", setting)
+    assert out.exit_code == 2
+    assert one_line(out.output).startswith(f"Error: {message}")
+    assert not toy_cli.cache.exists()
+
+
+@pytest.mark.parametrize("filters, message", [
+    ("abc", "config key 'model.filters': 'abc' is not allowed; expected a list of an integer >= 1"),
+    ("{a: 1}", "config key 'model.filters': {'a': 1} is not allowed"),
+    ("[a, b, c]", "config key 'model.filters': ['a', 'b', 'c'] is not allowed"),
+    ("[0,0,0]", "config key 'model.filters': [0, 0, 0] is not allowed"),
+    ("[]", "config section 'model': model.filters needs at least one stream's filter count"),
+])
+def test_ststnet_filters_of_the_wrong_kind_name_the_key_before_the_corpus_is_written(tmp_path, filters, message):
+    """A string, a mapping or a list of strings once gave a torch TypeError, [] failed in the fold
+    workers and [0, 0, 0] after the features were computed, none naming model.filters."""
+    out = CliRunner().invoke(cli, ["run", "--plugin", "ststnet", "--no-tracking", "--cache-dir", str(tmp_path),
+                                   "--set", f"model.filters={filters}", *TINY_CORPUS])
+    assert out.exit_code == 2
+    assert one_line(out.output).startswith(f"Error: {message}")
     assert list(tmp_path.iterdir()) == []
 
 

@@ -31,7 +31,7 @@ from typing import Literal, Mapping
 
 import torch
 
-from ..settings import NonNegativeFloat, PositiveInt, Probability, Settings
+from ..settings import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, Settings
 
 
 @dataclass(kw_only=True)
@@ -65,7 +65,7 @@ class HorizontalFlip(Settings):
 
     enabled: bool
     p: Probability
-    u_channel: int  # the channel of a flow stream holding u
+    u_channel: NonNegativeInt  # the channel of a flow stream holding u
 
 
 @dataclass(kw_only=True)
