@@ -91,6 +91,8 @@ def check_features(method: Method, config: Mapping[str, Any], registry: Registry
     """Build the feature extractors of the method's streams from ``config`` before any data are
     read or written (the synthetic corpus is generated on first use), so that a value such as
     ``features.size=0`` stops the run in one line rather than once the corpus is on disk."""
+    from .features.store import FeatureError
+
     store = registry.feature_store(None)
     try:
         requests = method.features(config)
@@ -100,7 +102,11 @@ def check_features(method: Method, config: Mapping[str, Any], registry: Registry
         raise ConfigError(f"{method.name}: {exc}") from None
     for stream, request in requests.items():
         try:
-            store.lookup(request.extractor)(**dict(request.params))
+            extractor = store.lookup(request.extractor)
+        except FeatureError as exc:  # an extractor name from the config
+            raise ConfigError(f"{method.name}, stream {stream!r}: {exc}") from None
+        try:
+            extractor(**dict(request.params))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{method.name}, stream {stream!r}: feature extractor {request.extractor!r} rejects "
                               f"{dict(request.params)} ({exc}); see the features section of `mer config --plugin "
@@ -116,10 +122,13 @@ def check_method(method: Method, config: Mapping[str, Any], num_classes: int) ->
 
     from .nn.base import ContractError, check_modules
     from .plugins import PluginError
+    from .training.perturbation import perturbations
 
     try:
-        method.features(config)
-        method.stages(config)
+        streams = method.features(config)
+        for stage in method.stages(config):
+            for perturbation in perturbations(stage):
+                perturbation.check_streams(streams)
         with torch.device("meta"):
             check_modules(method.build_model(config, num_classes), f"method {method.name!r}")
     except ConfigError:
