@@ -50,6 +50,10 @@ def _stopped_or_failed() -> Iterator[None]:
         except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
                 RuntimeError) as exc:
             _fail(exc)
+        except OSError as exc:  # a full disk, a read-only or misnamed folder, an unreadable file
+            from .storage import storage_message
+
+            _fail(OSError(storage_message(exc)))
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:

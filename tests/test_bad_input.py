@@ -149,3 +149,135 @@ def test_an_empty_cached_feature_is_recomputed_with_a_notice_naming_it(toy_cli, 
     assert "Aborted!" not in out.output
     assert any(r.getMessage().startswith(f"feature cache file {entry} is damaged") for r in caplog.records)
     assert entry.stat().st_size > 0
+
+
+def error_line(output: str) -> str:
+    """The one error line of a run that had started (notices may precede it)."""
+    errors = [line for line in output.strip().splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and "Traceback" not in output and output.strip().endswith(errors[0]), output
+    return errors[0]
+
+
+def fail_writes(monkeypatch, pattern: str, error: int, after: int = 0) -> list[str]:
+    """Atomic writes (mercore.io) of a file matching ``pattern`` fail with ``error`` once ``after``
+    of them have succeeded, as a write to a full disk fails; returns the names matched."""
+    import fnmatch
+    import os
+    import types
+
+    import mercore.io
+
+    matched: list[str] = []
+
+    class Failing:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def fileno(self):
+            return self.f.fileno()
+
+        def write(self, data):
+            raise OSError(error, os.strerror(error))
+
+    def fdopen(fd, *args, **kwargs):
+        f = os.fdopen(fd, *args, **kwargs)
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if fnmatch.fnmatch(name, pattern):
+            matched.append(name)
+            if len(matched) > after:
+                return Failing(f)
+        return f
+
+    monkeypatch.setattr(mercore.io, "os", types.SimpleNamespace(**{**vars(os), "fdopen": fdopen}))
+    return matched
+
+
+def test_a_full_disk_while_writing_a_checkpoint_is_one_line_and_keeps_the_finished_fold(toy_cli, monkeypatch):
+    import errno
+    import os
+
+    import mercore.io
+
+    matched = fail_writes(monkeypatch, "*/.model.pt.*.tmp", errno.ENOSPC, after=1)
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 1 and len(matched) == 2
+    line = error_line(out.output)
+    assert line.startswith("Error: no space left on the disk holding ") and "model.pt" in line
+    assert line.endswith("rerun the same command: finished folds and cached features are kept")
+    assert not list(toy_cli.cache.rglob("*.tmp"))  # no half-written file left behind
+    monkeypatch.setattr(mercore.io, "os", os)  # space again
+    rerun = toy_cli(*QUICK)
+    assert rerun.exit_code == 0 and "1 fold(s) reused" in rerun.output, rerun.output
+
+
+def test_a_full_disk_while_caching_features_is_one_line_naming_the_file(toy_cli, monkeypatch):
+    import errno
+
+    fail_writes(monkeypatch, "*/features/*", errno.ENOSPC)
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 1
+    line = error_line(out.output)
+    assert line.startswith(f"Error: no space left on the disk holding {toy_cli.cache / 'features'}")
+
+
+def test_a_cache_dir_that_is_a_file_is_one_line_naming_it(toy_cli):
+    toy_cli.cache.write_text("not a folder")
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 1
+    line = error_line(out.output)
+    assert line.startswith(f"Error: {toy_cli.cache}") and "is a file where a folder is needed" in line
+
+
+def test_a_cache_dir_without_write_permission_is_one_line_naming_it(toy_cli, monkeypatch):
+    """Simulated: the tests may run as root, whom a chmod does not stop."""
+    import errno
+    import types
+
+    import mercore.io
+
+    def mkstemp(dir, **kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+
+    monkeypatch.setattr(mercore.io, "tempfile", types.SimpleNamespace(mkstemp=mkstemp))
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 1
+    line = error_line(out.output)
+    assert line.startswith(f"Error: permission denied: {toy_cli.cache}") and "writable (--cache-dir" in line
+
+
+def test_an_unreadable_apex_frame_is_one_line_naming_it(toy_cli, monkeypatch):
+    import errno
+
+    import mercore.features.store
+
+    def unreadable(sample):
+        raise PermissionError(errno.EACCES, "Permission denied", f"/corpus/{sample.clip}/apex.jpg")
+
+    monkeypatch.setattr(mercore.features.store, "sample_fingerprint", unreadable)
+    out = toy_cli(*QUICK)
+    assert out.exit_code == 1
+    line = error_line(out.output)
+    assert line.startswith("Error: permission denied: /corpus/") and "apex.jpg: make it readable" in line
+
+
+def test_an_mlflow_store_on_a_read_only_file_system_is_one_line_naming_it(toy_cli, monkeypatch):
+    """Simulated where the store is first written: the lock file beside the database."""
+    import errno
+
+    import mercore.tracking
+
+    def read_only(file, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system", str(file))
+
+    monkeypatch.setattr(mercore.tracking, "open", read_only, raising=False)
+    out = toy_cli(*(a for a in QUICK if a != "--no-tracking"))
+    assert out.exit_code == 1
+    line = error_line(out.output)
+    assert line.startswith(f"Error: {toy_cli.db.parent / '.mlflow.db.lock'} is on a read-only file system: ")
+    assert "--tracking-uri" in line and not list(toy_cli.cache.rglob("folds/*"))  # before any fold
