@@ -312,8 +312,11 @@ def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
             raise SystemExit(exc.exit_code) from None
-        except FileExistsError as exc:
-            _fail(exc)
+        except OSError as exc:  # the generator's own (a non-empty --out) has no errno; a full disk, a file for a folder
+            from .storage import storage_message
+
+            _fail(exc if exc.errno is None else OSError(storage_message(exc, folder="--out",
+                                                                        kept="nothing half-written is left")))
         except ValueError as exc:  # an option out of its bounds
             _fail(exc, bad_input=True)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")

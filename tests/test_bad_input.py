@@ -281,3 +281,25 @@ def test_an_mlflow_store_on_a_read_only_file_system_is_one_line_naming_it(toy_cl
     line = error_line(out.output)
     assert line.startswith(f"Error: {toy_cli.db.parent / '.mlflow.db.lock'} is on a read-only file system: ")
     assert "--tracking-uri" in line and not list(toy_cli.cache.rglob("folds/*"))  # before any fold
+
+
+def test_mer_synth_on_a_full_disk_or_under_a_file_is_one_line_and_leaves_nothing(tmp_path, monkeypatch):
+    import errno
+
+    import mercore.data.synthetic.corpus as corpus
+
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    out = CliRunner().invoke(cli, ["synth", "--out", str(blocker / "corpus"), "--subjects", "1", "--size", "32"])
+    assert out.exit_code == 1
+    assert one_line(out.output) == (f"Error: {blocker} (or a folder above it) is a file where a folder is needed: "
+                                    f"give --out a folder; nothing half-written is left")
+
+    def full(folder, *args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(folder / "sub01" / "img1.jpg"))
+
+    monkeypatch.setattr(corpus, "_write_tree", full)
+    out = CliRunner().invoke(cli, ["synth", "--out", str(tmp_path / "corpus"), "--subjects", "1", "--size", "32"])
+    assert out.exit_code == 1
+    assert one_line(out.output).startswith("Error: no space left on the disk holding ")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"]  # the temporary folder is gone
