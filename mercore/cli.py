@@ -50,6 +50,10 @@ def _stopped_or_failed() -> Iterator[None]:
         except (ConfigError, DatasetError, FeatureError, PluginError, UnknownNameError, FileNotFoundError,
                 RuntimeError) as exc:
             _fail(exc)
+        except OSError as exc:  # a full disk, a read-only or misnamed folder, an unreadable file
+            from .storage import storage_message
+
+            _fail(OSError(storage_message(exc)))
 
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
@@ -237,11 +241,13 @@ def plugins_info(name: str) -> None:
     import yaml
 
     from .catalogue import installed_status, read_catalogue
+    from .plugins import UnknownNameError
 
     catalogue = read_catalogue()
     status = installed_status()
     if name not in catalogue and name not in status:
-        _fail(ValueError(f"unknown plugin {name!r}; choose one of: {', '.join(sorted(set(catalogue) | set(status)))}"))
+        _fail(UnknownNameError(f"unknown plugin {name!r}; choose one of: "
+                               f"{', '.join(sorted(set(catalogue) | set(status)))}"))
     click.echo(yaml.safe_dump({name: {**catalogue.get(name, {}), "installed": status.get(name)}}, sort_keys=False))
 
 
@@ -306,8 +312,13 @@ def synth(out: Path, subjects: int, clips_per_subject: int, size: int, seed: int
         except Interrupted as exc:
             click.echo(f"\nstopped by {exc}: nothing written to {out}", err=True)
             raise SystemExit(exc.exit_code) from None
-        except (FileExistsError, ValueError) as exc:
-            _fail(exc)
+        except OSError as exc:  # the generator's own (a non-empty --out) has no errno; a full disk, a file for a folder
+            from .storage import storage_message
+
+            _fail(exc if exc.errno is None else OSError(storage_message(exc, folder="--out",
+                                                                        kept="nothing half-written is left")))
+        except ValueError as exc:  # an option out of its bounds
+            _fail(exc, bad_input=True)
     click.echo(f"wrote synthetic corpus to {path}; run on it with: mer run --plugin dfrnet --dataset casme2 --data-root {path}")
 
 

@@ -23,6 +23,7 @@ asks for them.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import re
 from importlib import resources
@@ -64,14 +65,20 @@ OPEN_SECTIONS = ("params", "options")
 ALIGN_CHOICES = ("auto", "dlib", "none")
 
 
+@functools.lru_cache(maxsize=None)
+def _packaged_yaml(name: str) -> Any:
+    """A YAML file of ``mercore/configs``, parsed once: every settings section built reads it."""
+    return yaml_load(resources.files("mercore").joinpath(f"configs/{name}").read_text())
+
+
 def core_defaults() -> dict[str, Any]:
-    return yaml_load(resources.files("mercore").joinpath("configs/core.yaml").read_text())
+    return copy.deepcopy(_packaged_yaml("core.yaml"))
 
 
 def trainer_defaults(kind: str) -> dict[str, Any]:
     """The defaults of a core trainer (``supervised``, ``triplet``, ``episodic``, ``perturbation``),
     from ``mercore/configs/trainers.yaml``: the only place they are written."""
-    table = yaml_load(resources.files("mercore").joinpath("configs/trainers.yaml").read_text())
+    table = copy.deepcopy(_packaged_yaml("trainers.yaml"))
     if kind not in table:
         raise ConfigError(f"unknown trainer kind {kind!r}; choose one of: {', '.join(table)}")
     return table[kind]
@@ -282,7 +289,12 @@ def _is_number(v: Any) -> bool:
 
 
 def _scheduler_ok(v: Any) -> bool:
-    return v is None or (isinstance(v, Mapping) and v.get("name", "none") in (None, *SCHEDULERS))
+    if v is None:
+        return True
+    if not isinstance(v, Mapping) or v.get("name", "none") not in (None, *SCHEDULERS):
+        return False
+    step, gamma = v.get("step_size", 1), v.get("gamma", 0.1)
+    return _is_int(step) and step >= 1 and _is_number(gamma) and 0 < gamma < math.inf
 
 
 _DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
@@ -294,11 +306,12 @@ NAMED_RULES: dict[str, tuple[Any, str]] = {
     "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
     "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 1e-3)"),
     "optimizer": (lambda v: isinstance(v, str) and v.lower() in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-    "scheduler": (_scheduler_ok, f"a mapping whose name is one of {', '.join(SCHEDULERS)}, e.g. {{name: step}}"),
+    "scheduler": (_scheduler_ok, f"a mapping whose name is one of {', '.join(SCHEDULERS)}, e.g. {{name: step}}, "
+                                 f"with step_size an integer >= 1 and gamma a number > 0"),
 }
 #: full key -> (test, what is allowed): the core's own settings (mercore/configs/core.yaml)
 CORE_RULES: dict[str, tuple[Any, str]] = {
-    "run.seed": (_is_int, "an integer"),
+    "run.seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2^32) (NumPy's seeds)"),
     "run.device": (lambda v: isinstance(v, str) and bool(_DEVICE_RE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
     "run.precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
     "run.feature_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
@@ -311,7 +324,6 @@ CORE_RULES: dict[str, tuple[Any, str]] = {
     "run.compile": (lambda v: isinstance(v, bool), "true or false"),
     "data.normalize": (lambda v: isinstance(v, bool), "true or false"),
     "validation.subjects": (lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
-    "evaluation.leakage_audit": (lambda v: isinstance(v, bool), "true or false"),
 }
 
 

@@ -31,6 +31,8 @@ def umask() -> int:
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically; an OSError names ``path`` (a failed write, e.g. a
+    full disk, names no file of itself) and leaves any earlier ``path`` as it was."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -39,9 +41,11 @@ def atomic_write_bytes(path: Path | str, data: bytes) -> None:
             os.fchmod(f.fileno(), 0o666 & ~umask())
             f.write(data)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(exc, OSError) and exc.filename is None:
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
         raise
 
 

@@ -17,6 +17,7 @@ from .data.dataset import Dataset, LoadedDataset, LoadOptions
 from .environment import software_versions
 from .evaluation.loso import LOSOEvaluator, check_workers
 from .evaluation.results import RunResult, SeedsResult
+from .evaluation.settings import EvaluationSettings
 from .interfaces import Method
 from .interrupt import Interrupted
 from .io import atomic_write_text
@@ -64,6 +65,7 @@ def check_run_options(config: dict[str, Any], workers: int | str) -> None:
     from .training.device import resolve_device
 
     validate_config(config)
+    EvaluationSettings.from_config(config["evaluation"])
     try:
         check_workers(workers)
         resolve_device(config["run"]["device"])
@@ -72,22 +74,25 @@ def check_run_options(config: dict[str, Any], workers: int | str) -> None:
 
 
 def check_dataset_options(dataset: Dataset, from_config: Mapping[str, Any], given: Mapping[str, Any]) -> None:
-    """Refuse an adapter option the dataset does not read (``Dataset.options``), before anything is
-    read or generated: it would change nothing but the run folder, recomputing every fold."""
-    if dataset.options is None:
-        return
-    accepted = ", ".join(dataset.options) or "none"
-    for where, options in (("-D {}", given), ("config key 'data.options.{}'", from_config)):
-        for key in options:
-            if key not in dataset.options:
-                raise ConfigError(f"{where.format(key)}: dataset {dataset.name!r} has no option {key!r}; "
-                                  f"its options: {accepted}")
+    """Refuse, before anything is read or generated, an adapter option the dataset does not read
+    (``Dataset.options``: it would change nothing but the run folder, recomputing every fold) and
+    a value the adapter refuses (``Dataset.check_options``, e.g. a synthetic corpus beyond its bounds)."""
+    if dataset.options is not None:
+        accepted = ", ".join(dataset.options) or "none"
+        for where, options in (("-D {}", given), ("config key 'data.options.{}'", from_config)):
+            for key in options:
+                if key not in dataset.options:
+                    raise ConfigError(f"{where.format(key)}: dataset {dataset.name!r} has no option {key!r}; "
+                                      f"its options: {accepted}")
+    dataset.check_options({**from_config, **given})
 
 
 def check_features(method: Method, config: Mapping[str, Any], registry: Registry) -> None:
     """Build the feature extractors of the method's streams from ``config`` before any data are
     read or written (the synthetic corpus is generated on first use), so that a value such as
     ``features.size=0`` stops the run in one line rather than once the corpus is on disk."""
+    from .features.store import FeatureError
+
     store = registry.feature_store(None)
     try:
         requests = method.features(config)
@@ -97,7 +102,11 @@ def check_features(method: Method, config: Mapping[str, Any], registry: Registry
         raise ConfigError(f"{method.name}: {exc}") from None
     for stream, request in requests.items():
         try:
-            store.lookup(request.extractor)(**dict(request.params))
+            extractor = store.lookup(request.extractor)
+        except FeatureError as exc:  # an extractor name from the config
+            raise ConfigError(f"{method.name}, stream {stream!r}: {exc}") from None
+        try:
+            extractor(**dict(request.params))
         except (TypeError, ValueError) as exc:
             raise ConfigError(f"{method.name}, stream {stream!r}: feature extractor {request.extractor!r} rejects "
                               f"{dict(request.params)} ({exc}); see the features section of `mer config --plugin "
@@ -113,10 +122,13 @@ def check_method(method: Method, config: Mapping[str, Any], num_classes: int) ->
 
     from .nn.base import ContractError, check_modules
     from .plugins import PluginError
+    from .training.perturbation import perturbations
 
     try:
-        method.features(config)
-        method.stages(config)
+        streams = method.features(config)
+        for stage in method.stages(config):
+            for perturbation in perturbations(stage):
+                perturbation.check_streams(streams)
         with torch.device("meta"):
             check_modules(method.build_model(config, num_classes), f"method {method.name!r}")
     except ConfigError:
@@ -149,6 +161,22 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
     needs = {"clips": "raw clips (onset and apex frames)", "flow-release": "a precomputed-flow release"}
     raise ConfigError(f"{method.name} needs {' or '.join(needs.get(k, k) for k in method.inputs)}, which dataset "
                       f"{dataset!r} ({kind}) does not provide; datasets it can use: {', '.join(usable)}")
+
+
+def check_before_work(method: Method, config: dict[str, Any], registry: Registry, *, dataset: str,
+                      task: str | None = None, data_root: Path | str | None = None,
+                      dataset_options: Mapping[str, Any] | None = None, workers: int | str = 0) -> Dataset:
+    """Every check of a resolved config and the run's options that needs no data, in the order
+    ``mer run`` makes them before anything is read, generated or computed; returns the dataset."""
+    check_run_options(config, workers)
+    ds = registry.dataset(dataset)
+    if ds.requires_root and data_root is None:
+        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
+    labels = ds.label_set(task)  # an unknown --task, refused before anything is read
+    check_dataset_options(ds, config["data"].get("options") or {}, dataset_options or {})
+    check_features(method, config, registry)
+    check_method(method, config, labels.num_classes)
+    return ds
 
 
 def run_key(parts: Mapping[str, Any]) -> str:
@@ -247,13 +275,8 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
     registry, method_obj = resolve_method(method, registry)
     config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
                         config_file=config_file, overrides=overrides, device=device)
-    check_run_options(config, workers)
-    ds = registry.dataset(dataset)
-    if ds.requires_root and data_root is None:
-        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
-    ds.label_set(task)  # an unknown --task, refused before anything is read
-    check_dataset_options(ds, config["data"].get("options") or {}, dataset_options or {})
-    check_features(method_obj, config, registry)
+    ds = check_before_work(method_obj, config, registry, dataset=dataset, task=task, data_root=data_root,
+                           dataset_options=dataset_options, workers=workers)
     cache_dir = Path(cache_dir)
     extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
     options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
@@ -263,7 +286,6 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
     if unlabelled:
         raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
                           f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
-    check_method(method_obj, config, data.labels.num_classes)
     for line in data.skipped if on_skipped else ():
         on_skipped(line)
     for notice in config["meta"].get("notices", []):

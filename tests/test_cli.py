@@ -39,7 +39,7 @@ def test_plugins_info_and_unknown_name():
     out = CliRunner().invoke(cli, ["plugins", "info", "mpfnet"])
     assert out.exit_code == 0 and "reported" in out.output
     out = CliRunner().invoke(cli, ["plugins", "info", "nope"])
-    assert out.exit_code == 1 and "unknown plugin 'nope'; choose one of:" in out.output
+    assert out.exit_code == 2 and "unknown plugin 'nope'; choose one of:" in out.output  # bad input
 
 
 def test_unknown_plugin_is_a_one_line_error(tmp_path):

@@ -73,6 +73,11 @@ class Dataset(abc.ABC):
     def load(self, root: Path | None, options: LoadOptions) -> LoadedDataset:
         """Read (or generate) the corpus and return the samples of ``options.task``."""
 
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """Refuse a bad value among the ``-D`` options ``options`` with a ConfigError naming it, before
+        anything is read or generated (`mer run` calls this first). By default the adapter checks
+        its options only when it reads them."""
+
     def label_set(self, task: str | None) -> LabelSet:
         return self.tasks[choose_task(self.name, self.tasks, task, self.default_task)]
 

@@ -44,6 +44,7 @@ import numpy as np
 from ..data.frames import resize
 from ..interfaces import FeatureExtractor, FeatureSource
 from ..sample import Sample
+from .flow import check_backend
 
 FIVE_POINTS: tuple[str, ...] = ("left_eye", "right_eye", "nose", "left_mouth", "right_mouth")
 #: HTNet's fallback landmarks on its 28x28 maps (main_HTNet.py), as (x, y) proportions of the crop.
@@ -157,6 +158,11 @@ class RoiFlow(FeatureExtractor):
                              f"got {source_size}")
         if align not in ("none", "dlib"):
             raise ValueError(f"unknown align {align!r}; choose none or dlib")
+        from ..face.landmarks import BACKENDS as LANDMARK_BACKENDS
+
+        if landmarks not in ("auto", *LANDMARK_BACKENDS):
+            raise ValueError(f"unknown landmarks {landmarks!r}; choose one of: auto, {', '.join(LANDMARK_BACKENDS)}")
+        check_backend(backend)  # read only for clips, but a typo must not pass silently
         if source == "release" and align != "none":
             raise ValueError("align applies to clips; a release's maps are already cropped (use align none)")
         super().__init__(layout=layout, source=source, source_size=int(source_size), size=int(size),

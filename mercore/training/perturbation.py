@@ -25,13 +25,15 @@ clean epochs, one perturbed epoch, and so on.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Literal, Mapping
+from typing import Any, Iterable, Iterator, Literal, Mapping
 
 import torch
 
-from ..settings import NonNegativeFloat, PositiveInt, Probability, Settings
+from ..interfaces import Trainer
+from ..settings import NonNegativeFloat, NonNegativeInt, PositiveInt, Probability, Settings
 
 
 @dataclass(kw_only=True)
@@ -65,7 +67,7 @@ class HorizontalFlip(Settings):
 
     enabled: bool
     p: Probability
-    u_channel: int  # the channel of a flow stream holding u
+    u_channel: NonNegativeInt  # the channel of a flow stream holding u
 
 
 @dataclass(kw_only=True)
@@ -113,6 +115,18 @@ class PerturbationTraining(Settings):
     def __post_init__(self) -> None:
         if self.length > self.every:
             raise ValueError(f"length ({self.length}) must be <= every ({self.every})")
+
+    def check_streams(self, streams: Iterable[str]) -> None:
+        """Refuse a stream name the method does not feed (a typo would perturb nothing, silently);
+        the names are read only when perturbation training is enabled (the core's defaults name
+        streams, ``apex`` and ``flow``, that not every method has)."""
+        if not self.enabled:
+            return
+        for key in ("image_streams", "flow_streams"):
+            unknown = sorted(set(getattr(self, key)) - set(streams))
+            if unknown:
+                raise ValueError(f"{self.section}.{key} names {unknown}, which the method has no input stream of; "
+                                 f"its streams: {', '.join(sorted(streams))}")
 
     def active(self, epoch: int) -> bool:
         """Whether 0-based ``epoch`` belongs to a perturbation phase."""
@@ -218,3 +232,15 @@ class PerturbationTraining(Settings):
 
 
 __all__ = ["OPS", "ColorJitter", "GaussianNoise", "HorizontalFlip", "PerturbationTraining", "RandomMask"]
+
+
+def perturbations(stage: Any) -> Iterator[PerturbationTraining]:
+    """The perturbation schedules a trainer stage holds, also inside a trainer it wraps (a
+    dataclass field), so that the runner can check their stream names before any work."""
+    if isinstance(stage, PerturbationTraining):
+        yield stage
+    elif dataclasses.is_dataclass(stage) and not isinstance(stage, type):
+        for f in dataclasses.fields(stage):
+            value = getattr(stage, f.name, None)
+            if isinstance(value, PerturbationTraining) or isinstance(value, Trainer):
+                yield from perturbations(value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import re
 import shutil
@@ -30,6 +31,17 @@ DEFAULTS: dict[str, Any] = {
     "min_frames": 20, "max_frames": 60, "peak_px": (0.5, 3.0), "jpeg_quality": 95,
     "macro": False, "macro_clips_per_subject": 4,
 }
+
+#: the generator's integer options: (least, most). The upper bounds keep a corpus to minutes and a few GB (a
+#: mistyped -D subjects=100000000 once wrote about 50 MB/s without end); the defaults are far below them.
+BOUNDS: dict[str, tuple[int, int]] = {
+    "subjects": (1, 200), "clips_per_subject": (1, 200), "size": (32, 1024), "min_frames": (3, 1000),
+    "max_frames": (3, 1000), "jpeg_quality": (1, 100), "macro_clips_per_subject": (1, 200),
+}
+#: frames x pixels of a whole corpus at most (subjects x clips x max_frames x size^2, macro clips included): 16
+#: times the default corpus, about 1.5 GB on disk and several minutes to write
+MAX_PIXELS = 4_000_000_000
+MACRO_MAX_FRAMES = 90  # the macro clips' longest (plan_corpus)
 
 HEADER = ["Subject", "Filename", "OnsetFrame", "ApexFrame", "OffsetFrame", "Action Units", "Estimated Emotion"]
 
@@ -84,17 +96,29 @@ def generator_params(**overrides: Any) -> dict[str, Any]:
         params["peak_px"] = [float(v) for v in params["peak_px"]]
     except (TypeError, ValueError):
         raise ValueError(f"generator parameter 'peak_px': expected two numbers, got {params['peak_px']!r}") from None
-    for k in ("subjects", "clips_per_subject", "size", "seed", "min_frames", "max_frames", "jpeg_quality",
-              "macro_clips_per_subject"):
+    if not all(math.isfinite(v) and v > 0 for v in params["peak_px"]) or len(params["peak_px"]) != 2 \
+            or params["peak_px"][0] > params["peak_px"][1]:
+        raise ValueError(f"generator parameter 'peak_px': expected two numbers 0 < low <= high, got {params['peak_px']}")
+    for k in ("seed", *BOUNDS):
         value = params[k]
         if isinstance(value, bool) or not (isinstance(value, int) or str(value).strip().lstrip("-").isdigit()):
             raise ValueError(f"generator parameter {k!r}: expected an integer, got {value!r}")
         params[k] = int(value)
+        least, most = BOUNDS.get(k, (params[k], params[k]))
+        if not least <= params[k] <= most:
+            raise ValueError(f"generator parameter {k!r}: expected an integer from {least} to {most}, got {params[k]}")
     params["macro"] = bool(params["macro"])
-    if params["subjects"] < 1 or params["clips_per_subject"] < 1 or params["size"] < 32:
-        raise ValueError("need subjects >= 1, clips_per_subject >= 1 and size >= 32")
-    if not 3 <= params["min_frames"] <= params["max_frames"]:
-        raise ValueError("need 3 <= min_frames <= max_frames")
+    if params["min_frames"] > params["max_frames"]:
+        raise ValueError(f"generator parameters 'min_frames' {params['min_frames']} and 'max_frames' "
+                         f"{params['max_frames']}: min_frames must not exceed max_frames")
+    frames = params["clips_per_subject"] * params["max_frames"]
+    if params["macro"]:
+        frames += params["macro_clips_per_subject"] * MACRO_MAX_FRAMES
+    pixels = params["subjects"] * frames * params["size"] ** 2
+    if pixels > MAX_PIXELS:
+        raise ValueError(f"generator parameters subjects x clips_per_subject x max_frames x size^2 (macro clips "
+                         f"included) give {pixels:.2g} pixels of frames, above the bound {MAX_PIXELS:.2g} (16 times the "
+                         f"default corpus); ask for fewer subjects, clips or frames, or smaller frames")
     return params
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
 from ...config import ConfigError
 from ...labels import CASME2_SDE5, MEGC3
@@ -41,15 +41,22 @@ class SyntheticDataset(Dataset):
                       "jpeg_quality", "macro", "macro_clips_per_subject")
     options = (*GENERATOR_KEYS, "kind", *TREE_OPTIONS)  # kind=macro: the macro clips; then read as CASME II
 
-    def ensure(self, options: LoadOptions) -> Path:
-        """The cached corpus for the generator parameters in ``options.extra`` (generated if absent)."""
-        extra = dict(options.extra or {})
-        wants_macro = extra.get("kind") == "macro" or bool(extra.get("macro"))
+    def check_options(self, options: Mapping[str, Any]) -> None:
+        """The generator's parameters within their bounds, before anything is generated."""
+        self.generator_params(options)
+
+    def generator_params(self, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The full generator parameters of the ``-D`` options ``options`` (a ConfigError names a bad one)."""
+        wants_macro = options.get("kind") == "macro" or bool(options.get("macro"))
         try:
-            params = generator_params(**{k: extra[k] for k in self.GENERATOR_KEYS if k in extra and k != "macro"},
-                                      macro=wants_macro)
+            return generator_params(**{k: options[k] for k in self.GENERATOR_KEYS if k in options and k != "macro"},
+                                    macro=wants_macro)
         except ValueError as exc:  # a bad -D value: a usage error, as a bad --set is
             raise ConfigError(f"-D option of the synthetic corpus: {exc}") from None
+
+    def ensure(self, options: LoadOptions) -> Path:
+        """The cached corpus for the generator parameters in ``options.extra`` (generated if absent)."""
+        params = self.generator_params(dict(options.extra or {}))
         root = Path(options.cache_dir) / "synthetic" / params_hash(params)
         meta = root / "generator.json"
         if generator_meta(meta) is None:  # absent, or damaged: the cached corpus is written again

@@ -1,15 +1,27 @@
 """The DFR-Net method as the mer core sees it: config, input streams, model, trainer stages."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mercore import FeatureRequest, Method, hookimpl
+from mercore import FeatureRequest, Method, NonNegativeFloat, Probability, Settings, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
     from mercore import SupervisedTrainer
+
+
+@dataclass(frozen=True, kw_only=True)
+class Augment(Settings):
+    """The ``augment`` section, checked before any work (read first inside a fold)."""
+
+    section = "augment"
+
+    flip: Probability
+    crop_pad: NonNegativeFloat
+    flow_streams: tuple[str, ...]
 
 
 class DFRNet(Method):
@@ -54,10 +66,14 @@ class DFRNet(Method):
     def augment(self, config: Mapping[str, Any]) -> Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None:
         from .augment import FlipCropAugment
 
-        spec = dict(config.get("augment") or {})
-        if not spec or (float(spec.get("flip", 0)) == 0 and float(spec.get("crop_pad", 0)) == 0):
+        spec = Augment.from_config(config["augment"])
+        unknown = sorted(set(spec.flow_streams) - set(self.features(config)))
+        if not spec.flow_streams or unknown:
+            raise ValueError(f"augment.flow_streams {list(spec.flow_streams)} must name the flow streams (their u is "
+                             f"mirrored on a flip) among the method's streams {sorted(self.features(config))}")
+        if spec.flip == 0 and spec.crop_pad == 0:
             return None
-        return FlipCropAugment(spec.get("flip", 0.5), spec.get("crop_pad", 0.0625), tuple(spec.get("flow_streams", ("flow",))))
+        return FlipCropAugment(spec.flip, spec.crop_pad, spec.flow_streams)
 
     def stages(self, config: Mapping[str, Any]) -> list[SupervisedTrainer]:
         from .augment import DFRNetTrainer

@@ -229,7 +229,7 @@ def test_augment_from_config():
     cfg = method.default_config()
     aug = method.augment(cfg)
     assert isinstance(aug, FlipCropAugment) and aug.flip == 0.5 and aug.flow_streams == ("flow",)
-    cfg["augment"] = {"flip": 0.0, "crop_pad": 0.0}
+    cfg["augment"] = {**cfg["augment"], "flip": 0.0, "crop_pad": 0.0}
     assert method.augment(cfg) is None
     stage, = method.stages(method.default_config())
     assert isinstance(stage, SupervisedTrainer)

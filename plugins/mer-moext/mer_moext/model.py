@@ -281,6 +281,16 @@ class MoExtConfig(Settings):
     dropout: Probability
     size: int = runtime(224)
 
+    def __post_init__(self) -> None:
+        """Sizes that must fit together, and the weights file, checked before any work."""
+        if not self.backbone_widths or len(self.backbone_widths) != len(self.backbone_blocks):
+            raise ValueError(f"model.backbone_widths {self.backbone_widths} and model.backbone_blocks "
+                             f"{self.backbone_blocks} must be equally long and not empty")
+        if len(self.recon_widths) != 4:
+            raise ValueError(f"model.recon_widths needs the four up-conv widths of Table 2, got {self.recon_widths}")
+        if self.backbone_weights is not None and not Path(self.backbone_weights).expanduser().is_file():
+            raise ValueError(f"model.backbone_weights: no such file {self.backbone_weights}")
+
 
 class MoExtModel(nn.Module):
     """Separator + motion extractor + classifier; reconstruction and projection for pre-training.

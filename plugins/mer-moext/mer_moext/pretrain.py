@@ -100,7 +100,7 @@ class ViewExpansion:
     def __post_init__(self) -> None:
         bad = [o for o in self.ops if o not in VIEW_OPS]
         if bad or self.views < 1 or self.views - 1 > len(self.ops):
-            raise ValueError(f"pretrain.views - 1 = {self.views - 1} operations drawn from {list(self.ops)} "
+            raise ValueError(f"pretrain.views - 1 = {self.views - 1} operations drawn from pretrain.view_ops {list(self.ops)} "
                              f"(known: {VIEW_OPS}); need views >= 1 and enough distinct operations")
 
     def __call__(self, onset: torch.Tensor, apex: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
@@ -265,6 +265,16 @@ class MoExtPretrainer(Trainer, Settings):
     stage_name: str = runtime("pretrain")
 
     name = "moext-pretrain"
+
+    def __post_init__(self) -> None:
+        """What is otherwise first read inside a fold, after the features are made."""
+        if len(self.contrast) != 2 or self.contrast[0] > self.contrast[1]:
+            raise ValueError(f"pretrain.contrast needs a gain range [low, high], got {list(self.contrast)}")
+        ViewExpansion(self.views, tuple(self.view_ops), self.noise_std, tuple(self.contrast))  # views the ops can make
+        for key in ("casme2_root", "casme3_root"):
+            root = getattr(self, key)
+            if root is not None and not Path(root).expanduser().is_dir():
+                raise ValueError(f"pretrain.{key}: {root!r} is not a folder; give the corpus folder or null")
 
     # data ------------------------------------------------------------------------------------
     @staticmethod

@@ -141,7 +141,7 @@ def test_backbone_weights_load_from_torchvision_names(tmp_path):
 
 def test_backbone_weights_errors_name_the_file_and_keys(tmp_path):
     cfg = tiny_model_cfg()
-    with pytest.raises(FileNotFoundError, match="model.backbone_weights.*nope.pth"):
+    with pytest.raises(ValueError, match="model.backbone_weights: no such file .*nope.pth"):
         build_model({**cfg, "backbone_weights": str(tmp_path / "nope.pth")}, 3, 32)
     wider = tmp_path / "wider.pth"
     torch.save(torchvision_names(ResNetTrunk([16, 16, 16, 16], cfg["backbone_blocks"]).state_dict()), wider)

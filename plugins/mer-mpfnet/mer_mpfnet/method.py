@@ -6,16 +6,16 @@ torch and the model are imported inside the functions that use them: the plugin'
 this module to register the method, and ``mer plugins`` must not load torch."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Mapping
 
-from mercore import FeatureRequest, Method, Trainer
+from mercore import FeatureRequest, Method, NonNegativeInt, PositiveInt, Settings, Trainer
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from mercore import FoldData, StageContext, TensorSet
+    from mercore import FoldData, StageContext, SupervisedTrainer, TensorSet
 
 FEATURE_STREAMS = {"flow": "sequence_flow", "diff": "sequence_diff"}
 DIFFERENCES = ("absolute", "signed")
@@ -39,7 +39,20 @@ def feature_params(config: Mapping[str, Any], magnification: float = 0.0, stream
 
 
 # ----------------------------------------------------------------------------- magnification plan
-PLANS = ("table", "rule")
+@dataclass(frozen=True, kw_only=True)
+class Magnification(Settings):
+    """``afe.magnification``, checked before any work: it is first read inside a fold, after the
+    features are computed (see :func:`magnification_plan` for what each key means)."""
+
+    section = "afe.magnification"
+
+    plan: Literal["table", "rule"]
+    table: Mapping[str, Mapping[str, PositiveInt]]
+    majority_max: PositiveInt
+    max_phi: PositiveInt
+    max_copies: PositiveInt | None
+    include_raw: bool
+    per_class: Mapping[str, NonNegativeInt]
 
 
 def _phis(m: int, cfg: Mapping[str, Any]) -> list[float]:
@@ -148,18 +161,19 @@ def build_magnified_set(data: TensorSet, config: Mapping[str, Any], ctx: StageCo
     return TensorSet(inputs, torch.cat(parts_labels), samples), plans
 
 
-@dataclass
+@dataclass(kw_only=True)
 class AFEPretrainer(Trainer):
     """Supervised pre-training of the AFE (+ a linear head) on the magnified, balanced set."""
 
-    config: Mapping[str, Any] = field(default_factory=dict)
+    config: Mapping[str, Any]
+    trainer: SupervisedTrainer  # of the config's afe.train, built (and so checked) by MPFNet.stages
     stage_name: str = "afe"
     name = "afe-pretrain"
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
         import torch
 
-        from mercore import FoldData, SupervisedTrainer
+        from mercore import FoldData
 
         from .model import AFEClassifier
 
@@ -170,10 +184,8 @@ class AFEPretrainer(Trainer):
                            float(n), 0)
         ctx.log_metric(f"{self.stage_name}/magnified_clips", float(len(mag) - len(data.train)), 0)
         wrapper = AFEClassifier(model)
-        trainer = SupervisedTrainer.from_config(self.config["afe"]["train"], stage_name=self.stage_name,
-                                                parameters=lambda m: m.trainable())
         empty = mag.subset([])
-        trainer.fit(wrapper, FoldData(train=mag, val=data.val, test=empty, test_groups=data.test_groups), ctx)
+        self.trainer.fit(wrapper, FoldData(train=mag, val=data.val, test=empty, test_groups=data.test_groups), ctx)
         return model
 
 
@@ -202,7 +214,7 @@ class MPFNet(Method):
         return MPFNetModel(cfg, num_classes)
 
     def stages(self, config: Mapping[str, Any]) -> list[Trainer]:
-        from mercore import EpisodicTrainer, TripletTrainer
+        from mercore import EpisodicTrainer, SupervisedTrainer, TripletTrainer
 
         stages: list[Trainer] = []
         gfe = dict(config["gfe"])
@@ -210,10 +222,10 @@ class MPFNet(Method):
             stages.append(TripletTrainer.from_config(gfe, stage_name="gfe", embed=lambda m, x: m.gfe_embed(x),
                                                      parameters=lambda m: m.gfe.parameters()))
         if config["afe"].get("enabled", True):
-            plan = config["afe"]["magnification"].get("plan", "table")
-            if plan not in PLANS:
-                raise ValueError(f"afe.magnification.plan must be one of {', '.join(PLANS)}, got {plan!r}")
-            stages.append(AFEPretrainer(config=config))
+            Magnification.from_config(config["afe"]["magnification"])
+            trainer = SupervisedTrainer.from_config(config["afe"]["train"], where="afe.train", stage_name="afe",
+                                                    parameters=lambda m: m.trainable())
+            stages.append(AFEPretrainer(config=config, trainer=trainer))
         meta = dict(config["meta_learning"])
         meta.pop("enabled", None)  # the centroids are always needed: epochs 0 only sets them
         stages.append(EpisodicTrainer.from_config(meta, stage_name="meta"))

@@ -109,6 +109,10 @@ class MPFNetConfig(Settings):
     size: int = runtime(128)
     length: int = runtime(10)
 
+    def __post_init__(self) -> None:
+        if self.head_grid is not None and len(self.head_grid) != 3:
+            raise ValueError(f"model.head_grid needs three sizes (time, height, width) or null, got {list(self.head_grid)}")
+
     def encoder(self, in_channels: int) -> EncoderConfig:
         """The CA-I3D of a stream stack with ``in_channels`` channels."""
         return EncoderConfig(in_channels=in_channels, length=self.length, size=self.size,

@@ -175,7 +175,7 @@ def test_corpora_and_tasks_outside_table_1_fall_back_to_the_rule():
     plans = magnification_plans(synthetic, labels, 3, cfg, CLASSES)
     assert plans["synthetic"] == magnification_plan(labels, 3, cfg, CLASSES)
     assert [max(plans["synthetic"][c]) for c in range(3)] == [4, 13, 14]  # the rule's CASME II: 4 / 13 / 14
-    with pytest.raises(ValueError, match="plan must be one of table, rule"):
+    with pytest.raises(ValueError, match="'afe.magnification.plan': 'pooled' is not allowed; expected one of table, rule"):
         MPFNet().stages(resolve_config(MPFNet(), sets=["afe.magnification.plan=pooled"]))
 
 

@@ -12,14 +12,27 @@ The core owns data loading, feature caching, the LOSO loop and the metrics.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
-from mercore import FeatureRequest, Method, hookimpl
+from mercore import FeatureRequest, Method, PositiveInt, Settings, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-SOURCES = ("clips", "release")
+
+@dataclass(frozen=True, kw_only=True)
+class Features(Settings):
+    """The ``features`` section, checked before any work (``source_size: abc`` once failed
+    without naming the key); the extractor checks ``backend`` and ``align``."""
+
+    section = "features"
+
+    source: Literal["clips", "release"]
+    size: PositiveInt
+    source_size: PositiveInt | None
+    backend: str
+    align: str
 
 
 class STSTNet(Method):
@@ -38,16 +51,14 @@ class STSTNet(Method):
     config_package = "mer_ststnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        feats = config["features"]
-        source, size = feats["source"], int(feats["size"])
-        if source == "clips":
-            params = {"size": size, "backend": feats["backend"], "normalize": "minmax", "align": feats.get("align", "none")}
-            if feats.get("source_size"):  # u, v and strain on the face, then reduced: how the release maps were made
-                params.update(source_size=int(feats["source_size"]), pool="maps")
+        feats = Features.from_config(config["features"])
+        if feats.source == "clips":
+            params = {"size": feats.size, "backend": feats.backend, "normalize": "minmax", "align": feats.align}
+            if feats.source_size:  # u, v and strain on the face, then reduced: how the release maps were made
+                params.update(source_size=feats.source_size, pool="maps")
             return {"flow": FeatureRequest("flow_uvs", params)}
-        if source == "release":  # the release's maps are already min-max scaled u/v/strain
-            return {"flow": FeatureRequest("release_flow", {"size": size})}
-        raise ValueError(f"unknown features.source {source!r}; choose one of: {', '.join(SOURCES)}")
+        # release: the release's maps are already min-max scaled u/v/strain
+        return {"flow": FeatureRequest("release_flow", {"size": feats.size})}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
