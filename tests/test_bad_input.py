@@ -301,7 +301,8 @@ def test_an_mlflow_store_on_a_read_only_file_system_is_one_line_naming_it(toy_cl
     out = toy_cli(*(a for a in QUICK if a != "--no-tracking"))
     assert out.exit_code == 1
     line = error_line(out.output)
-    assert line.startswith(f"Error: {toy_cli.db.parent / '.mlflow.db.lock'} is on a read-only file system: ")
+    assert line.startswith(f"Error: MLflow store {toy_cli.db}: cannot create its lock file "
+                           f"{toy_cli.db.parent / '.mlflow.db.lock'} (Read-only file system); ")
     assert "--tracking-uri" in line and not list(toy_cli.cache.rglob("folds/*"))  # before any fold
 
 
