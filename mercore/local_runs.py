@@ -109,17 +109,20 @@ def _short(value: Any) -> str:
         else str(value)
 
 
+def _score(value: float | None) -> str:
+    return f"{value:.4f}" if value is not None else "-"
+
+
 def runs_table(runs: list[LocalRun]) -> str:
     """A Markdown table of ``runs`` (one row each)."""
     lines = ["| folder | method | variant | dataset | profile | seed | folds | UF1 | UAR | date | differs from profile |",
              "|---|---|---|---|---|---:|---|---:|---:|---|---|"]
     for r in runs:
         folds = f"{r.folds_done}/{r.folds}" if r.folds else str(r.folds_done)
-        score = (lambda v: f"{v:.4f}" if v is not None else "-")
         differs = ", ".join(f"{k}={_short(v)}" for k, v in r.overrides.items()) or "-"
         if r.problem:
             differs = f"({r.problem})"
         lines.append(f"| {r.folder.name} | {r.method} | {r.variant or '-'} | {r.dataset} | {r.profile} | "
-                     f"{r.seed if r.seed is not None else '-'} | {folds} | {score(r.uf1)} | {score(r.uar)} | "
+                     f"{r.seed if r.seed is not None else '-'} | {folds} | {_score(r.uf1)} | {_score(r.uar)} | "
                      f"{r.date} | {differs} |")
     return "\n".join(lines)

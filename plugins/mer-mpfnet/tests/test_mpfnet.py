@@ -10,7 +10,7 @@ import torch
 import mer_mpfnet.plugin
 from mercore import FeatureRequest, FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
-from mer_mpfnet.method import (AFEPretrainer, MPFNet, build_magnified_set, feature_params, magnification_plan,
+from mer_mpfnet.method import (MPFNet, build_magnified_set, feature_params, magnification_plan,
                               magnification_plans)
 from mer_mpfnet.model import CAI3D, AFEClassifier, MPFNetConfig, MPFNetModel, count_parameters
 
