@@ -30,7 +30,7 @@ from sklearn.metrics import f1_score, recall_score
 from mercore.config import resolve_config
 from mercore.data.dataset import LoadOptions
 from mercore.data.tensors import TensorSet
-from mercore.evaluation.loso import LOSOEvaluator
+from mercore.evaluation.fold import fit_fold
 from mercore.protocols import loso_folds
 from mercore.features.store import build_inputs
 from mercore.io import atomic_write_text
@@ -68,12 +68,12 @@ def main() -> None:
     labels = torch.tensor([s.label(data.task) for s in data.samples])
     full = TensorSet(inputs, labels, list(data.samples))
     scratch = tempfile.TemporaryDirectory(prefix="dfrnet-paper-lr-")  # fold folders (nothing is kept there)
-    evaluator = LOSOEvaluator(store, Path(scratch.name), progress=False)
     folds = [f for f in loso_folds(full.groups) if f.name.split("/")[-1] in args.test]
     rows, y_true, y_pred, y_base = [], [], [], []
     for fold in folds:
         t0 = time.time()
-        result = evaluator._run_fold(method, full, fold, requests, config, data)  # one fold, as `mer run` runs it
+        result = fit_fold(method, full, fold, requests, config, data, store,  # one fold, as `mer run` runs it
+                          Path(scratch.name) / f"{fold.index:03d}")
         loss, val = curve(result.history, "train/loss"), curve(result.history, "train/val_loss")
         best = [v for k, v, _ in result.history if k == "train/best_epoch"]
         rows.append({"fold": fold.name, "n_train": result.n_train, "n_val": result.n_val, "epochs_run": len(loss),

@@ -21,7 +21,7 @@ from .config import ConfigError, deep_merge, flatten, validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .data.tensors import TensorSet
 from .environment import software_versions
-from .evaluation.loso import fit_model
+from .evaluation.fold import fit_model
 from .features.store import build_inputs
 from .io import atomic_write_text
 from .plugins import Registry

@@ -1,7 +1,6 @@
 """The LOSO loop end to end on the toy method: leak-free, pooled, resumable, tracked."""
 from __future__ import annotations
 
-import inspect
 import json
 from pathlib import Path
 
@@ -213,24 +212,27 @@ def test_auto_workers_use_the_cores_on_cpu_only(toy_registry, tmp_path, monkeypa
         loso.LOSOEvaluator(None, tmp_path, workers=-1)
 
 
-def _workers_of(parallel, *args) -> int:
-    """The ``workers`` argument of a ``_run_parallel`` call, by name (its position may move)."""
-    return inspect.signature(parallel).bind(*args).arguments["workers"]
+def _spy_on_fold_processes(monkeypatch) -> list[tuple[int, int, int]]:
+    """Each fold-process pool a run starts, as (folds it runs, workers, torch threads per worker)."""
+    from mercore.evaluation.executors import ProcessExecutor
+
+    pools = []
+    run_pool = ProcessExecutor.run
+    monkeypatch.setattr(ProcessExecutor, "run", lambda self, folds, *args:
+                        pools.append((len(folds), self.workers, self.threads)) or run_pool(self, folds, *args))
+    return pools
 
 
 def test_auto_workers_give_the_sequential_result(toy_registry, tmp_path, monkeypatch):
     from mercore.evaluation import loso
 
     monkeypatch.setattr(loso, "usable_cores", lambda: 2)
-    pools = []
-    parallel = loso.LOSOEvaluator._run_parallel
-    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
-                        lambda self, *args: pools.append(_workers_of(parallel, self, *args)) or parallel(self, *args))
+    pools = _spy_on_fold_processes(monkeypatch)
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
     seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
     assert pools == []
     auto = run("toy", cache_dir=tmp_path / "b", workers="auto", **kwargs)
-    assert pools == [2]
+    assert [workers for _, workers, _ in pools] == [2]
     assert auto.metrics == seq.metrics
 
 
@@ -275,18 +277,13 @@ def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry
     from mercore.evaluation import loso
 
     monkeypatch.setattr(loso, "usable_cores", lambda: 2)
-    calls = []
-    parallel = loso.LOSOEvaluator._run_parallel
-    monkeypatch.setattr(loso.LOSOEvaluator, "_run_parallel",
-                        lambda self, method, full, todo, *args:
-                        calls.append((len(todo), _workers_of(parallel, self, method, full, todo, *args)))
-                        or parallel(self, method, full, todo, *args))
+    calls = _spy_on_fold_processes(monkeypatch)
     kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
                   workers="auto", subjects=["s0", "s1", "s2"])
     first = run("toy", **kwargs)
     (first.run_dir / "folds" / "002.json").unlink()
     second = run("toy", **kwargs)
-    assert calls == [(3, 2), (1, 2)]  # the one fold left still runs in a fold process of 2 workers' threads
+    assert calls == [(3, 2, 1), (1, 2, 1)]  # the one fold left still runs in a fold process of 2 workers' threads
     assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]
 
 
