@@ -180,9 +180,14 @@ class Method(abc.ABC):
         """Named config overrides, e.g. ``{"quick": {...}}`` for a CPU-sized run."""
         return self.config_file().get("profiles") or {} if self.config_package else {}
 
-    @abc.abstractmethod
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """Input streams by the names the model's ``forward`` reads from its batch dict."""
+        """Input streams by the names the model's ``forward`` reads from its batch dict: by default
+        those the ``features`` section declares (:mod:`mercore.streams`), with ``features.size`` and,
+        for clips, ``features.align`` added by the core. Override it only for logic the YAML cannot
+        declare (streams chosen by the model's settings, a selector of the method's own)."""
+        from .streams import declared_requests
+
+        return declared_requests(config["features"])
 
     @abc.abstractmethod
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
