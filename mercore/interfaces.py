@@ -1,8 +1,10 @@
 """The five interfaces of the product card, plus the ``Method`` a plugin hands to the core.
 
-A method is a composition: feature extractors turn clips into arrays, encoders and fusions
-(``torch.nn.Module``s, in :mod:`mercore.nn.base`) turn arrays into logits, trainer stages fit
-the model on one LOSO fold, and an evaluator runs the protocol. The core owns the loop over
+A method is a composition: feature extractors turn clips into arrays (the streams its YAML
+declares, :mod:`mercore.streams`), a model turns arrays into logits, trainer stages fit the model
+on one LOSO fold, and an evaluator runs the protocol. A plugin must provide the model
+(``Method.build_model``); encoders and fusions (``torch.nn.Module``s in :mod:`mercore.nn.base`)
+are optional building blocks of it, checked by the core when a model uses them. The core owns the loop over
 folds; plugins never do. Nothing here imports torch at import time: plugins define their
 ``Method`` with these classes, and loading the registry (``mer plugins``) must stay light.
 """
@@ -143,7 +145,7 @@ class Method(abc.ABC):
     ``default_config`` is the paper's setup and ``profiles`` hold named overrides (``quick`` for
     CPU runs); both come from the ``config.yaml`` of the package named by ``config_package``, the
     only source of defaults. The core merges config layers, then asks the method for its input
-    streams, its model and its trainer stages.
+    streams, its model and its trainer stages; only the model has no default.
     """
 
     name: ClassVar[str]
@@ -180,9 +182,14 @@ class Method(abc.ABC):
         """Named config overrides, e.g. ``{"quick": {...}}`` for a CPU-sized run."""
         return self.config_file().get("profiles") or {} if self.config_package else {}
 
-    @abc.abstractmethod
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """Input streams by the names the model's ``forward`` reads from its batch dict."""
+        """Input streams by the names the model's ``forward`` reads from its batch dict: by default
+        those the ``features`` section declares (:mod:`mercore.streams`), with ``features.size`` and,
+        for clips, ``features.align`` added by the core. Override it only for logic the YAML cannot
+        declare (streams chosen by the model's settings, a selector of the method's own)."""
+        from .streams import declared_requests
+
+        return declared_requests(config["features"])
 
     @abc.abstractmethod
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:

@@ -30,6 +30,8 @@ EXEMPT: dict[tuple[str, str, str], str] = {
     ("*", "*train.perturbation.*_streams", "range"): "read only when perturbation training is enabled, and "
                                                       "checked then (test_a_perturbed_stream_the_method_lacks...)",
     ("moext", "model.branch_fc", "empty"): "hidden FC widths: none is a branch of one linear layer",
+    ("*", "features.streams.*.release.*", "*"): "a stream's entry for a precomputed-flow release, which the walk's "
+                                               "synthetic clips do not read; the extractor checks it on a release",
     ("ahmsanet", "features.flow_uvs.*", "*"): "parameters of a stream the run does not read (features.stream "
                                               "picks one section); its extractor checks them when picked",
     ("ahmsanet", "features.release_flow.*", "*"): "as features.flow_uvs: a stream the run does not read",

@@ -24,7 +24,9 @@ def test_scaffold_writes_a_complete_package(tmp_path):
     assert 'my_net = "mer_my_net.plugin"' in (root / "pyproject.toml").read_text()
     assert "class MyNet(Method)" in (root / "mer_my_net" / "plugin.py").read_text()
     config = yaml.safe_load((root / "mer_my_net" / "config.yaml").read_text())
-    assert config["features"]["flow"]["extractor"] == "flow_uvs" and "quick" in config["profiles"]
+    assert config["features"]["streams"]["flow"]["clips"]["extractor"] == "flow_uvs" and "quick" in config["profiles"]
+    method = (root / "mer_my_net" / "plugin.py").read_text()
+    assert "def features" not in method and len(method.splitlines()) <= 40  # the YAML declares the streams
     assert not any("${" in (root / f).read_text() for f in files)  # every template field filled
     for path in root.rglob("*.py"):
         compile(path.read_text(), str(path), "exec")

@@ -50,14 +50,14 @@ POOL_CHOICES: tuple[str, ...] = ("flow", "maps")
 # ----------------------------------------------------------------------------- parameter checks
 def _size(size: Any) -> int:
     if isinstance(size, bool) or not isinstance(size, (int, float, np.integer, np.floating)) \
-            or int(size) != size or int(size) < 2:
+            or not np.isfinite(size) or int(size) != size or int(size) < 2:
         raise ValueError(f"size must be an integer >= 2 (pixels of the square output), got {size!r}")
     return int(size)
 
 
 def _length(length: Any) -> int:
     if isinstance(length, bool) or not isinstance(length, (int, float, np.integer, np.floating)) \
-            or int(length) != length or int(length) < 2:
+            or not np.isfinite(length) or int(length) != length or int(length) < 2:
         raise ValueError(f"length must be an integer >= 2 (frames from onset to apex), got {length!r}")
     return int(length)
 

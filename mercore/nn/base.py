@@ -1,5 +1,10 @@
 """The model interfaces of the product card (the others are in :mod:`mercore.interfaces`, which
-does not import torch), and the checks the core runs on every model a method builds."""
+does not import torch), and the checks the core runs on every model a method builds.
+
+``Encoder`` and ``Fusion`` are optional building blocks, not part of the contract a method must
+meet: a model may be any ``nn.Module`` whose ``forward`` maps the batch dict to logits. A model
+that composes its parts from them (DFR-Net, RRMFNet) gets their widths and outputs checked before
+any feature is computed and on its first forward pass, so a mis-wired part fails in one line."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,14 +14,16 @@ from torch import nn
 
 
 class Encoder(nn.Module):
-    """Maps one input stream to features. ``out_features`` tells the next module its width: the
-    size of dimension 1 of the output (channels of a map ``(B, C, ...)`` or width of ``(B, D)``)."""
+    """Optional base of a model part that maps one input stream to features. ``out_features`` tells
+    the next module its width: the size of dimension 1 of the output (channels of a map
+    ``(B, C, ...)`` or width of ``(B, D)``); the core checks it (:func:`check_modules`)."""
 
     out_features: int
 
 
 class Fusion(nn.Module):
-    """Combines several streams (a mapping name -> tensor, or a sequence) into one tensor."""
+    """Optional base of a model part that combines several streams (a mapping name -> tensor, or a
+    sequence) into one tensor; the core checks that it returns one."""
 
 
 class ContractError(TypeError):

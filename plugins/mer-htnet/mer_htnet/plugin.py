@@ -1,4 +1,4 @@
-"""The HTNet method as the mer core sees it: config, input stream (roi_flow), model, trainer stages."""
+"""The HTNet method as the mer core sees it: config (its input stream, roi_flow, declared there), model."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -24,14 +24,12 @@ class HTNet(Method):
     config_package = "mer_htnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        f = config["features"]
-        if int(f["size"]) != int(config["model"]["image_size"]):
-            raise ValueError(f"features.size ({f['size']}) must equal model.image_size ({config['model']['image_size']})")
-        params = {"layout": f["layout"], "source": f["source"], "source_size": int(f["source_size"]),
-                  "size": int(f["size"]), "landmarks": f["landmarks"], "backend": f["backend"]}
-        if f["source"] == "clips":
-            params["align"] = f.get("align", "none")
-        return {"flow": FeatureRequest("roi_flow", params)}
+        """The declared ``flow`` stream, once ``features.size`` is checked against the network's input."""
+        requests = super().features(config)
+        size, image_size = config["features"]["size"], config["model"]["image_size"]
+        if size != image_size:
+            raise ValueError(f"features.size ({size}) must equal model.image_size ({image_size})")
+        return requests
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads

@@ -17,8 +17,8 @@ PLAIN, PLAIN_OPEN = plain_training("train", CODE + ": nothing more")
 
 PAPER = [  # (config key, the reference value, where it is stated)
     ("features.size", 28, "main_HTNet.py: 28x28 u/v/strain maps"),
-    ("features.layout", "htnet4", "main_HTNet.py: 14x14 blocks around the eyes and mouth corners, recombined 2x2"),
-    ("features.backend", "tvl1", MAPS),
+    ("features.streams.flow.clips.params.layout", "htnet4", "main_HTNet.py: 14x14 blocks around the eyes and mouth corners, recombined 2x2"),
+    ("features.streams.flow.clips.params.backend", "tvl1", MAPS),
     ("model.image_size", 28, "main_HTNet.py: 28x28 input"),
     ("model.in_channels", 3, "main_HTNet.py: u, v, strain"),
     ("model.patch_size", 7, "Model.py: 7x7 patches, 16 tokens"),
@@ -42,10 +42,10 @@ PAPER = [  # (config key, the reference value, where it is stated)
 ]
 
 DEVIATIONS = [  # (config key, the reference value, ours, why)
-    ("features.landmarks", "MTCNN on the apex (fixed points when it fails)", "auto",
+    ("features.streams.flow.clips.params.landmarks", "MTCNN on the apex (fixed points when it fails)", "auto",
      "auto detects the five points with dlib on the dlib-aligned apex of raw clips, and uses the fixed points on "
      "aligned crops and releases"),
-    ("features.source_size", "the aligned face at its full resolution, maps reduced to 28 (the release maps)", 128,
+    ("features.streams.flow.clips.params.source_size", "the aligned face at its full resolution, maps reduced to 28 (the release maps)", 128,
      "the release's crop size is not stated; 128 keeps sub-pixel motion (TV-L1 0.2 s a pair)"),
     ("train.early_stopping.patience", "the best epoch on the test subject (main_HTNet.py)", None,
      "selecting on the test subject is a leak; here the model after the last epoch"),
@@ -53,6 +53,9 @@ DEVIATIONS = [  # (config key, the reference value, ours, why)
 
 OPEN = [  # (config key or section, why it is open)
     ("features.source", "clips: the maps computed from a raw corpus; a release is read as is (inputs section)"),
+    ("features.streams.flow.clips.extractor", "roi_flow: the core's extractor of the whole-face map's blocks (the layout above)"),
+    ("features.streams.flow.clips.params.source", "clips: flow computed here from the frames"),
+    ("features.streams.flow.release", "a release's map, cut the same way at its own 28 px"),
     ("features.align", "the release maps are of aligned faces; the alignment is not named: the core's dlib alignment"),
     ("train.early_stopping.monitor", "unused: no early stopping"),
     ("train.early_stopping.restore_best", "unused: no early stopping"),

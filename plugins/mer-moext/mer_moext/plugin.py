@@ -1,17 +1,16 @@
-"""The MoExt method as the mer core sees it: config, input streams, model, trainer stages."""
+"""The MoExt method as the mer core sees it: config (its onset and apex streams declared there), model,
+trainer stages."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mercore import FeatureRequest, Method, hookimpl
+from mercore import Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
     from mercore import Trainer
-
-STREAMS = ("onset", "apex")
 
 
 class MoExt(Method):
@@ -32,20 +31,6 @@ class MoExt(Method):
     default_variant = "full"
     inputs = ("clips",)
     config_package = "mer_moext"
-
-    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """Onset and apex requests; ``features.size`` and ``features.align`` (the paper's Dlib
-        crop) are added to both unless a stream's own params set them."""
-        feats = config["features"]
-        size = feats.get("size")
-        out = {}
-        for stream in STREAMS:
-            spec = feats[stream]
-            params = {"align": feats.get("align", "none"), **(spec.get("params") or {})}
-            if size is not None:
-                params = {"size": size, **params}
-            out[stream] = FeatureRequest(spec["extractor"], params)
-        return out
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads

@@ -30,8 +30,9 @@ PAPER = [  # (config key, the paper's value, where it says so[, resolve_config k
     ("features.size", 224, "Sec. 4.1.2: 'The size of the input image is set to 224 x 224'"),
     ("features.align", "dlib", "Sec. 4.1.2: 'The Dlib algorithm is used for face localization, with the 8th, 9th, "
                                "25th, 40th, and 43rd facial landmarks utilized for alignment and cropping'"),
-    ("features.onset", {"extractor": "onset_frame", "params": {}}, "Sec. 3.1: the onset and apex frames are the input"),
-    ("features.apex", {"extractor": "apex_frame", "params": {}}, "Sec. 3.1: the onset and apex frames are the input"),
+    ("features.streams.onset.clips", {"extractor": "onset_frame", "params": {}}, "Sec. 3.1: the onset and apex frames are the input"),
+    ("features.source", "clips", "Sec. 3.1: frames of the clips (no precomputed release)"),
+    ("features.streams.apex.clips", {"extractor": "apex_frame", "params": {}}, "Sec. 3.1: the onset and apex frames are the input"),
     ("pretrain.batch_size", 20, BOTH),
     ("pretrain.epochs", 30, BOTH),
     ("train.batch_size", 20, BOTH),

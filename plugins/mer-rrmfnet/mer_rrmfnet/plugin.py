@@ -28,25 +28,12 @@ class RRMFNet(Method):
     config_package = "mer_rrmfnet"
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """One request per stream in ``model.streams``; clip extractors get ``backend`` and
-        ``align``, release extractors (precomputed, cropped maps) do not."""
+        """The declared streams that ``model.streams`` names (Table 4: flow, apex or both)."""
         from .model import RRMFNetConfig
 
         streams = RRMFNetConfig.from_config(config["model"]).streams
-        feats = config["features"]
-        out = {}
-        for stream in streams:
-            spec = feats[stream]
-            params = dict(spec.get("params") or {})
-            if feats.get("size") is not None:
-                params = {"size": feats["size"], **params}
-            if not str(spec["extractor"]).startswith("release_"):
-                extra = {"align": feats.get("align", "none")}
-                if stream == "flow":
-                    extra["backend"] = feats.get("backend", "tvl1")
-                params = {**extra, **params}
-            out[stream] = FeatureRequest(spec["extractor"], params)
-        return out
+        requests = super().features(config)
+        return {name: requests[name] for name in streams}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads

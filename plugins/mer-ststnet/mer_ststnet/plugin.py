@@ -1,10 +1,12 @@
-"""The STSTNet method as the mer core sees it: config, input streams, model, trainer stages.
+"""The STSTNet method as the mer core sees it: config, model, and the hook that registers them.
 
 This plugin is the template ``mer new-plugin`` copies. A method plugin is:
-- ``config.yaml``: the paper's setup, its variants and CPU-sized profiles;
-- a ``Method`` subclass that turns a resolved config into input streams (``features``) and a model
-  (``build_model``); its trainer stages (``stages``) are the core's default, one supervised stage
-  set by the config's ``train`` section;
+- ``config.yaml``: the paper's setup, its variants and CPU-sized profiles; its ``features``
+  section declares the input streams (``features.streams``: an extractor per batch key and
+  source), to which the core adds ``features.size`` and, on clips, ``features.align``;
+- a ``Method`` subclass that builds the model from a resolved config (``build_model``); its input
+  streams (``features``) and trainer stages (``stages``: one supervised stage set by the config's
+  ``train`` section) are the core's defaults;
 - a ``mer_register_methods`` hook, found through the ``mer`` entry point in ``pyproject.toml``.
 Loading the entry point must not import torch (``mer plugins`` lists every plugin): the model is
 imported inside the method that builds it, and the package ``__init__`` is lazy.
@@ -12,27 +14,12 @@ The core owns data loading, feature caching, the LOSO loop and the metrics.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mercore import FeatureRequest, Method, PositiveInt, Settings, hookimpl
+from mercore import Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
-
-
-@dataclass(frozen=True, kw_only=True)
-class Features(Settings):
-    """The ``features`` section, checked before any work (``source_size: abc`` once failed
-    without naming the key); the extractor checks ``backend`` and ``align``."""
-
-    section = "features"
-
-    source: Literal["clips", "release"]
-    size: PositiveInt
-    source_size: PositiveInt | None
-    backend: str
-    align: str
 
 
 class STSTNet(Method):
@@ -49,16 +36,6 @@ class STSTNet(Method):
     # "flow-release": also runs on precomputed-flow releases (config section inputs.flow-release)
     inputs = ("clips", "flow-release")
     config_package = "mer_ststnet"
-
-    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        feats = Features.from_config(config["features"])
-        if feats.source == "clips":
-            params = {"size": feats.size, "backend": feats.backend, "normalize": "minmax", "align": feats.align}
-            if feats.source_size:  # u, v and strain on the face, then reduced: how the release maps were made
-                params.update(source_size=feats.source_size, pool="maps")
-            return {"flow": FeatureRequest("flow_uvs", params)}
-        # release: the release's maps are already min-max scaled u/v/strain
-        return {"flow": FeatureRequest("release_flow", {"size": feats.size})}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads

@@ -16,7 +16,9 @@ PLAIN, PLAIN_OPEN = plain_training("train", CODE + ": nothing more")
 
 PAPER = [  # (config key, the reference value, where it is stated)
     ("features.size", 28, "METHODS.md: 'the 28x28x3 u/v/strain input'"),
-    ("features.backend", "tvl1", "METHODS.md: optical flow onset -> apex (TV-L1, the MER standard)"),
+    ("features.streams.flow.clips.extractor", "flow_uvs", "METHODS.md: the onset -> apex u/v/strain map"),
+    ("features.streams.flow.clips.params.backend", "tvl1", "METHODS.md: optical flow onset -> apex (TV-L1, the MER standard)"),
+    ("features.streams.flow.clips.params.normalize", "minmax", "the release's 8-bit maps: each channel scaled to [0, 1] per clip"),
     ("model.filters", [3, 5, 8], "METHODS.md: 'three parallel conv streams (3, 5, 8 filters of 3x3)'"),
     ("model.batch_norm", True, "public code: BatchNorm after each stream's ReLU (docs item 2)"),
     ("model.dropout", 0.5, "public code: dropout 0.5 after each stream's pooling (docs item 2)"),
@@ -35,12 +37,14 @@ PAPER = [  # (config key, the reference value, where it is stated)
 ]
 
 DEVIATIONS = [  # (config key, the reference value, ours, why)
-    ("features.source_size", "the aligned face at its full resolution, maps reduced to 28 (the release maps)", 128,
+    ("features.streams.flow.clips.params.source_size", "the aligned face at its full resolution, maps reduced to 28 (the release maps)", 128,
      "the release's crop size is not stated; 128 keeps sub-pixel motion (TV-L1 0.2 s a pair)"),
 ]
 
 OPEN = [  # (config key or section, why it is open)
     ("features.source", "clips: the map computed from a raw corpus; a release is read as is (inputs section)"),
+    ("features.streams.flow.clips.params.pool", "with source_size: u, v and strain computed there, then the maps reduced (docs item 5)"),
+    ("features.streams.flow.release", "a release's maps are read as they are"),
     ("features.align", "the release maps are of aligned faces; the alignment is not named: the core's dlib alignment"),
     ("train.early_stopping.monitor", "unused: no early stopping"),
     ("train.early_stopping.restore_best", "unused: no early stopping"),
