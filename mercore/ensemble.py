@@ -72,7 +72,7 @@ def ensemble(results: Sequence[RunResult | SeedsResult], run_dir: Path | None = 
     check_members(runs)
     first = runs[0]
     probs = [{k: p for f in r.folds for k, p in zip(f.keys, f.probabilities)} for r in runs]
-    seconds = {}
+    seconds: dict[str, float] = {}
     for r in runs:
         for f in r.folds:
             seconds[f.fold] = seconds.get(f.fold, 0.0) + f.seconds

@@ -23,11 +23,18 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TypedDict
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class _Deferral(TypedDict):
+    depth: int  # how many deferred_signals blocks are open
+    pending: int | None  # the signal that arrived in one, raised when the outermost ends
+
+
 #: signal handlers run in the main thread, between bytecodes: process-wide state is the honest scope
-_DEFERRAL = {"depth": 0, "pending": None}
+_DEFERRAL: _Deferral = {"depth": 0, "pending": None}
 #: seconds before a swallowed stop is sent again: sent at once, its handler would run inside the
 #: hook (os.kill checks for signals) and be swallowed once more
 RESEND_DELAY_S = 0.05

@@ -55,7 +55,8 @@ def atomic_write_text(path: Path | str, text: str) -> None:
 
 def atomic_save_npz(path: Path | str, **arrays: np.ndarray) -> None:
     buf = io.BytesIO()
-    np.savez(buf, **arrays)
+    # mypy matches **arrays against savez's keyword allow_pickle: bool; the keys are array names
+    np.savez(buf, **arrays)  # type: ignore[arg-type]
     atomic_write_bytes(path, buf.getvalue())
 
 

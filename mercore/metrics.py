@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 
-def confusion_matrix(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> np.ndarray:
+def confusion_matrix(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int],
+                     num_classes: int) -> np.ndarray:
     """(num_classes, num_classes) counts; rows are ground truth, columns predictions."""
     y_true = np.asarray(y_true, dtype=int)
     y_pred = np.asarray(y_pred, dtype=int)
@@ -40,7 +41,7 @@ class Scores:
                 f"{prefix}weighted_f1": self.weighted_f1}
 
 
-def scores(y_true: Sequence[int], y_pred: Sequence[int], num_classes: int) -> Scores:
+def scores(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], num_classes: int) -> Scores:
     """UF1 (macro F1), UAR (mean per-class recall), accuracy and support-weighted F1."""
     cm = confusion_matrix(y_true, y_pred, num_classes)
     tp = np.diag(cm).astype(float)

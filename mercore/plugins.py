@@ -148,7 +148,7 @@ def check_contract(kind: str, obj: Any, plugin: str) -> None:
     missing = sorted(getattr(cls, "__abstractmethods__", ()))
     if missing:
         raise PluginError(f"{where} does not implement {', '.join(missing)} (abstract in mercore.{base.__name__})")
-    if base is Dataset and (not cls.tasks or cls.default_task not in cls.tasks):
+    if base is Dataset and issubclass(cls, Dataset) and (not cls.tasks or cls.default_task not in cls.tasks):
         raise PluginError(f"{where} declares no label task, or its default_task {cls.default_task!r} is not one of "
                           f"its tasks {sorted(cls.tasks)}")
 

@@ -55,7 +55,7 @@ class Prediction:
 
     @property
     def label(self) -> str:
-        return max(self.probabilities, key=self.probabilities.get)
+        return max(self.probabilities, key=self.probabilities.__getitem__)
 
 
 def _natural_key(path: Path) -> list[Any]:

@@ -100,7 +100,7 @@ def _name(hint: Any) -> str:
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_name(a) for a in typing.get_args(hint))
     if origin in (tuple, list, Sequence) or hint in (tuple, list):
-        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        args: Sequence[Any] = [a for a in typing.get_args(hint) if a is not Ellipsis]
         return f"a list of {_name(args[0])}" if args else "a list"
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         args = typing.get_args(hint)
@@ -144,7 +144,12 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
             raise _Mismatch(_name(hint))
         item = next((a for a in args if a is not Ellipsis), Any)
         items = [_coerce(v, item, f"{path}[{i}]") for i, v in enumerate(value)]
-        return tuple(items) if tuple in (origin, hint) else list(items) if list in (origin, hint) else type(value)(items)
+        if tuple in (origin, hint):
+            return tuple(items)
+        if list in (origin, hint):
+            return list(items)
+        # another Sequence class: rebuilt as the value's own (mypy cannot know its constructor)
+        return type(value)(items)  # type: ignore[call-arg]
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         if not isinstance(value, Mapping):
             raise _Mismatch(_name(hint))

@@ -544,7 +544,7 @@ def _interval_metrics(intervals: Mapping[str, Any], prefix: str = "", suffix: st
 
 def _dead(pid: str | None) -> bool:
     """Whether the process ``pid`` (a tag; unknown counts as alive) of this host is gone."""
-    return bool(pid) and pid.isdigit() and not process_alive(int(pid))
+    return pid is not None and pid.isdigit() and not process_alive(int(pid))
 
 
 def _system_metrics(config: Mapping[str, Any]) -> bool:

@@ -72,6 +72,7 @@ class Param:
         if self.type == "float":
             return trial.suggest_float(self.key, self.low, self.high, log=self.log, step=self.step)
         if self.type == "int":
+            assert self.low is not None and self.high is not None  # a range has both (parse_space)
             return trial.suggest_int(self.key, int(self.low), int(self.high), log=self.log, step=int(self.step or 1))
         return trial.suggest_categorical(self.key, list(self.choices))
 
@@ -80,7 +81,10 @@ class Param:
         """A value of the space, of the type a trial suggests (an int for an int range)."""
         if self.type == "categorical":
             return self.choices[0]
-        return int(self.low) if self.type == "int" else self.low
+        if self.type == "int":
+            assert self.low is not None  # a range has low and high (parse_space)
+            return int(self.low)
+        return self.low
 
     def spec(self) -> dict[str, Any]:
         if self.type == "categorical":

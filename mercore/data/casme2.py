@@ -338,8 +338,9 @@ def load_casme2_tree(root: Path | str, options: LoadOptions, dataset_name: str =
             named = ", ".join(f"img{n}" for n in holes[:5]) + (f" and {len(holes) - 5} more" if len(holes) > 5 else "")
             raise ValueError(f"{clip_dir} misses frame(s) {named} ({frame_span(frames, 'img')}); "
                              "-D sparse_frames=true accepts clip folders that hold only some frames")
-        onset, offset = pos["OnsetFrame"], pos["OffsetFrame"]
-        apex = pos["ApexFrame"] if apex_n is not None else (onset + offset) // 2
+        onset, apex_at, offset = pos["OnsetFrame"], pos["ApexFrame"], pos["OffsetFrame"]
+        assert onset is not None and offset is not None  # their frame numbers are never None
+        apex = apex_at if apex_at is not None else (onset + offset) // 2  # apex_at is None iff apex_n is
         if apex_n is None:
             log.info("%s row %s: apex %r unknown, using the midpoint frame img%d", coding, rec["_row"], rec["apex"],
                      numbers[apex])

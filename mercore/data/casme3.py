@@ -70,6 +70,7 @@ _LETTER = re.compile(r"^[A-Za-z]$")
 def read_label_sheet(path: Path) -> tuple[list[dict[str, Any]], bool]:
     """Rows of a CAS(ME)^3 label sheet (first worksheet; ``.xlsx`` or ``.csv``) and whether it has
     an emotion column. Each row: the keys of :data:`COLUMNS` present plus ``_row`` and ``_file``."""
+    rows: list[tuple[Any, ...]]  # raw cell values
     try:
         if path.suffix.lower() == ".csv":
             with open(path, newline="", encoding="utf-8-sig") as f:
@@ -96,11 +97,11 @@ def read_label_sheet(path: Path) -> tuple[list[dict[str, Any]], bool]:
     missing = [k for k in ("subject", "filename", "onset", "apex", "offset") if k not in index]
     if missing:
         raise DatasetError(f"{path}: missing column(s) {missing} in header row {header_at + 1}")
-    out = []
+    out: list[dict[str, Any]] = []
     for i, row in enumerate(rows[header_at + 1:], start=header_at + 2):
         if all(c is None or str(c).strip() == "" for c in row):
             continue
-        rec = {k: (row[j] if j < len(row) else None) for k, j in index.items()}
+        rec: dict[str, Any] = {k: (row[j] if j < len(row) else None) for k, j in index.items()}
         rec["_row"], rec["_file"] = i, str(path)
         out.append(rec)
     return out, "emotion" in index
@@ -215,10 +216,13 @@ def load_casme3(root: Path | str, options: LoadOptions) -> LoadedDataset:
             raise ValueError(f"no frames {onset_n}..{offset_n} in {clip_dir}")
         pos = frame_positions(frames, clip_dir, {"Onset": onset_n, "Offset": offset_n})
         onset, offset = pos["Onset"], pos["Offset"]
+        assert onset is not None and offset is not None  # onset_n and offset_n are frame numbers
         if kind == "macro":
             apex = min(onset + MACRO_PSEUDO_APEX - 1, offset)
         elif onset_n <= apex_n <= offset_n:
-            apex = frame_positions(frames, clip_dir, {"Apex": apex_n})["Apex"]
+            apex_at = frame_positions(frames, clip_dir, {"Apex": apex_n})["Apex"]
+            assert apex_at is not None  # apex_n is a frame number
+            apex = apex_at
         else:
             apex = (onset + offset) // 2
             log.warning("%s row %s: Apex %d outside Onset..Offset %d..%d; using the midpoint", sheet, rec["_row"],

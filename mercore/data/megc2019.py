@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..labels import MEGC3
+from ..sample import Sample
 from .casme2 import load_casme2_tree
 from .dataset import Dataset, DatasetError, LoadedDataset, LoadOptions, choose_task, data_root, skip_or_raise
 from .folders import option_path
@@ -69,11 +70,13 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
     root = data_root(root)
     task = choose_task("megc2019", Megc2019Dataset.tasks, options.task)
     extra = dict(options.extra or {})
-    sub_extra = {"smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "samm": {},
-                 "casme2": {k: extra[k] for k in ("sparse_frames",) if k in extra}}
+    sub_extra: dict[str, dict[str, Any]] = {
+        "smic": {k: extra[k] for k in ("apex", "landmarks") if k in extra}, "samm": {},
+        "casme2": {k: extra[k] for k in ("sparse_frames",) if k in extra}}
     loaders = {"smic": lambda r, o: load_smic(r, o), "casme2": lambda r, o: load_casme2_tree(r, o, "casme2"),
                "samm": lambda r, o: load_samm(r, o)}
-    samples, skipped = [], []
+    samples: list[Sample] = []
+    skipped: list[str] = []
     for corpus in CORPORA:
         sub = LoadOptions(task="megc3", skip_invalid=options.skip_invalid, cache_dir=options.cache_dir,
                           extra=sub_extra[corpus])
@@ -83,18 +86,17 @@ def load_megc2019(root: Path | str, options: LoadOptions) -> LoadedDataset:
     gt_path = option_path(root, extra, "gt", folder=False)
     if gt_path is not None:
         by_key = {(s.dataset, s.subject, s.clip): s for s in samples}
-        kept = []
+        kept: list[Sample] = []
         for row, dataset, subject, clip, label in read_gt(gt_path):
             s = by_key.get((dataset, subject, clip))
-            problem = None
             if s is None:
                 problem = f"{dataset}/{subject}/{clip} is not among the composite's samples"
             elif s.labels.get("megc3") != label:
                 problem = f"{dataset}/{subject}/{clip} has label {s.labels.get('megc3')} here, {label} in the GT"
-            if problem:
-                skip_or_raise(f"{gt_path} row {row}: {problem}", options, skipped, "it")
+            else:
+                kept.append(s)
                 continue
-            kept.append(s)
+            skip_or_raise(f"{gt_path} row {row}: {problem}", options, skipped, "it")
         samples = kept
     samples.sort(key=lambda s: (CORPORA.index(s.dataset), s.subject, s.clip))
     return LoadedDataset(name="megc2019", task=task, labels=MEGC3, samples=samples, skipped=skipped)

@@ -101,8 +101,9 @@ def load_samm(root: Path | str, options: LoadOptions, tasks: Mapping[str, LabelS
         frames = check_clip_dir(clip_dir, frames_root)
         pos = frame_positions(frames, clip_dir, {"Onset Frame": onset_n, "Apex Frame": apex_n,
                                                  "Offset Frame": offset_n})
-        onset, offset = pos["Onset Frame"], pos["Offset Frame"]
-        apex = pos["Apex Frame"] if apex_n is not None else (onset + offset) // 2
+        onset, apex_at, offset = pos["Onset Frame"], pos["Apex Frame"], pos["Offset Frame"]
+        assert onset is not None and offset is not None  # their frame numbers are never None
+        apex = apex_at if apex_at is not None else (onset + offset) // 2  # apex_at is None iff apex_n is
         if apex_n is None:
             log.info("%s row %s: apex %r unknown, using the midpoint frame", sheet, rec["_row"], rec["apex"])
         return Sample(dataset="samm", subject=subject, clip=clip, frames=tuple(p for _, p in frames),

@@ -106,7 +106,9 @@ def load_smic(root: Path | str, options: LoadOptions) -> LoadedDataset:
 
     def read(clip_dir: Path) -> Sample:
         subject_dir, emotion_dir = clip_dir.parents[2], clip_dir.parent
-        subject = gt_subject(_SUBJECT_DIR.match(subject_dir.name).group(1))
+        match = _SUBJECT_DIR.match(subject_dir.name)
+        assert match is not None  # clip_dirs() yields only folders of subject folders that match
+        subject = gt_subject(match.group(1))
         emotion = emotion_dir.name.lower()
         if emotion not in CLASSES:
             raise ValueError(f"unknown emotion folder {emotion_dir.name!r} (expected one of {CLASSES})")

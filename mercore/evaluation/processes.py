@@ -18,7 +18,7 @@ import sys
 import time
 import traceback
 from multiprocessing.connection import Connection, wait
-from typing import Any, Callable, Sequence, TypeVar
+from typing import Any, Callable, Sequence, TypeVar, cast
 
 import torch
 
@@ -75,7 +75,9 @@ def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish:
     try:
         for _ in range(min(workers, len(queue))):
             here, there = ctx.Pipe()
-            process = ctx.Process(target=_worker_main, args=(there, threads, os.getpid(), shipped))
+            # every concrete context (fork, spawn, forkserver) has Process; typeshed's BaseContext lacks it
+            process = ctx.Process(  # type: ignore[attr-defined]
+                target=_worker_main, args=(there, threads, os.getpid(), shipped))
             try:
                 process.start()
             except (pickle.PicklingError, TypeError, AttributeError) as exc:
@@ -87,7 +89,7 @@ def run_in_processes(jobs: Sequence[Job], work: Callable[[Job], Result], finish:
             here.send(job)
             busy[here] = (process, job)
         while busy:
-            for conn in wait(list(busy)):
+            for conn in cast("list[Connection]", wait(list(busy))):  # wait returns some of the objects it is given
                 process, job = busy.pop(conn)
                 try:
                     kind, payload, remote = conn.recv()

@@ -245,11 +245,11 @@ def regions(image_or_shape: Any, backend: str = "dlib", margin: float = 0.15) ->
            "mouth": box(MOUTH),
            "left_mouth_corner": (pts[48, 0] - r, pts[48, 1] - r, pts[48, 0] + r, pts[48, 1] + r),
            "right_mouth_corner": (pts[54, 0] - r, pts[54, 1] - r, pts[54, 0] + r, pts[54, 1] + r)}
-    result = {}
+    result: dict[str, tuple[int, int, int, int]] = {}
     for name, (x0, y0, x1, y1) in out.items():
         b = [int(np.floor(x0)), int(np.floor(y0)), int(np.ceil(x1)) + 1, int(np.ceil(y1)) + 1]
         if size is not None:
             h, w = size
             b = [min(max(b[0], 0), w - 1), min(max(b[1], 0), h - 1), min(max(b[2], 1), w), min(max(b[3], 1), h)]
-        result[name] = tuple(b)
+        result[name] = (b[0], b[1], b[2], b[3])
     return result

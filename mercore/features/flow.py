@@ -63,8 +63,9 @@ def _flow_farneback(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
 def _flow_dis(prev: np.ndarray, nxt: np.ndarray) -> np.ndarray:
     import cv2
 
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(_to_uint8(prev), _to_uint8(nxt), None)
+    dis = cv2.DISOpticalFlow.create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # no initial flow: OpenCV accepts None there, its stubs do not
+    flow = dis.calc(_to_uint8(prev), _to_uint8(nxt), None)  # type: ignore[call-overload]
     return np.moveaxis(flow, -1, 0)
 
 

@@ -145,7 +145,7 @@ def _tvl1_level(ref: Tensor, moving: Tensor, flow: Tensor, attachment: float, ti
         ni = torch.where(ni == 0, torch.ones_like(ni), ni)
         rho0 = warped - ref - (grad * start).sum(1)
         current = start
-        first_aux = None
+        first_aux: Tensor | None = None
         for _ in range(num_iter):
             rho = (rho0 + (grad * current).sum(1))[:, None]  # (B, 1, H, W)
             small = rho.abs() <= f0 * ni[:, None]
@@ -165,6 +165,7 @@ def _tvl1_level(ref: Tensor, moving: Tensor, flow: Tensor, attachment: float, ti
         # scikit-image's stopping test: the array it compares with is the first data step when
         # it updates in place (no prefilter) and the unfiltered previous flow otherwise
         previous = flow if prefilter else first_aux
+        assert previous is not None, "num_iter must be at least 1"
         change = ((previous - current) ** 2).sum(dim=(1, 2, 3))
         flow = torch.where(active.view(b, 1, 1, 1), current, flow)
         active = active & ~(change < tol_level)
@@ -205,6 +206,6 @@ def tvl1_torch(prev: Tensor, nxt: Tensor, *, attachment: float = 15.0, tightness
     flow = prev.new_zeros(b, 2, *pairs[0][0].shape[1:])  # (B, 2, h, w) in (row, col) order
     for i, (ref, moving) in enumerate(pairs):
         if i:
-            flow = _resize_flow(flow, tuple(ref.shape[1:]))
+            flow = _resize_flow(flow, (ref.shape[1], ref.shape[2]))
         flow = _tvl1_level(ref, moving, flow, attachment, tightness, num_warp, num_iter, tol, prefilter)
     return flow.flip(1)  # (row, col) = (v, u) -> (u, v)

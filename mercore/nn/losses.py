@@ -7,7 +7,7 @@ are passed as a tuple; their cosine similarities are summed with ``weights``
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Sequence, cast
 
 import torch
 from torch import nn
@@ -90,8 +90,9 @@ def cosine_logits(query: Embeddings, centroids: Embeddings, weights: Sequence[fl
     weights = list(weights) if weights is not None else [1.0] * len(qs)
     if len(weights) != len(qs):
         raise ValueError(f"{len(weights)} weights for {len(qs)} streams")
-    logits = sum(w * nn.functional.normalize(q, dim=1) @ nn.functional.normalize(c, dim=1).t()
-                 for w, q, c in zip(weights, qs, cs))
+    # a Tensor: there is at least one stream (sum() gives its start, 0, only for none)
+    logits = cast(torch.Tensor, sum(w * nn.functional.normalize(q, dim=1) @ nn.functional.normalize(c, dim=1).t()
+                                    for w, q, c in zip(weights, qs, cs)))
     logits = scale * logits
     if present is not None:
         logits = logits.masked_fill(~present.to(logits.device)[None, :], -1e4)

@@ -28,10 +28,12 @@ from torch import nn
 def fuse_conv_bn(weight: torch.Tensor, bn: nn.BatchNorm2d, bias: torch.Tensor | None = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Kernel and bias of ``bn(conv(x))`` as one conv, BN in inference mode (running stats)."""
-    std = (bn.running_var + bn.eps).sqrt()  # (C_out,)
+    mean, var = bn.running_mean, bn.running_var
+    assert mean is not None and var is not None, "the BN must track running statistics"
+    std = (var + bn.eps).sqrt()  # (C_out,)
     scale = bn.weight / std  # (C_out,)
-    conv_bias = bias if bias is not None else torch.zeros_like(bn.running_mean)
-    return weight * scale.reshape(-1, 1, 1, 1), bn.bias + (conv_bias - bn.running_mean) * scale
+    conv_bias = bias if bias is not None else torch.zeros_like(mean)
+    return weight * scale.reshape(-1, 1, 1, 1), bn.bias + (conv_bias - mean) * scale
 
 
 class RepConv(nn.Module):
@@ -94,6 +96,7 @@ class RepConv(nn.Module):
         kernel, bias = self.equivalent_kernel_bias()
         conv = nn.Conv2d(self.in_channels, self.out_channels, 3, stride=self.stride, padding=1, bias=True)
         conv = conv.to(device=kernel.device, dtype=kernel.dtype)
+        assert conv.bias is not None  # made with bias=True
         conv.weight.copy_(kernel)
         conv.bias.copy_(bias)
         self.fused = conv

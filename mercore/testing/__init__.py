@@ -172,7 +172,8 @@ class MethodContract:
         assert yaml.safe_load(yaml.safe_dump(default, sort_keys=False)) == default, "config is not plain YAML data"
         profiles = method.profiles()
         assert yaml.safe_load(yaml.safe_dump(profiles)) == profiles
-        for variant in list(method.variants) or [None]:
+        variants: list[str | None] = [*method.variants] or [None]
+        for variant in variants:
             for profile in ["paper", *profiles]:
                 for inputs in method.inputs:
                     config = resolve_config(method, variant=variant, profile=profile, inputs=inputs)
@@ -376,7 +377,7 @@ def plain_training(section: str, source: str, kind: str = "supervised") -> tuple
     clipping, weight averaging, learning-rate fallbacks, perturbation training) off, as the
     training a paper describes in ``source`` has none of them; and the open choices for the
     settings of those extras, which matter only when they are on."""
-    rows = [(f"{section}.{key}", value, source, {}) for key, value in TRAINER_EXTRAS[kind].items()]
+    rows: list[Row] = [(f"{section}.{key}", value, source, {}) for key, value in TRAINER_EXTRAS[kind].items()]
     details = [(f"{section}.{d}", "used only when the extra is switched on (it is off: the paper has none)")
                for key in TRAINER_EXTRAS[kind] for d in _EXTRA_DETAILS.get(key, ())]
     return rows, details

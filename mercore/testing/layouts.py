@@ -18,12 +18,12 @@ import csv
 import shutil
 from functools import lru_cache
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Any, Iterable, Sequence
 
 import cv2
 import numpy as np
 
-from ..data.synthetic import ClipSpec, make_face, render_clip
+from ..data.synthetic import ClipSpec, Face, make_face, render_clip
 from ..data.synthetic.plan import pick_actions, seeded_rng
 
 CASME2_CLASSES = {"1": "happiness", "2": "surprise", "3": "disgust", "4": "repression", "5": "others"}
@@ -73,7 +73,7 @@ class FrameWriter:
         if image not in ("tiny", "face"):
             raise ValueError(f"image must be 'tiny' or 'face', got {image!r}")
         self.image, self.size, self.seed = image, int(size), int(seed)
-        self._faces: dict[str, object] = {}
+        self._faces: dict[str, Face] = {}
 
     def write(self, folder: Path, names: Sequence[str], numbers: Sequence[int], subject: str, clip: str,
               emotion: str, onset: int, apex: int, offset: int) -> None:
@@ -98,6 +98,7 @@ class FrameWriter:
                 path.write_bytes(data)
             else:
                 img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+                assert img is not None  # render_clip encodes valid JPEGs
                 cv2.imwrite(str(path), img)
 
 
@@ -106,6 +107,7 @@ def _xlsx(path: Path, header: list[str], rows: Iterable[Sequence[object]], title
 
     wb = openpyxl.Workbook()
     ws = wb.active
+    assert ws is not None  # a new workbook has one worksheet, the active one
     for i in range(title_rows):
         ws.append(["SAMM Micro-Movement FACS Codes (synthetic layout copy)"] if i == 0 else [])
     ws.append(header)
@@ -121,8 +123,8 @@ def write_casme2(root: Path, annotations: Path | None = None, frames_per_clip: i
     """CASME II layout from ``casme2_5class_frames.csv``: CASME2_RAW_selected/subNN/<clip>/imgN.jpg + sheet."""
     annotations, writer = annotations or shared_annotations(), writer or FrameWriter()
     rows = []
-    for sub, clip, on, ap, off, cls in read_table(annotations / "casme2_5class_frames.csv"):
-        on, ap, off = int(on), int(ap), int(off)
+    for sub, clip, on_s, ap_s, off_s, cls in read_table(annotations / "casme2_5class_frames.csv"):
+        on, ap, off = int(on_s), int(ap_s), int(off_s)
         emotion = CASME2_CLASSES[cls]
         numbers = pick_frames(on, ap, off, frames_per_clip)
         writer.write(root / "CASME2_RAW_selected" / sub / clip, [f"img{n}.jpg" for n in numbers], numbers,
@@ -166,8 +168,8 @@ def write_smic(root: Path, annotations: Path | None = None, frames_per_clip: int
                writer: FrameWriter | None = None) -> Path:
     """SMIC-HS layout: HS/sN/micro/<emotion>/sN_xx_NN/image<frame>.bmp (subject s1 on disk, s01 in the GT)."""
     annotations, writer = annotations or shared_annotations(), writer or FrameWriter()
-    for sub, clip, first, mid, last, cls in read_table(annotations / "smic_3class_frames.csv"):
-        first, mid, last = int(first), int(mid), int(last)
+    for sub, clip, first_s, mid_s, last_s, cls in read_table(annotations / "smic_3class_frames.csv"):
+        first, mid, last = int(first_s), int(mid_s), int(last_s)
         disk_sub = f"s{int(sub[1:])}"
         disk_clip = disk_sub + clip[len(sub):]
         numbers = pick_frames(first, mid, last, frames_per_clip)
@@ -190,7 +192,7 @@ def write_casme3(root: Path, annotations: Path | None = None, frames_per_clip: i
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(src, root / src.name)
     wb = openpyxl.load_workbook(src, read_only=True, data_only=True)
-    rows = [tuple(r) for r in wb.worksheets[0].iter_rows(values_only=True)][1:]
+    rows: list[tuple[Any, ...]] = [tuple(r) for r in wb.worksheets[0].iter_rows(values_only=True)][1:]  # cell values
     wb.close()
     wanted = set(subjects) if subjects is not None else None
     letters = []

@@ -19,7 +19,8 @@ reliable estimate on small corpora) or of one K-shot support set per class
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated, Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import (Annotated, Any, Callable, Iterator, Literal, Mapping, Protocol, Sequence, cast,
+                    runtime_checkable)
 
 import torch
 from torch import nn
@@ -103,6 +104,8 @@ class PrototypeClassifier(nn.Module):
         - Input: (B, D_s) per stream (a tensor or a tuple of tensors)
         - Output: (B, num_classes)
     """
+
+    present: torch.Tensor  # a buffer, as are centroid_0, centroid_1, ...
 
     def __init__(self, num_classes: int, dims: Sequence[int], weights: Sequence[float] | None = None,
                  scale: float = 10.0) -> None:
@@ -192,7 +195,8 @@ class EpisodicTrainer(Trainer, Settings):
     name = "episodic"
 
     def _embed(self, model: nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-        z = self.embed(model, inputs) if self.embed is not None else model.embed(inputs)
+        # without an embed function, fit() has checked that the model is a PrototypeModel
+        z = self.embed(model, inputs) if self.embed is not None else cast(PrototypeModel, model).embed(inputs)
         return tuple(t.float() for t in _as_tuple(z))
 
     @torch.no_grad()
@@ -204,13 +208,13 @@ class EpisodicTrainer(Trainer, Settings):
         return tuple(torch.cat([p[s] for p in parts]) for s in range(len(parts[0])))
 
     def fit(self, model: nn.Module, data: FoldData, ctx: StageContext) -> nn.Module:
-        if (not isinstance(getattr(model, "prototypes", None), PrototypeClassifier)
+        head = getattr(model, "prototypes", None)
+        if (not isinstance(head, PrototypeClassifier)
                 or (self.embed is None and not isinstance(model, PrototypeModel))):
             raise TypeError(f"episodic training needs a prototype model (PrototypeModel: an embed(batch) method and "
                             f"a PrototypeClassifier as .prototypes); {type(model).__name__} has not")
         device = ctx.device
         model.to(device)
-        head = model.prototypes
         weights, scale = head.weights, self.scale if self.scale is not None else head.scale
         train = data.train.to(device)
         gen = ctx.generator(offset=53)
@@ -226,7 +230,8 @@ class EpisodicTrainer(Trainer, Settings):
                 yield [sampler.sample() for _ in range(self.episodes_per_batch)]
 
         def step(episodes: list[Episode]) -> Step:
-            loss, correct, seen = 0.0, 0, 0
+            loss: torch.Tensor | float = 0.0
+            correct, seen = 0, 0
             for ep in episodes:
                 idx = torch.cat([ep.support, ep.query]).to(device)
                 with autocast(ctx):
@@ -238,6 +243,7 @@ class EpisodicTrainer(Trainer, Settings):
                 loss = loss + ep_loss / self.episodes_per_batch
                 correct += int((logits.argmax(1).cpu() == ep.query_labels).sum())
                 seen += len(ep.query)
+            assert isinstance(loss, torch.Tensor)  # there is at least one episode
             return Step(loss, 1, {"query_acc": (float(correct), float(seen))})
 
         train_epochs(model, trainable(model, self.parameters), ctx, stage=self.stage_name, epochs=self.epochs,
@@ -272,4 +278,6 @@ class EpisodicTrainer(Trainer, Settings):
             train = train.subset(idx.sort().values)
         z = self.embed_all(model, train, ctx.device)
         cents, present = class_centroids(z, train.labels.to(z[0].device), ctx.num_classes)
-        model.prototypes.set_centroids(cents, present)
+        head = model.prototypes
+        assert isinstance(head, PrototypeClassifier)  # fit() has checked it
+        head.set_centroids(cents, present)

@@ -112,6 +112,7 @@ def descend(loss: torch.Tensor, optimizer: torch.optim.Optimizer, scaler: torch.
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if grad_clip:
+        assert params is not None, "clipping needs the params"
         scaler.unscale_(optimizer)
         nn.utils.clip_grad_norm_(params, grad_clip)
     scaler.step(optimizer)
@@ -151,7 +152,7 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
                 raise NonFiniteLoss(f"{ctx.fold} {stage}: the training loss became {out.loss.item()} in epoch {epoch} "
                                     f"(learning rate {optimisation.lr}): check the learning rate and the inputs")
             descend(out.loss, opt, scaler, params, optimisation.grad_clip)
-            if averaged is not None and averaging.kind == "ema":
+            if averaged is not None and averaging is not None and averaging.kind == "ema":
                 averaged.update_parameters(model)
             sums["loss"][0] += out.loss.item() * out.size
             sums["loss"][1] += out.size
@@ -161,7 +162,7 @@ def train_epochs(model: nn.Module, params: Iterable[nn.Parameter], ctx: StageCon
                 acc[1] += count
         if sched is not None:
             sched.step()
-        if averaged is not None and averaging.kind == "swa":
+        if averaged is not None and averaging is not None and averaging.kind == "swa":
             averaged.update_parameters(model)
         means = {name: total / max(count, 1) for name, (total, count) in sums.items()}
         for name, value in means.items():

@@ -152,7 +152,7 @@ class SupervisedTrainer(Trainer, Settings):
             for inputs, labels in train.batches(self.batch_size, shuffle=True, generator=gen):
                 if self.augment is not None:
                     inputs = self.augment(inputs, gen)
-                if perturbing:
+                if perturbing and pt is not None:  # perturbing only with pt
                     inputs = pt(inputs, gen, ctx.flow_centres)
                 yield inputs, labels
 
@@ -187,9 +187,11 @@ class _Validation:
                  rule: EarlyStopping) -> None:
         self.model, self.val, self.ctx, self.stage, self.rule = model, val, ctx, stage, rule
         self.active = val is not None and len(val) > 0 and rule.patience is not None
-        self.best_score, self.best_state, self.best_epoch, self.stale = -math.inf, None, -1, 0
+        self.best_score, self.best_epoch, self.stale = -math.inf, -1, 0
+        self.best_state: dict[str, Any] | None = None
 
     def __call__(self, epoch: int, means: dict[str, float]) -> bool:
+        assert self.val is not None and self.rule.patience is not None  # called only when active
         logits = predict_logits(self.model, self.val, self.ctx.device, amp=self.ctx.amp_dtype)
         labels = self.val.labels.cpu()
         val_loss = nn.functional.cross_entropy(logits, labels).item()

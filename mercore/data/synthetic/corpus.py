@@ -52,6 +52,7 @@ def _xlsx_bytes(rows: list[list[Any]]) -> bytes:
 
     wb = openpyxl.Workbook()
     ws = wb.active
+    assert ws is not None  # a new workbook has one worksheet, the active one
     ws.title = "Sheet1"
     ws.append(HEADER)
     for r in rows:
