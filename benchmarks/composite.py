@@ -108,11 +108,12 @@ def stored_folder(entry: str, seed: int) -> Path:
 def run_entry(entry: Entry, seed: int, data_root: Path, cache_dir: Path, workers: int | str) -> Path:
     """One composite LOSO, kept by :func:`store_run`."""
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     start = time.perf_counter()
-    result = run(entry.method, dataset="megc2019-flow", data_root=data_root, variant=entry.variant, profile="quick",
-                 overrides={**entry.overrides, "run.seed": seed}, tracking=False, cache_dir=cache_dir,
-                 progress=False, workers=workers)
+    result = run(RunSpec(entry.method, variant=entry.variant, dataset="megc2019-flow", data_root=data_root,
+                         profile="quick", overrides=entry.overrides, seed=seed),
+                 ExecutionOptions(workers=workers, cache_dir=cache_dir, progress=False, tracking=False))
     wall = time.perf_counter() - start
     return store_run(result.run_dir, entry.name, seed, wall if result.reused_folds == 0 else None, str(workers))
 

@@ -40,6 +40,7 @@ from mercore.evaluation.results import SeedsResult
 from mercore.io import atomic_write_text
 from mercore.reporting.html import load_run
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 from mercore.shared import shared_dir
 
 HERE = Path(__file__).resolve().parent
@@ -68,8 +69,9 @@ def measure(entry: str, seed: int, data_root: Path, cache_dir: Path, workers: in
     """One LOSO run; its scores, the leaky audit and the time per fold."""
     method, _, variant = entry.partition(":")
     start = time.perf_counter()
-    result = run(method, dataset="megc2019-flow", data_root=data_root, variant=variant or None, profile="quick",
-                 overrides={**(overrides or {}), "run.seed": seed}, tracking=False, cache_dir=cache_dir, progress=False, workers=workers)
+    result = run(RunSpec(method, variant=variant or None, dataset="megc2019-flow", data_root=data_root, profile="quick",
+                         overrides=overrides or {}, seed=seed),
+                 ExecutionOptions(workers=workers, cache_dir=cache_dir, progress=False, tracking=False))
     wall = time.perf_counter() - start
     leaky = result.leaky_scores()
     folds = result.folds

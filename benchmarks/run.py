@@ -30,6 +30,7 @@ from mercore.io import atomic_write_text
 from mercore.plugins import load_registry
 from mercore.profiling import profile_method
 from mercore.runner import run, select_subjects
+from mercore.spec import ExecutionOptions, RunSpec
 
 HERE = Path(__file__).resolve().parent
 
@@ -101,8 +102,8 @@ def loso_wall_time(methods: list[str], cache: Path, subjects: int) -> list[dict]
                "features_s": round(warm_features(name, cache, names), 1)}
         for workers in (2, 0):
             start = time.perf_counter()
-            result = run(name, subjects=names, tracking=False, cache_dir=cache, progress=False, fresh=True,
-                         workers=workers)
+            result = run(RunSpec(name, subjects=names),
+                         ExecutionOptions(workers=workers, cache_dir=cache, fresh=True, progress=False, tracking=False))
             row[f"seconds_workers_{workers}"] = round(time.perf_counter() - start, 1)
             row[f"uf1_workers_{workers}"] = round(result.metrics["uf1"], 4)
         row["baseline_uf1"] = round(result.baseline["uf1"], 4)

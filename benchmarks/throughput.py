@@ -50,9 +50,10 @@ def clock_ghz() -> float:
 def build(name: str, variant: str | None) -> tuple[torch.nn.Module, dict[str, torch.Tensor], torch.Tensor, int]:
     """The method's composite-profile model, one training batch of random inputs, labels, batch size."""
     from mercore.runner import load_method, run_config
+    from mercore.spec import RunSpec
 
     registry, method = load_method(None, name)
-    config = run_config(method, registry, dataset="megc2019-flow", variant=variant, profile="quick", device="cpu")
+    config = run_config(RunSpec(method, dataset="megc2019-flow", variant=variant, profile="quick"), registry, "cpu")
     batch_size = int(config["train"]["batch_size"])
     g = torch.Generator().manual_seed(0)
     inputs = {}

@@ -21,6 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .nn.base import Encoder, Fusion
     from .plugins import get_dataset
     from .sample import Sample
+    from .spec import ExecutionOptions, RunSpec
     from .settings import (Above, AtLeast, Between, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                            Probability, Settings, runtime)
     from .training.episodic import EpisodicTrainer, PrototypeClassifier, PrototypeModel
@@ -43,6 +44,7 @@ _SOURCES = {
     **dict.fromkeys(("CASME2_SDE5", "MEGC3", "SAMM_SDE5", "LabelSet"), ".labels"),
     **dict.fromkeys(("Encoder", "Fusion"), ".nn.base"),
     "Sample": ".sample",
+    **dict.fromkeys(("ExecutionOptions", "RunSpec"), ".spec"),
     **dict.fromkeys(("Above", "AtLeast", "Between", "NonNegativeFloat", "NonNegativeInt", "PositiveFloat",
                      "PositiveInt", "Probability", "Settings", "runtime"), ".settings"),
     **dict.fromkeys(("EarlyStopping", "SupervisedTrainer", "predict_logits"), ".training.supervised"),

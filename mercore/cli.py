@@ -146,9 +146,17 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
     from .config import parse_dataset_options
     from .reporting.artifacts import metrics_table, seeds_table
     from .runner import QUICK, load_method, run as run_loso, run_seeds
+    from .spec import ExecutionOptions, RunSpec
 
     with _stopped_or_failed():
         registry, method = load_method(None, plugin)
+        spec = RunSpec(method, variant=variant, dataset=dataset, data_root=data_root,
+                       dataset_options=parse_dataset_options(dataset_options), task=task, profile=profile,
+                       config_file=config_file, overrides=sets, subjects=subjects or None, seeds=seeds,
+                       skip_invalid=skip_invalid)
+        options = ExecutionOptions(device=device, workers=workers, executor=executor, address=address,
+                                   cache_dir=cache_dir, fresh=fresh, progress=not quiet, tracking=tracking,
+                                   tracking_uri=tracking_uri, experiment=experiment)
 
         def announce(config: dict) -> None:  # everything is checked: the work starts
             if config["meta"]["profile"] == QUICK and profile is None:
@@ -156,19 +164,13 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                             f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
                             err=True)
 
-        kwargs = dict(dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
-                      overrides=list(sets), profile=profile, on_start=announce, subjects=list(subjects) or None,
-                      device=device, tracking=tracking, tracking_uri=tracking_uri, experiment=experiment,
-                      cache_dir=cache_dir, skip_invalid=skip_invalid,
-                      dataset_options=parse_dataset_options(dataset_options), fresh=fresh, progress=not quiet,
-                      registry=registry, workers=workers, executor=executor,
-                      address=address, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
-                                                                           err=True),
-                      notify=lambda notice: click.secho(notice, fg="yellow", err=True))
-        if seeds is None:
-            result = run_loso(method, **kwargs)
+        callbacks = dict(on_start=announce, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
+                                                                                 err=True),
+                         notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+        if spec.seeds is None:
+            result = run_loso(spec, options, registry=registry, **callbacks)
         else:
-            multi = run_seeds(method, seeds, **kwargs)
+            multi = run_seeds(spec, options, registry=registry, **callbacks)
             result = multi.first
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
@@ -269,11 +271,13 @@ def config_command(plugin: str, variant: str | None, profile: str | None, datase
     from .config import ConfigError
     from .plugins import PluginError, UnknownNameError
     from .runner import load_method, run_config
+    from .spec import RunSpec
 
     try:
         registry, method = load_method(None, plugin)
-        config = run_config(method, registry, dataset=dataset, variant=variant, profile=profile,
-                            config_file=config_file, overrides=list(sets), device=device)
+        spec = RunSpec(method, variant=variant, dataset=dataset, profile=profile, config_file=config_file,
+                       overrides=sets)
+        config = run_config(spec, registry, device)
     except (ConfigError, PluginError, UnknownNameError) as exc:
         _fail(exc)
     click.echo(yaml.safe_dump(config, sort_keys=False), nl=False)
@@ -523,16 +527,18 @@ def tune(plugin: str, space: Path, trials: int, inner_folds: int, write_profile:
     from .config import parse_dataset_options
     from .reporting.artifacts import metrics_table
     from .runner import load_method
+    from .spec import ExecutionOptions, RunSpec
     from .tuning import tune as run_tune, write_profile as save_profile
 
     with _stopped_or_failed():
         registry, method = load_method(None, plugin)
-        outcome = run_tune(method, space=space, trials=trials, inner_folds=inner_folds, dataset=dataset,
-                           variant=variant, task=task, data_root=data_root, config_file=config_file,
-                           overrides=list(sets), profile=profile, subjects=list(subjects) or None, device=device,
-                           dataset_options=parse_dataset_options(dataset_options), tracking=tracking,
-                           tracking_uri=tracking_uri, experiment=experiment, cache_dir=cache_dir, fresh=fresh,
-                           workers=workers, progress=not quiet, registry=registry,
+        spec = RunSpec(method, variant=variant, dataset=dataset, data_root=data_root,
+                       dataset_options=parse_dataset_options(dataset_options), task=task, profile=profile,
+                       config_file=config_file, overrides=sets, subjects=subjects or None)
+        options = ExecutionOptions(device=device, workers=workers, cache_dir=cache_dir, fresh=fresh,
+                                   progress=not quiet, tracking=tracking, tracking_uri=tracking_uri,
+                                   experiment=experiment)
+        outcome = run_tune(spec, options, space=space, trials=trials, inner_folds=inner_folds, registry=registry,
                            notify=lambda notice: click.secho(notice, fg="yellow", err=True))
         written = save_profile(outcome, write_profile) if write_profile else None
     r = outcome.result
@@ -620,6 +626,7 @@ def _profile_defaults() -> Callable[[Any], Any]:
     (None when the method is not installed), plugins loaded once."""
     from .plugins import load_registry
     from .runner import run_config
+    from .spec import RunSpec
 
     registries: dict[str, Any] = {}
 
@@ -629,8 +636,8 @@ def _profile_defaults() -> Callable[[Any], Any]:
             if meta["method"] not in registries:
                 registries[meta["method"]] = load_registry(only=[meta["method"]])
             registry = registries[meta["method"]]
-            return run_config(registry.method(meta["method"]), registry, dataset=meta["dataset"],
-                              variant=meta.get("variant"), profile=meta["profile"])
+            return run_config(RunSpec(meta["method"], dataset=meta["dataset"], variant=meta.get("variant"),
+                                      profile=meta["profile"]), registry)
         except Exception:  # an uninstalled or broken plugin: the table shows the run without the diff
             return None
     return defaults

@@ -60,10 +60,11 @@ def completed_config(evaluated: dict[str, Any], method: Any, registry: Registry,
     ``train.weight_averaging``) gets the default, which is the old behaviour; a key today's code no
     longer knows is an error naming it."""
     from .runner import run_config
+    from .spec import RunSpec
 
     meta = evaluated["meta"]
-    current = run_config(method, registry, dataset=meta["dataset"], variant=meta.get("variant"),
-                         profile=meta["profile"])
+    current = run_config(RunSpec(method, dataset=meta["dataset"], variant=meta.get("variant"), profile=meta["profile"]),
+                         registry)
     settings = {k: v for k, v in evaluated.items() if k != "meta"}
     config = deep_merge(current, settings, strict=True, origin=f" (in the config of {run_dir})")
     config["meta"] = {**current["meta"], **meta}

@@ -1,6 +1,7 @@
 """``mer run`` as a function: plugin -> dataset -> config -> LOSO -> metrics -> MLflow."""
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -8,14 +9,15 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
 from .config import ConfigError, resolve_config, validate_config
 from .data.dataset import Dataset, LoadedDataset, LoadOptions
 from .environment import software_versions
-from .evaluation.loso import LOSOEvaluator, check_workers
+from .evaluation.identity import prediction_settings
+from .evaluation.loso import LOSOEvaluator
 from .evaluation.results import RunResult, SeedsResult
 from .evaluation.settings import EvaluationSettings
 from .interfaces import Method
@@ -24,6 +26,7 @@ from .io import atomic_write_text
 from .plugins import Registry, load_registry
 from .reporting.html import write_report
 from .reporting.artifacts import write_artifacts, write_seed_artifacts
+from .spec import ExecutionOptions, RunSpec
 from .tracking import TrackingError, make_tracker
 
 QUICK = "quick"
@@ -60,14 +63,14 @@ def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> 
                           f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
 
 
-def check_run_options(config: dict[str, Any], workers: int | str) -> None:
-    """Everything the run will read, checked before any data are read (one line each, exit 2)."""
+def check_run_options(config: dict[str, Any]) -> None:
+    """Everything the run will read, checked before any data are read (one line each, exit 2);
+    the execution options checked themselves when they were made (:class:`ExecutionOptions`)."""
     from .training.device import resolve_device
 
     validate_config(config)
     EvaluationSettings.from_config(config["evaluation"])
     try:
-        check_workers(workers)
         resolve_device(config["run"]["device"])
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(str(exc)) from None
@@ -163,17 +166,15 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
                       f"{dataset!r} ({kind}) does not provide; datasets it can use: {', '.join(usable)}")
 
 
-def check_before_work(method: Method, config: dict[str, Any], registry: Registry, *, dataset: str,
-                      task: str | None = None, data_root: Path | str | None = None,
-                      dataset_options: Mapping[str, Any] | None = None, workers: int | str = 0) -> Dataset:
-    """Every check of a resolved config and the run's options that needs no data, in the order
+def check_before_work(method: Method, config: dict[str, Any], registry: Registry, spec: RunSpec) -> Dataset:
+    """Every check of a resolved config and the run's spec that needs no data, in the order
     ``mer run`` makes them before anything is read, generated or computed; returns the dataset."""
-    check_run_options(config, workers)
-    ds = registry.dataset(dataset)
-    if ds.requires_root and data_root is None:
-        raise ConfigError(f"dataset {dataset!r} needs --data-root (the folder holding the corpus as distributed)")
-    labels = ds.label_set(task)  # an unknown --task, refused before anything is read
-    check_dataset_options(ds, config["data"].get("options") or {}, dataset_options or {})
+    check_run_options(config)
+    ds = registry.dataset(spec.dataset)
+    if ds.requires_root and spec.data_root is None:
+        raise ConfigError(f"dataset {spec.dataset!r} needs --data-root (the folder holding the corpus as distributed)")
+    labels = ds.label_set(spec.task)  # an unknown --task, refused before anything is read
+    check_dataset_options(ds, config["data"].get("options") or {}, spec.dataset_options)
     check_features(method, config, registry)
     check_method(method, config, labels.num_classes)
     return ds
@@ -182,40 +183,29 @@ def check_before_work(method: Method, config: dict[str, Any], registry: Registry
 def run_key(parts: Mapping[str, Any]) -> str:
     """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
     fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`).
-    Settings that cannot change a prediction (feature workers, start method, how intervals are computed) are left out."""
+    Settings that cannot change a prediction (:data:`.evaluation.identity.INERT_SETTINGS`) are left out."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
-    relevant.get("config", {}).get("run", {}).pop("feature_workers", None)
-    relevant.get("config", {}).get("run", {}).pop("start_method", None)
-    relevant.get("config", {}).get("evaluation", {}).pop("bootstrap", None)
-    relevant.get("config", {}).get("evaluation", {}).pop("interval", None)
+    if "config" in relevant:
+        relevant["config"] = prediction_settings(relevant["config"])
     return hashlib.sha256(json.dumps(relevant, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def override_items(overrides: Iterable[str] | Mapping[str, Any]) -> list[str]:
-    """``key=value`` strings (as ``--set`` takes them) from strings or a flat ``{"train.lr": 0.01}`` mapping."""
-    return [f"{k}={json.dumps(v)}" for k, v in overrides.items()] if isinstance(overrides, Mapping) else list(overrides)
-
-
-def given_overrides(overrides: Iterable[str] | Mapping[str, Any] = (),
-                    config_file: Path | str | None = None) -> list[str]:
-    """What a run changed of its profile's config, in the CLI's words (``--config PATH``, ``--set
-    KEY=VALUE``), for summary.json and the reports: a 3-epoch run must not read as a plain quick run."""
-    sets = override_items(overrides)
-    return ([f"--config {config_file}"] if config_file else []) + [f"--set {item}" for item in sets]
-
-
-def run_config(method: Method, registry: Registry, *, dataset: str = "synthetic", variant: str | None = None,
-               profile: str | None = None, config_file: Path | str | None = None,
-               overrides: Iterable[str] | Mapping[str, Any] = (), device: str | None = None) -> dict[str, Any]:
+def run_config(spec: RunSpec, registry: Registry, device: str | None = None) -> dict[str, Any]:
     """The config ``run`` would use (``mer config`` prints it): the default profile for the
-    device, the sections for the dataset's input kind and name, the file and the overrides."""
-    sets = override_items(overrides)
+    device, the sections for the dataset's input kind and name, the file, the overrides, then
+    the spec's seed (an int, set as is) and the device."""
+    method = registry.method(spec.method) if isinstance(spec.method, str) else spec.method
+    check_inputs(method, spec.dataset, registry)
+    ds = registry.dataset(spec.dataset)
+    config = resolve_config(method, variant=spec.variant,
+                            profile=default_profile(method, spec.dataset, spec.profile, device),
+                            config_file=spec.config_file, sets=spec.overrides, inputs=ds.kind, dataset=spec.dataset,
+                            aligned=ds.face_aligned)
+    if spec.seed is not None:
+        config["run"]["seed"] = spec.seed
     if device:
-        sets.append(f"run.device={device}")
-    check_inputs(method, dataset, registry)
-    ds = registry.dataset(dataset)
-    return resolve_config(method, variant=variant, profile=default_profile(method, dataset, profile, device),
-                          config_file=config_file, sets=sets, inputs=ds.kind, dataset=dataset, aligned=ds.face_aligned)
+        config["run"]["device"] = device
+    return config
 
 
 @dataclass
@@ -230,7 +220,7 @@ class Prepared:
     dataset: str
     cache_dir: Path
     key_parts: dict[str, Any]
-    #: the ``--config`` / ``--set`` changes as given (:func:`given_overrides`), for the run's records
+    #: the ``--config`` / ``--set`` changes as given (:meth:`RunSpec.given_overrides`), for the run's records
     overrides: list[str] = field(default_factory=list)
 
     @property
@@ -262,26 +252,19 @@ def resolve_method(method: str | Method, registry: Registry | None) -> tuple[Reg
     return registry or load_registry(), method
 
 
-def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
-            data_root: Path | str | None = None, config_file: Path | str | None = None,
-            overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
-            subjects: Sequence[str] | None = None, device: str | None = None, cache_dir: Path | str = ".mer",
-            skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None,
-            registry: Registry | None = None, workers: int | str = 0,
+def prepare(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, registry: Registry | None = None,
             on_skipped: Callable[[str], None] | None = None,
             notify: Callable[[str], None] | None = None) -> Prepared:
     """Resolve the config and read the samples, checking every option and the data before any
     work (the callbacks as :func:`run` describes them)."""
-    registry, method_obj = resolve_method(method, registry)
-    config = run_config(method_obj, registry, dataset=dataset, variant=variant, profile=profile,
-                        config_file=config_file, overrides=overrides, device=device)
-    ds = check_before_work(method_obj, config, registry, dataset=dataset, task=task, data_root=data_root,
-                           dataset_options=dataset_options, workers=workers)
-    cache_dir = Path(cache_dir)
-    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
-    options = LoadOptions(task=task, skip_invalid=skip_invalid, cache_dir=cache_dir, extra=extra)
-    data = select_subjects(ds.load(Path(data_root).expanduser() if data_root else None, options), subjects)
-    check_loso_subjects(data, subjects)
+    registry, method = resolve_method(spec.method, registry)
+    config = run_config(dataclasses.replace(spec, method=method), registry, options.device)
+    ds = check_before_work(method, config, registry, spec)
+    extra = {**dict(config["data"].get("options") or {}), **spec.dataset_options}
+    load = LoadOptions(task=spec.task, skip_invalid=spec.skip_invalid, cache_dir=options.cache_dir, extra=extra)
+    root = spec.data_root.expanduser() if spec.data_root else None
+    data = select_subjects(ds.load(root, load), spec.subjects)
+    check_loso_subjects(data, spec.subjects)
     unlabelled = [s.key for s in data.samples if data.task not in s.labels]
     if unlabelled:
         raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
@@ -290,53 +273,41 @@ def prepare(method: str | Method, *, dataset: str = "synthetic", variant: str | 
         on_skipped(line)
     for notice in config["meta"].get("notices", []):
         (notify or log.warning)(notice)
-    config["meta"].update({"dataset": dataset, "task": data.task, "samples": len(data.samples),
+    config["meta"].update({"dataset": spec.dataset, "task": data.task, "samples": len(data.samples),
                            "subjects": len(data.subjects)})
-    key_parts = {"method": method_obj.name, "dataset": dataset, "root": str(data_root), "task": data.task,
-                 "samples": [s.key for s in data.samples], "config": config, "options": options.extra}
-    return Prepared(registry, method_obj, config, data, dataset, cache_dir, key_parts,
-                    given_overrides(overrides, config_file))
+    key_parts = {"method": method.name, "dataset": spec.dataset, "root": str(spec.data_root), "task": data.task,
+                 "samples": [s.key for s in data.samples], "config": config, "options": load.extra}
+    return Prepared(registry, method, config, data, spec.dataset, options.cache_dir, key_parts,
+                    spec.given_overrides())
 
 
-def run(method: str | Method, *, dataset: str = "synthetic", variant: str | None = None, task: str | None = None,
-        data_root: Path | str | None = None, config_file: Path | str | None = None,
-        overrides: Iterable[str] | Mapping[str, Any] = (), profile: str | None = None,
-        subjects: Sequence[str] | None = None, device: str | None = None, tracking: bool = True,
-        tracking_uri: str | None = None, experiment: str = "mer", cache_dir: Path | str = ".mer",
-        skip_invalid: bool = False, dataset_options: Mapping[str, Any] | None = None, fresh: bool = False,
-        progress: bool = True, registry: Registry | None = None, run_name: str | None = None,
-        workers: int | str = 0, executor: str = "local", address: str | None = None,
-        on_skipped: Callable[[str], None] | None = None,
+def run(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, registry: Registry | None = None,
+        run_name: str | None = None, on_skipped: Callable[[str], None] | None = None,
         on_start: Callable[[dict[str, Any]], None] | None = None,
         notify: Callable[[str], None] | None = None) -> RunResult:
-    """Run a LOSO evaluation of ``method`` and return the pooled result.
+    """Run a LOSO evaluation of ``spec`` as ``options`` say and return the pooled result.
 
-    ``overrides`` are ``key=value`` strings (as ``--set``) or a flat ``{"train.lr": 0.01}`` mapping.
-    ``workers`` > 1 runs folds in that many processes (sequential results up to thread-count
-    rounding); ``"auto"``, the CLI's default, is one per CPU core (at most 4) on CPU and none on
-    a GPU. ``executor="ray"`` ships folds as Ray tasks to a local or remote (``address``) cluster.
-    ``on_skipped`` hears each annotation row ``skip_invalid`` left out, as soon as the data are read;
-    the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run. ``on_start``
-    gets the resolved config once every option and the data have been checked, before any work.
-    The config's ``data.options`` are dataset options under ``dataset_options``. ``notify``
-    receives one-line notices about the setup (default: a logged warning), e.g. that faces go
-    unaligned because dlib is not installed.
+    ``on_skipped`` hears each annotation row ``spec.skip_invalid`` left out, as soon as the data
+    are read; the rows are also in ``RunResult.skipped``, ``summary.json`` and the MLflow run.
+    ``on_start`` gets the resolved config once every option and the data have been checked,
+    before any work. The config's ``data.options`` are dataset options under
+    ``spec.dataset_options``. ``notify`` receives one-line notices about the setup (default: a
+    logged warning), e.g. that faces go unaligned because dlib is not installed.
     """
-    prep = prepare(method, dataset=dataset, variant=variant, task=task, data_root=data_root, config_file=config_file,
-                   overrides=overrides, profile=profile, subjects=subjects, device=device, cache_dir=cache_dir,
-                   skip_invalid=skip_invalid, dataset_options=dataset_options, registry=registry, workers=workers,
-                   on_skipped=on_skipped, notify=notify)
+    prep = prepare(spec, options, registry=registry, on_skipped=on_skipped, notify=notify)
     run_dir = prep.folder("runs")
-    if fresh and run_dir.exists():
+    if options.fresh and run_dir.exists():
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)  # the config up front, so `mer runs` can tell an unfinished run
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(prep.config, sort_keys=False))
     store = prep.registry.feature_store(prep.cache_dir)
-    evaluator = LOSOEvaluator(store, run_dir, progress=progress, workers=workers, executor=executor, address=address)
+    evaluator = LOSOEvaluator(store, run_dir, progress=options.progress, workers=options.workers,
+                              executor=options.executor, address=options.address)
     try:
         environment, software = prep.software()  # a new mercore or plugin version may change results
         evaluator.plan(prep.data, prep.config, software)  # what is recorded, for a stop from here on
-        tracker = make_tracker(tracking, tracking_uri, experiment)  # the store is checked too, before any work
+        # the store is checked too, before any work
+        tracker = make_tracker(options.tracking, options.tracking_uri, options.experiment)
         if on_start is not None:
             on_start(prep.config)
         try:
@@ -368,55 +339,43 @@ def _kept(evaluator: LOSOEvaluator, run_dir: Path) -> str:
 
 
 def seed_list(seeds: int | Sequence[int], base: int) -> list[int]:
-    """``--seeds``: a count N gives the N seeds from ``run.seed`` on; a list is taken as given."""
-    if isinstance(seeds, int):
-        if seeds < 1:
-            raise ConfigError(f"--seeds {seeds}: give a count >= 1 or a list such as 0,1,2")
-        return list(range(base, base + seeds))
-    out = [int(s) for s in seeds]
-    if not out:
-        raise ConfigError("--seeds: the list of seeds is empty; give a count such as 3 or a list such as 0,1,2")
-    if len(set(out)) != len(out):
-        raise ConfigError(f"--seeds {','.join(map(str, out))}: give distinct seeds")
-    return out
+    """``--seeds`` (checked by :class:`RunSpec`): a count N gives the N seeds from ``run.seed`` on;
+    a list is taken as given."""
+    return list(range(base, base + seeds)) if isinstance(seeds, int) else list(seeds)
 
 
-def run_seeds(method: str | Method, seeds: int | Sequence[int], *, overrides: Iterable[str] | Mapping[str, Any] = (),
-              tracking: bool = True, tracking_uri: str | None = None, experiment: str = "mer",
-              registry: Registry | None = None, **kwargs: Any) -> SeedsResult:
-    """The LOSO run of :func:`run` once per seed, aggregated (``kwargs`` as :func:`run` takes them).
+def run_seeds(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, registry: Registry | None = None,
+              run_name: str | None = None, on_skipped: Callable[[str], None] | None = None,
+              on_start: Callable[[dict[str, Any]], None] | None = None,
+              notify: Callable[[str], None] | None = None) -> SeedsResult:
+    """The LOSO run of :func:`run` once per seed of ``spec.seeds``, aggregated (the callbacks as
+    :func:`run` takes them, heard for the first seed's run).
 
-    Each seed is an ordinary run (``run.seed`` set), so it has its own run folder keyed by its
-    config and resumes per (seed, fold); the feature cache is shared. The aggregate (each seed's
-    UF1/UAR with intervals, mean +- std, the interval of the seed mean) goes to a folder of its
-    own and to an MLflow parent run holding the seeds' runs as children.
+    Each seed is an ordinary run, ``dataclasses.replace(spec, seed=N, seeds=None)``, so it has its
+    own run folder keyed by its config and resumes per (seed, fold); the feature cache is shared.
+    The aggregate (each seed's UF1/UAR with intervals, mean +- std, the interval of the seed mean)
+    goes to a folder of its own and to an MLflow parent run holding the seeds' runs as children.
     """
-    registry, method_obj = resolve_method(method, registry)
-    sets = override_items(overrides)
-    base = prepare(method_obj, overrides=sets, registry=registry, **_prepare_kwargs(kwargs))
-    chosen = seed_list(seeds, int(base.config["run"]["seed"]))
-    tracker = make_tracker(tracking, tracking_uri, experiment)
+    if spec.seeds is None:
+        raise ConfigError("--seeds: give a count such as 3 or a list such as 0,1,2")
+    registry, method = resolve_method(spec.method, registry)
+    spec = dataclasses.replace(spec, method=method)
+    base = prepare(dataclasses.replace(spec, seeds=None), options, registry=registry)
+    chosen = seed_list(spec.seeds, int(base.config["run"]["seed"]))
+    tracker = make_tracker(options.tracking, options.tracking_uri, options.experiment)
     environment, _ = base.software()
-    name = f"{kwargs.get('run_name') or base.title()} seeds {','.join(map(str, chosen))}"
+    name = f"{run_name or base.title()} seeds {','.join(map(str, chosen))}"
     runs = []
     with tracker.parent(name, base.config, {**base.tags(), "mer.seeds": ",".join(map(str, chosen))}, environment,
                         identity=f"{base.folder('runs')} seeds {','.join(map(str, chosen))}"):
-        for i, s in enumerate(chosen):
-            quiet = {"on_start": None, "on_skipped": None, "notify": lambda line: None} if i else {}
-            runs.append(run(method_obj, overrides=[*sets, f"run.seed={s}"], tracking=tracking,
-                            tracking_uri=tracking_uri, experiment=experiment, registry=registry,
-                            **{**kwargs, **quiet, "run_name": f"{name}: seed {s}"}))
+        for i, seed in enumerate(chosen):
+            callbacks = {"on_start": on_start, "on_skipped": on_skipped, "notify": notify} if i == 0 else \
+                {"notify": lambda line: None}
+            runs.append(run(dataclasses.replace(spec, seed=seed, seeds=None), options, registry=registry,
+                            run_name=f"{name}: seed {seed}", **callbacks))
         folder = base.folder("seeds", {"runs": [r.run_dir.name for r in runs]})
         result = SeedsResult(runs, folder, tracker.run_id)
         artifacts = write_seed_artifacts(result, folder)
         artifacts += write_report(result, folder / "artifacts")
         tracker.log_seeds(result, artifacts)
     return result
-
-
-def _prepare_kwargs(kwargs: Mapping[str, Any]) -> dict[str, Any]:
-    """The arguments of :func:`run` that :func:`prepare` takes too, without its callbacks (the
-    seeds' runs call them)."""
-    names = ("dataset", "variant", "task", "data_root", "config_file", "profile", "subjects", "device", "cache_dir",
-             "skip_invalid", "dataset_options", "workers")
-    return {k: v for k, v in kwargs.items() if k in names}

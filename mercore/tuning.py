@@ -39,6 +39,7 @@ from .protocols import Fold, loso_folds, subject_folds
 from .reporting.html import write_report
 from .reporting.artifacts import write_artifacts
 from .runner import Prepared, prepare
+from .spec import ExecutionOptions, RunSpec
 from .tracking import make_tracker
 
 TYPES = {"float": {"low", "high", "log", "step"}, "int": {"low", "high", "log", "step"}, "categorical": {"choices"}}
@@ -297,19 +298,18 @@ def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
                      method=str(job.prep.config["run"].get("start_method", "auto")))
 
 
-def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner_folds: int = 3,
-         tracking: bool = True, tracking_uri: str | None = None, experiment: str = "mer", progress: bool = True,
-         workers: int | str = 0, fresh: bool = False, registry: Registry | None = None,
-         **prepare_kwargs: Any) -> TuneResult:
-    """Nested tuning of ``method`` (see the module docstring); ``prepare_kwargs`` as :func:`prepare`.
+def tune(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, space: Path | str | Iterable[Param],
+         trials: int, inner_folds: int = 3, registry: Registry | None = None,
+         notify: Callable[[str], None] | None = None) -> TuneResult:
+    """Nested tuning of ``spec`` (see the module docstring), prepared as :func:`prepare` does.
 
-    ``workers`` processes tune outer folds in parallel (``"auto"``: as ``mer run``).
+    ``options.workers`` processes tune outer folds in parallel (``"auto"``: as ``mer run``).
     """
     optuna = require_optuna()
     if trials < 1:
         raise ConfigError(f"--trials {trials}: give at least one trial")
     params = load_space(space) if isinstance(space, (str, Path)) else list(space)
-    prep = prepare(method, registry=registry, workers=workers, **prepare_kwargs)
+    prep = prepare(spec, options, registry=registry, notify=notify)
     check_space(prep.config, params)
     groups = [s.group for s in prep.data.samples]
     outer = loso_folds(groups)
@@ -319,20 +319,21 @@ def tune(method: Any, *, space: Path | str | Iterable[Param], trials: int, inner
                           f"fold ({smallest})")
     tune_dir = prep.folder("tunes", {"space": [p.spec() | {"key": p.key} for p in params], "trials": trials,
                                      "inner_folds": inner_folds, "optuna": optuna.__version__.split(".")[0]})
-    if fresh and tune_dir.exists():
+    if options.fresh and tune_dir.exists():
         shutil.rmtree(tune_dir)
     tune_dir.mkdir(parents=True, exist_ok=True)
     environment, software = prep.software()
     job = _Job(prep, software, params, trials, inner_folds, tune_dir,
                f"sqlite:///{(tune_dir / 'optuna.db').resolve()}")
     optuna.storages.RDBStorage(job.storage).engine.dispose()  # tables created once, before workers open the file
-    tracker = make_tracker(tracking, tracking_uri, experiment)
+    tracker = make_tracker(options.tracking, options.tracking_uri, options.experiment)
     tags = {**prep.tags(), "mer.run_dir": str(tune_dir), "mer.tune": f"{trials} trials, {inner_folds} inner folds"}
     start = time.perf_counter()
+    workers = options.workers
     count = auto_workers(str(prep.config["run"].get("device", "auto")), len(outer)) if workers == "auto" else workers
     try:
         with tracker.parent(f"tune {prep.title()}", prep.config, tags, environment):
-            outcome = _tune_all(tracker, optuna, job, outer, int(count), progress, start, environment)
+            outcome = _tune_all(tracker, optuna, job, outer, int(count), options.progress, start, environment)
     except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM under mercore.interrupt.stop_on_signals
         raise Interrupted(getattr(exc, "signum", signal.SIGINT),
                           f"finished trials and outer folds are kept in {tune_dir}; the same command resumes "

@@ -66,14 +66,14 @@ def test_config_prints_what_run_would_use():
 
     from mercore.plugins import load_registry
     from mercore.runner import run_config
+    from mercore.spec import RunSpec
 
     out = CliRunner().invoke(cli, ["config", "--plugin", "ststnet", "--dataset", "megc2019-flow", "--device", "cpu",
                                    "--set", "train.epochs=7"])
     assert out.exit_code == 0, out.output
     printed = yaml.safe_load(out.output)
     registry = load_registry(only=["ststnet"])
-    expected = run_config(registry.method("ststnet"), registry, dataset="megc2019-flow", device="cpu",
-                          overrides=["train.epochs=7"])
+    expected = run_config(RunSpec("ststnet", dataset="megc2019-flow", overrides=["train.epochs=7"]), registry, "cpu")
     assert printed == expected
     assert printed["features"]["source"] == "release" and printed["meta"]["profile"] == "quick"
     assert printed["train"]["epochs"] == 7 and printed["meta"]["inputs"] == "flow-release"

@@ -19,6 +19,7 @@ from mercore.cli import cli
 from mercore.config import ConfigError
 from mercore.plugins import load_registry
 from mercore.runner import check_before_work, run_config
+from mercore.spec import RunSpec
 
 METHODS = ("ahmsanet", "dfrnet", "htnet", "moext", "mpfnet", "rrmfnet", "ststnet")
 
@@ -77,7 +78,7 @@ def exemption(method: str, key: str, kind: str) -> str | None:
 
 def cases(method: str) -> list[tuple[str, str, str]]:
     registry = load_registry(only=[method])
-    config = run_config(registry.method(method), registry, dataset="synthetic")
+    config = run_config(RunSpec(method), registry)
     return [(key, kind, value) for key, default in leaves(config) for kind, value in bad_values(default).items()
             if exemption(method, key, kind) is None]
 
@@ -90,8 +91,9 @@ def test_every_key_refuses_a_wrong_value_before_any_work(method):
     accepted, unnamed = [], []
     for key, kind, value in cases(method):
         try:
-            config = run_config(method_obj, registry, dataset="synthetic", overrides=[f"{key}={value}"])
-            check_before_work(method_obj, config, registry, dataset="synthetic")
+            spec = RunSpec(method_obj, overrides=[f"{key}={value}"])
+            config = run_config(spec, registry)
+            check_before_work(method_obj, config, registry, spec)
         except ConfigError as exc:
             message = str(exc)
             if "\n" in message or key.rpartition(".")[2] not in message:

@@ -18,6 +18,7 @@ from mercore.face import align_clip, alignment_transform, apply_alignment, dlib_
 from mercore.face.landmarks import UNIT_CANONICAL
 from mercore.plugins import load_registry
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 from tests.conftest import StreamNet
 
 
@@ -151,8 +152,8 @@ def test_auto_alignment_crops_the_face_in_mer_run_and_says_when_it_cannot(tmp_pa
 
     monkeypatch.setattr(importlib.import_module("mercore.face.align"), "landmarks", fake_landmarks)
     monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: True)
-    common = dict(dataset="rawtoy", registry=registry, tracking=False, cache_dir=tmp_path, progress=False)
-    result = run("aligntoy", **common)
+    options = ExecutionOptions(tracking=False, cache_dir=tmp_path, progress=False)
+    result = run(RunSpec("aligntoy", dataset="rawtoy"), options, registry=registry)
     assert result.config["features"]["align"] == "dlib" and "notices" not in result.config["meta"]
     assert calls and set(calls) == {"dlib"}
     store = registry.feature_store(tmp_path)
@@ -164,8 +165,9 @@ def test_auto_alignment_crops_the_face_in_mer_run_and_says_when_it_cannot(tmp_pa
     monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: False)
     before = sorted(tmp_path.rglob("*"))
     with pytest.raises(ConfigError, match=r"paper profile crops faces.*features\.align=none"):
-        run("aligntoy", **common)
+        run(RunSpec("aligntoy", dataset="rawtoy"), options, registry=registry)
     assert sorted(tmp_path.rglob("*")) == before, "nothing may be computed before the refusal"
     notices: list[str] = []
-    result = run("aligntoy", **common, overrides=["features.align=none"], notify=notices.append)
+    result = run(RunSpec("aligntoy", dataset="rawtoy", overrides=["features.align=none"]), options, registry=registry,
+                 notify=notices.append)
     assert result.config["features"]["align"] == "none" and not notices

@@ -10,6 +10,7 @@ from mercore import Encoder, Fusion
 from mercore.nn.base import ContractError, check_modules, watch_outputs
 from mercore.plugins import PluginError
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 from tests.conftest import ToyMethod
 
 
@@ -81,6 +82,6 @@ class BrokenEncoderMethod(ToyMethod):
 
 def test_a_method_whose_encoder_breaks_the_contract_stops_before_any_feature(toy_registry, tmp_path):
     with pytest.raises(PluginError, match=r"method 'toy': .*Linear \(model.a\) must set out_features"):
-        run(BrokenEncoderMethod(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path,
-            progress=False)
+        run(RunSpec(BrokenEncoderMethod(), dataset="toy"),
+            ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert not (tmp_path / "features").exists()

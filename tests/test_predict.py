@@ -18,6 +18,7 @@ from mercore.evaluation.results import RunResult
 from mercore.plugins import load_registry
 from mercore.predict import PredictError, clip_frames, largest_difference_apex, predict_clip
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 from tests.conftest import StreamNet
 
 torch.set_num_threads(1)
@@ -54,8 +55,9 @@ def trained(tmp_path_factory):
 
     registry = load_registry(only=[], extra_plugins=[("diffnet", sys.modules[__name__])])
     cache = tmp_path_factory.getbasetemp() / "mer-contract-cache"  # shared with the contract kit's corpus
-    result = run(DiffNet(), dataset="synthetic", registry=registry, tracking=False, cache_dir=cache, progress=False,
-                 dataset_options=OPTIONS, subjects=["sub01", "sub02", "sub03"], overrides={"run.device": "cpu"})
+    result = run(RunSpec(DiffNet(), dataset="synthetic", dataset_options=OPTIONS, overrides={"run.device": "cpu"},
+                         subjects=["sub01", "sub02", "sub03"]),
+                 ExecutionOptions(cache_dir=cache, progress=False, tracking=False), registry=registry)
     data = registry.dataset("synthetic").load(None, LoadOptions(cache_dir=cache, extra=OPTIONS))
     return registry, result, {s.key: s for s in data.samples}
 
@@ -334,8 +336,8 @@ def test_a_release_model_classifies_a_release_map_as_its_fold_did(tmp_path):
 
     registry = load_registry(only=[], extra_plugins=[("releasenet", _ReleasePlugin())])
     release = write_flow_release(tmp_path / "release", RELEASE_ROWS)
-    result = run(ReleaseNet(), dataset="megc2019-flow", data_root=release, registry=registry, tracking=False,
-                 cache_dir=tmp_path / "cache", progress=False, overrides={"run.device": "cpu"})
+    result = run(RunSpec(ReleaseNet(), dataset="megc2019-flow", data_root=release, overrides={"run.device": "cpu"}),
+                 ExecutionOptions(cache_dir=tmp_path / "cache", progress=False, tracking=False), registry=registry)
     fold = result.folds[0]
     subject, clip = fold.keys[0].split("/")[1:]
     flow_map = release / "u_v_os" / f"{subject}_{clip}.png"

@@ -184,6 +184,7 @@ def test_every_clip_method_computes_its_features_on_real_clips(clips: dict[str, 
     from mercore.features.store import build_inputs
     from mercore.plugins import load_registry
     from mercore.runner import run_config
+    from mercore.spec import RunSpec
 
     registry = load_registry()
     store = registry.feature_store(tmp_path)
@@ -192,8 +193,8 @@ def test_every_clip_method_computes_its_features_on_real_clips(clips: dict[str, 
     assert len(methods) >= 7, methods
     for name in methods:
         method = registry.method(name)
-        config = run_config(method, registry, dataset="casme2", device="cpu",
-                            profile=None if profile == "quick" else profile)
+        config = run_config(RunSpec(method, dataset="casme2", profile=None if profile == "quick" else profile),
+                            registry, "cpu")
         assert config["meta"]["profile"] == profile, name
         requests = method.features(config)
         assert {r.params["align"] for r in requests.values() if "align" in r.params} == {"dlib"}, name
@@ -211,12 +212,14 @@ def test_mer_predict_classifies_a_real_clip(clips: dict[str, Sample], tmp_path_f
     from mercore.cli import cli
     from mercore.plugins import load_registry
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     registry = load_registry()
     cache = tmp_path_factory.getbasetemp() / "mer-contract-cache"  # the synthetic corpus other tests share
-    result = run(registry.method("ststnet"), dataset="synthetic", registry=registry, tracking=False, cache_dir=cache,
-                 progress=False, dataset_options={"subjects": 3, "clips_per_subject": 4, "size": 64},
-                 subjects=["sub01", "sub02", "sub03"], overrides={"train.epochs": 20, "run.device": "cpu"})
+    result = run(RunSpec(registry.method("ststnet"), dataset="synthetic",
+                         dataset_options={"subjects": 3, "clips_per_subject": 4, "size": 64},
+                         overrides={"train.epochs": 20, "run.device": "cpu"}, subjects=["sub01", "sub02", "sub03"]),
+                 ExecutionOptions(cache_dir=cache, progress=False, tracking=False), registry=registry)
     s = clips[PREDICT_CLIP]
     clip = Path(s.frames[0]).parent
     out = CliRunner().invoke(cli, ["predict", "--plugin", "ststnet", "--checkpoint", result.folds[0].checkpoint,

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from mercore.cli import cli
 from mercore.reporting.html import ReportError, load_run, loss_curves, resolve_run, write_report
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 
 CATALOGUE = {"toy": {"reported": [
     {"variant": "a", "task": "megc3", "dataset": "toy", "uf1": 0.912, "uar": 0.934, "source": "Table 9"},
@@ -65,8 +66,9 @@ def toy_run(tmp_path_factory):
     from tests.conftest import make_toy_plugin
 
     registry = load_registry(only=[], extra_plugins=[("toy", make_toy_plugin())])
-    return run("toy", dataset="toy", registry=registry, tracking=False, progress=False,
-               cache_dir=tmp_path_factory.mktemp("report"), subjects=["s0", "s1", "s2", "s3"])
+    return run(RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2", "s3"]),
+               ExecutionOptions(cache_dir=tmp_path_factory.mktemp("report"), progress=False, tracking=False),
+               registry=registry)
 
 
 def test_load_run_rebuilds_the_result(toy_run):
@@ -121,8 +123,8 @@ def test_several_runs_side_by_side(toy_run, tmp_path):
 def test_set_overrides_are_recorded_and_shown_by_reports_and_compare(toy_registry, toy_run, tmp_path):
     """A 2-epoch run must not read as a plain quick run: its --set is in summary.json, the report
     (as <code>, never as literal backticks) and `mer compare`'s description of it."""
-    short = run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path / "c",
-                subjects=["s0", "s1", "s2", "s3"], overrides=["train.epochs=2"])
+    short = run(RunSpec("toy", dataset="toy", overrides=["train.epochs=2"], subjects=["s0", "s1", "s2", "s3"]),
+                ExecutionOptions(cache_dir=tmp_path / "c", progress=False, tracking=False), registry=toy_registry)
     summary = json.loads((short.run_dir / "artifacts" / "summary.json").read_text())
     assert summary["overrides"] == ["--set train.epochs=2"] and summary["profile"] == "quick"
     assert load_run(short.run_dir).overrides == ["--set train.epochs=2"]
@@ -151,8 +153,10 @@ def test_loss_curves_average_over_the_folds_that_reached_an_epoch():
 
 
 def test_cli_report_from_folder_and_mlflow_id(toy_registry, tmp_path, mlflow_uri):
-    tracked = run("toy", dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri,
-                  experiment="report", cache_dir=tmp_path / "cache", progress=False, subjects=["s0", "s1", "s2"])
+    tracked = run(RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"]),
+                  ExecutionOptions(cache_dir=tmp_path / "cache", progress=False, tracking_uri=mlflow_uri,
+                                   experiment="report"),
+                  registry=toy_registry)
     assert resolve_run(tracked.mlflow_run_id, mlflow_uri) == tracked.run_dir
     out = CliRunner().invoke(cli, ["report", tracked.mlflow_run_id, str(tracked.run_dir), "--out", str(tmp_path / "r"),
                                    "--tracking-uri", mlflow_uri])

@@ -1,19 +1,23 @@
 """A stored fold is reused only while its labels, inputs, software and config all hold."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 import mercore.environment
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 
 EMOTIONS = ["happiness", "surprise", "disgust", "repression", "others"]
 
 
 @pytest.fixture
 def run_corpus(corpus, diff_registry, tmp_path):
-    def go(**kwargs):
-        return run("idnet", dataset="casme2", data_root=corpus, task="sde5", registry=diff_registry, tracking=False,
-                   cache_dir=tmp_path / "cache", progress=False, **kwargs)
+    def go(**options):
+        return run(RunSpec("idnet", dataset="casme2", data_root=corpus, task="sde5"),
+                   replace(ExecutionOptions(tracking=False, cache_dir=tmp_path / "cache", progress=False), **options),
+                   registry=diff_registry)
     return go
 
 

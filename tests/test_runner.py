@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -10,10 +11,12 @@ import torch
 import mercore
 from mercore.config import ConfigError
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 
 
 def test_loso_run_beats_majority_and_pools(toy_registry, tmp_path):
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    result = run(RunSpec("toy", dataset="toy"), ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False),
+                 registry=toy_registry)
     assert len(result.folds) == 6
     assert sum(len(f.keys) for f in result.folds) == 54
     for fold in result.folds:  # every test sample belongs to the held-out subject only
@@ -32,37 +35,41 @@ def test_loso_run_beats_majority_and_pools(toy_registry, tmp_path):
 
 
 def test_rerun_resumes_finished_folds_and_redoes_corrupt_ones(toy_registry, tmp_path):
-    first = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    first = run(RunSpec("toy", dataset="toy"), ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False),
+                registry=toy_registry)
     (first.run_dir / "folds" / "002.json").write_text('{"index": 2, "fold": ')  # half-written
     (first.run_dir / "folds" / "004.json").unlink()
-    second = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    second = run(RunSpec("toy", dataset="toy"), ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False),
+                 registry=toy_registry)
     assert second.reused_folds == 4
     assert second.metrics == first.metrics
-    fresh = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False, fresh=True)
+    fresh = run(RunSpec("toy", dataset="toy"),
+                ExecutionOptions(cache_dir=tmp_path, fresh=True, progress=False, tracking=False),
+                registry=toy_registry)
     assert fresh.reused_folds == 0
     assert fresh.metrics == first.metrics  # seeded: identical on CPU
 
 
 def test_validation_split_never_contains_test_subject(toy_registry, tmp_path):
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
-                 overrides={"validation.subjects": 0.25})
+    result = run(RunSpec("toy", dataset="toy", overrides={"validation.subjects": 0.25}),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert all(f.n_val > 0 for f in result.folds)
     assert all(f.n_train + f.n_val + len(f.keys) == 54 for f in result.folds)
 
 
 def test_unknown_config_key_variant_and_subjects_are_clear_errors(toy_registry, tmp_path):
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+    options = ExecutionOptions(tracking=False, cache_dir=tmp_path, progress=False)
     with pytest.raises(ConfigError, match=r"unknown config key 'train.lrr'.*valid keys under 'train'"):
-        run("toy", overrides=["train.lrr=1"], **kwargs)
+        run(RunSpec("toy", dataset="toy", overrides=["train.lrr=1"]), options, registry=toy_registry)
     with pytest.raises(ConfigError, match="unknown variant 'z' of toy; choose one of: a, b"):
-        run("toy", variant="z", **kwargs)
+        run(RunSpec("toy", dataset="toy", variant="z"), options, registry=toy_registry)
     with pytest.raises(ConfigError, match="no samples for nobody"):
-        run("toy", subjects=["nobody"], **kwargs)
+        run(RunSpec("toy", dataset="toy", subjects=["nobody"]), options, registry=toy_registry)
 
 
 def test_subjects_variant_and_profile(toy_registry, tmp_path):
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
-                 subjects=["s0", "toy/s1", "s2"], variant="b", profile="quick")
+    result = run(RunSpec("toy", variant="b", dataset="toy", profile="quick", subjects=["s0", "toy/s1", "s2"]),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert len(result.folds) == 3
     assert result.config["model"]["hidden"] == 8
     assert result.config["train"]["epochs"] == 10
@@ -72,8 +79,9 @@ def test_subjects_variant_and_profile(toy_registry, tmp_path):
 def test_mlflow_parent_with_nested_fold_runs_and_artifacts(toy_registry, tmp_path, mlflow_uri):
     import mlflow
 
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri,
-                 experiment="test", cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"])
+    result = run(RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"]),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking_uri=mlflow_uri, experiment="test"),
+                 registry=toy_registry)
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     parent = client.get_run(result.mlflow_run_id)
     assert parent.data.metrics["uf1"] == pytest.approx(result.metrics["uf1"])
@@ -93,10 +101,11 @@ def test_a_rerun_resumes_its_mlflow_parent_run_instead_of_adding_one(toy_registr
     mirrors the run folder now, and only other params (here the feature-worker count) start a new one."""
     import mlflow
 
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri, experiment="rerun",
-                  cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"])
-    first = run("toy", **kwargs)
-    again = run("toy", **kwargs)
+    spec = RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"])
+    options = ExecutionOptions(tracking=True, tracking_uri=mlflow_uri, experiment="rerun", cache_dir=tmp_path,
+                               progress=False)
+    first = run(spec, options, registry=toy_registry)
+    again = run(spec, options, registry=toy_registry)
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name("rerun").experiment_id
 
@@ -110,14 +119,16 @@ def test_a_rerun_resumes_its_mlflow_parent_run_instead_of_adding_one(toy_registr
     (parent,) = parents()
     assert parent.info.status == "FINISHED" and parent.data.tags["mer.reruns"] == "1"
     assert parent.data.metrics["uf1"] == pytest.approx(again.metrics["uf1"]) and len(children(parent.info.run_id)) == 3
-    fresh = run("toy", fresh=True, **kwargs)  # every fold recomputed: the earlier fold runs are superseded
+    # every fold recomputed: the earlier fold runs are superseded
+    fresh = run(spec, replace(options, fresh=True), registry=toy_registry)
     assert fresh.mlflow_run_id == first.mlflow_run_id and len(parents()) == 1
     folds = children(first.mlflow_run_id)
     superseded = [c for c in folds if "mer.superseded_by" in c.data.tags]
     assert len(folds) == 6 and len(superseded) == 3
     assert {c.data.tags["mer.superseded_by"] for c in superseded} == {c.info.run_id for c in folds} - {
         c.info.run_id for c in superseded}
-    other = run("toy", overrides=["run.feature_workers=1"], **kwargs)  # same folder, other params
+    # same folder, other params
+    other = run(replace(spec, overrides=["run.feature_workers=1"]), options, registry=toy_registry)
     assert other.run_dir == first.run_dir and other.mlflow_run_id != first.mlflow_run_id and len(parents()) == 2
     assert len(children(other.mlflow_run_id)) == 3  # a new parent logs every fold, reused ones too
 
@@ -138,8 +149,10 @@ def test_stage_artifacts_reach_the_fold_runs(toy_registry, tmp_path, mlflow_uri,
     import mlflow
 
     monkeypatch.setattr(type(toy_registry.method("toy")), "stages", lambda self, config: [_WritesAFile()])
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=True, tracking_uri=mlflow_uri,
-                 experiment="artifacts", cache_dir=tmp_path, progress=False, subjects=["s0", "s1"], workers=1)
+    result = run(RunSpec("toy", dataset="toy", subjects=["s0", "s1"]),
+                 ExecutionOptions(workers=1, cache_dir=tmp_path, progress=False, tracking_uri=mlflow_uri,
+                                  experiment="artifacts"),
+                 registry=toy_registry)
     assert all(len(f.artifacts) == 1 and Path(f.artifacts[0]).read_text() == f.fold for f in result.folds)
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name("artifacts")
@@ -148,9 +161,9 @@ def test_stage_artifacts_reach_the_fold_runs(toy_registry, tmp_path, mlflow_uri,
 
 
 def test_parallel_folds_give_the_sequential_result(toy_registry, tmp_path):
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
-    seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
-    par = run("toy", cache_dir=tmp_path / "b", workers=2, **kwargs)
+    spec, options = RunSpec("toy", dataset="toy"), ExecutionOptions(tracking=False, progress=False)
+    seq = run(spec, replace(options, cache_dir=tmp_path / "a"), registry=toy_registry)
+    par = run(spec, replace(options, cache_dir=tmp_path / "b", workers=2), registry=toy_registry)
     assert [f.y_pred for f in par.folds] == [f.y_pred for f in seq.folds]
     assert par.metrics == seq.metrics
 
@@ -172,8 +185,9 @@ def test_the_fold_bar_moves_with_the_epochs_of_running_folds(toy_registry, tmp_p
             return super().refresh(*args, **kwargs)
 
     monkeypatch.setattr(loso, "tqdm", Recording)
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=True, workers=workers,
-                 cache_dir=tmp_path)
+    result = run(RunSpec("toy", dataset="toy"),
+                 ExecutionOptions(workers=workers, cache_dir=tmp_path, progress=True, tracking=False),
+                 registry=toy_registry)
     assert any(0 < n < 1 for n in shown), shown  # the first fold shows its epochs
     assert shown == sorted(shown) and shown[-1] == len(result.folds)
 
@@ -181,9 +195,11 @@ def test_the_fold_bar_moves_with_the_epochs_of_running_folds(toy_registry, tmp_p
 def test_spawned_fold_processes_give_the_forked_result(toy_registry, tmp_path):
     """Where fork is unsafe (macOS) or missing (Windows) fold processes are spawned: the fold job
     is pickled to them instead of inherited, and the predictions are the same."""
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, workers=2)
-    forked = run("toy", cache_dir=tmp_path / "a", overrides=["run.start_method=fork"], **kwargs)
-    spawned = run("toy", cache_dir=tmp_path / "b", overrides=["run.start_method=spawn"], **kwargs)
+    options = ExecutionOptions(tracking=False, progress=False, workers=2)
+    forked = run(RunSpec("toy", dataset="toy", overrides=["run.start_method=fork"]),
+                 replace(options, cache_dir=tmp_path / "a"), registry=toy_registry)
+    spawned = run(RunSpec("toy", dataset="toy", overrides=["run.start_method=spawn"]),
+                  replace(options, cache_dir=tmp_path / "b"), registry=toy_registry)
     assert [f.y_pred for f in spawned.folds] == [f.y_pred for f in forked.folds]
     assert [f.probabilities for f in spawned.folds] == [f.probabilities for f in forked.folds]
     assert spawned.run_dir.name == forked.run_dir.name  # how processes start is not part of a run's identity
@@ -191,8 +207,8 @@ def test_spawned_fold_processes_give_the_forked_result(toy_registry, tmp_path):
 
 def test_a_bad_start_method_is_refused_before_any_work(toy_registry, tmp_path):
     with pytest.raises(ConfigError, match=r"run.start_method.*one of auto, fork, spawn, forkserver"):
-        run("toy", dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
-            overrides=["run.start_method=thread"])
+        run(RunSpec("toy", dataset="toy", overrides=["run.start_method=thread"]),
+            ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert not (tmp_path / "runs").exists()
 
 
@@ -228,18 +244,19 @@ def test_auto_workers_give_the_sequential_result(toy_registry, tmp_path, monkeyp
 
     monkeypatch.setattr(loso, "usable_cores", lambda: 2)
     pools = _spy_on_fold_processes(monkeypatch)
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
-    seq = run("toy", cache_dir=tmp_path / "a", **kwargs)
+    spec, options = RunSpec("toy", dataset="toy"), ExecutionOptions(tracking=False, progress=False)
+    seq = run(spec, replace(options, cache_dir=tmp_path / "a"), registry=toy_registry)
     assert pools == []
-    auto = run("toy", cache_dir=tmp_path / "b", workers="auto", **kwargs)
+    auto = run(spec, replace(options, cache_dir=tmp_path / "b", workers="auto"), registry=toy_registry)
     assert [workers for _, workers, _ in pools] == [2]
     assert auto.metrics == seq.metrics
 
 
 def test_leakage_audit_is_reported_apart_and_does_not_change_the_result(toy_registry, tmp_path):
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False)
-    on = run("toy", cache_dir=tmp_path / "a", **kwargs)
-    off = run("toy", cache_dir=tmp_path / "b", overrides={"evaluation.leakage_audit": False}, **kwargs)
+    options = ExecutionOptions(tracking=False, progress=False)
+    on = run(RunSpec("toy", dataset="toy"), replace(options, cache_dir=tmp_path / "a"), registry=toy_registry)
+    off = run(RunSpec("toy", dataset="toy", overrides={"evaluation.leakage_audit": False}),
+              replace(options, cache_dir=tmp_path / "b"), registry=toy_registry)
     assert on.metrics == off.metrics                       # auditing never feeds back into training
     assert off.leaky_scores() is None
     leaky = on.leaky_scores()
@@ -251,10 +268,12 @@ def test_ray_executor_matches_local_run(toy_registry, tmp_path, mlflow_uri):
     pytest.importorskip("ray")
     import mlflow
 
-    kwargs = dict(dataset="toy", registry=toy_registry, progress=False, subjects=["s0", "s1", "s2"])
-    local = run("toy", cache_dir=tmp_path / "a", tracking=False, **kwargs)
-    remote = run("toy", cache_dir=tmp_path / "b", executor="ray", tracking=True, tracking_uri=mlflow_uri,
-                 experiment="ray", **kwargs)
+    spec = RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"])
+    local = run(spec, ExecutionOptions(cache_dir=tmp_path / "a", tracking=False, progress=False),
+                registry=toy_registry)
+    remote = run(spec, ExecutionOptions(cache_dir=tmp_path / "b", executor="ray", tracking=True,
+                                        tracking_uri=mlflow_uri, experiment="ray", progress=False),
+                 registry=toy_registry)
     assert [f.y_pred for f in remote.folds] == [f.y_pred for f in local.folds]
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     exp = client.get_experiment_by_name("ray")
@@ -268,7 +287,9 @@ def test_a_method_refuses_an_input_kind_it_cannot_read_before_loading_anything(t
 
     with pytest.raises(ConfigError, match=r"^toy needs a precomputed-flow release, which dataset 'toy' \(clips\) "
                                           r"does not provide; datasets it can use: megc2019-flow$"):
-        run(NeedsRelease(), dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+        run(RunSpec(NeedsRelease(), dataset="toy"),
+            ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False),
+            registry=toy_registry)
     assert not (tmp_path / "runs").exists() and not (tmp_path / "features").exists()
 
 
@@ -278,11 +299,11 @@ def test_a_resumed_last_fold_runs_as_it_would_have_in_the_first_run(toy_registry
 
     monkeypatch.setattr(loso, "usable_cores", lambda: 2)
     calls = _spy_on_fold_processes(monkeypatch)
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, cache_dir=tmp_path,
-                  workers="auto", subjects=["s0", "s1", "s2"])
-    first = run("toy", **kwargs)
+    spec = RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"])
+    options = ExecutionOptions(tracking=False, progress=False, cache_dir=tmp_path, workers="auto")
+    first = run(spec, options, registry=toy_registry)
     (first.run_dir / "folds" / "002.json").unlink()
-    second = run("toy", **kwargs)
+    second = run(spec, options, registry=toy_registry)
     assert calls == [(3, 2, 1), (1, 2, 1)]  # the one fold left still runs in a fold process of 2 workers' threads
     assert second.reused_folds == 2 and [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]
 
@@ -292,10 +313,11 @@ def test_dataset_options_from_the_config_reach_the_adapter_and_d_options_win(toy
     cls = type(toy_registry.dataset("toy"))
     load = cls.load
     monkeypatch.setattr(cls, "load", lambda self, root, options: seen.append(dict(options.extra)) or load(self, root, options))
-    common = dict(dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
-                  subjects=["s0", "s1"], overrides=["train.epochs=1", "data.options.apex=spotting"])
-    run("toy", **common)
-    run("toy", **common, dataset_options={"apex": "middle", "rule": "x"})
+    spec = RunSpec("toy", dataset="toy", subjects=["s0", "s1"],
+                   overrides=["train.epochs=1", "data.options.apex=spotting"])
+    options = ExecutionOptions(tracking=False, cache_dir=tmp_path, progress=False)
+    run(spec, options, registry=toy_registry)
+    run(replace(spec, dataset_options={"apex": "middle", "rule": "x"}), options, registry=toy_registry)
     assert seen == [{"apex": "spotting"}, {"apex": "middle", "rule": "x"}]
 
 
@@ -310,15 +332,17 @@ def test_samples_without_the_task_label_are_refused(toy_registry, tmp_path, monk
 
     monkeypatch.setattr(cls, "load", with_unlabelled)
     with pytest.raises(ConfigError, match=r"^1 samples have no megc3 label \(e.g. toy/s0/others\); .*all_emotions"):
-        run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False)
+        run(RunSpec("toy", dataset="toy"), ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False),
+            registry=toy_registry)
 
 
 def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_the_table(toy_registry, tmp_path):
     from mercore.evaluation.statistics import jackknife_intervals
     from mercore.reporting.artifacts import metrics_table
 
-    result = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
-                 subjects=["s0", "s1", "s2"], profile="quick", overrides={"evaluation.bootstrap.resamples": 500})
+    result = run(RunSpec("toy", dataset="toy", profile="quick", overrides={"evaluation.bootstrap.resamples": 500},
+                         subjects=["s0", "s1", "s2"]),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     iv = result.intervals()
     y_true = [t for f in result.folds for t in f.y_true]
     y_pred = [p for f in result.folds for p in f.y_pred]
@@ -335,8 +359,8 @@ def test_results_carry_subject_bootstrap_intervals_and_the_audit_stays_out_of_th
     assert table.splitlines()[-1].startswith("LEAKY") and "not a result: shows how much test-epoch" in table
     assert str(iv["uf1"]) in rows[2]
     # the number of resamples does not change predictions, so it does not make a new run folder
-    other = run("toy", dataset="toy", registry=toy_registry, tracking=False, cache_dir=tmp_path, progress=False,
-                subjects=["s0", "s1", "s2"], profile="quick")
+    other = run(RunSpec("toy", dataset="toy", profile="quick", subjects=["s0", "s1", "s2"]),
+                ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert other.run_dir == result.run_dir and other.reused_folds == 3
 
 
@@ -348,13 +372,12 @@ def test_seeds_run_once_per_seed_resume_per_seed_and_fold_and_aggregate(toy_regi
     import mercore.runner
     from mercore.cli import cli
 
-    kwargs = dict(dataset="toy", registry=toy_registry, cache_dir=tmp_path, progress=False, subjects=["s0", "s1", "s2"],
-                  profile="quick")
-    single = run("toy", tracking=False, overrides=["run.seed=1"], **kwargs)
+    spec = RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"], profile="quick", overrides=["run.seed=1"])
+    tracked = ExecutionOptions(cache_dir=tmp_path, progress=False, tracking_uri=mlflow_uri, experiment="seeds")
+    single = run(spec, replace(tracked, tracking=False), registry=toy_registry)
     from mercore.runner import run_seeds
 
-    multi = run_seeds("toy", 2, overrides=["run.seed=1"], tracking=True, tracking_uri=mlflow_uri, experiment="seeds",
-                      **kwargs)
+    multi = run_seeds(replace(spec, seeds=2), tracked, registry=toy_registry)
     assert multi.seeds == [1, 2]
     assert multi.runs[0].run_dir == single.run_dir and multi.runs[0].reused_folds == 3  # (seed 1, fold) reused
     assert multi.runs[1].reused_folds == 0
@@ -373,8 +396,8 @@ def test_seeds_run_once_per_seed_resume_per_seed_and_fold_and_aggregate(toy_regi
     children = client.search_runs([exp.experiment_id], f"tags.mlflow.parentRunId = '{multi.mlflow_run_id}'")
     assert sorted(c.info.run_id for c in children) == sorted(r.mlflow_run_id for r in multi.runs)
     assert "uf1_ci_low" in children[0].data.metrics
-    again = run_seeds("toy", 2, overrides=["run.seed=1"], tracking=True, tracking_uri=mlflow_uri, experiment="seeds",
-                      **kwargs)  # a rerun resumes the seeds' parent run and each seed's run
+    # a rerun resumes the seeds' parent run and each seed's run
+    again = run_seeds(replace(spec, seeds=2), tracked, registry=toy_registry)
     assert again.mlflow_run_id == multi.mlflow_run_id
     assert [r.mlflow_run_id for r in again.runs] == [r.mlflow_run_id for r in multi.runs]
     # the CLI: a list of seeds; everything is reused now

@@ -122,9 +122,10 @@ def test_non_finite_numbers_are_refused_naming_the_key(key, value):
     learning rate gave silent all-NaN predictions)."""
     from mercore.config import ConfigError
     from mercore.runner import load_method, run_config
+    from mercore.spec import RunSpec
 
     registry, method = load_method(None, "ststnet")
     with pytest.raises((ConfigError, ValueError), match=key.split(".")[-1]):
-        config = run_config(method, registry, dataset="synthetic", profile="quick", overrides=[f"{key}={value}"])
+        config = run_config(RunSpec(method, profile="quick", overrides=[f"{key}={value}"]), registry)
         method.stages(config)
         method.build_model(config, 3)

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from mercore.runner import run
+from mercore.spec import ExecutionOptions, RunSpec
 from mercore.testing.processes import children, wait_gone
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads /proc to find the workers")
@@ -84,11 +85,12 @@ def test_a_signal_stops_a_parallel_run_and_the_rerun_keeps_its_folds(signum, toy
     assert parent.info.status == "KILLED"
     assert {r.info.status for r in runs} <= {"KILLED", "FINISHED"}
 
-    kwargs = dict(dataset="toy", registry=toy_registry, tracking=False, progress=False, workers=2, overrides=[EPOCHS],
-                  subjects=SUBJECTS)
-    resumed = run("toy", cache_dir=cache, **kwargs)
+    spec = RunSpec("toy", dataset="toy", overrides=[EPOCHS], subjects=SUBJECTS)
+    resumed = run(spec, ExecutionOptions(tracking=False, progress=False, workers=2, cache_dir=cache),
+                  registry=toy_registry)
     assert resumed.reused_folds == len(kept)  # every fold that finished was recorded, and is reused
-    whole = run("toy", cache_dir=tmp_path / "uninterrupted", **kwargs)
+    whole = run(spec, ExecutionOptions(tracking=False, progress=False, workers=2, cache_dir=tmp_path / "uninterrupted"),
+                registry=toy_registry)
     assert [f.probabilities for f in resumed.folds] == [f.probabilities for f in whole.folds]
 
 
@@ -115,8 +117,9 @@ def test_runs_left_running_by_a_killed_process_are_marked_killed_by_the_next(toy
     client = mlflow.tracking.MlflowClient(mlflow_uri)
     experiment = client.get_experiment_by_name("signals")
     assert "RUNNING" in {r.info.status for r in client.search_runs([experiment.experiment_id])}
-    run("toy", dataset="toy", registry=toy_registry, cache_dir=cache, progress=False, overrides=[EPOCHS],
-        subjects=SUBJECTS, tracking_uri=mlflow_uri, experiment="signals")
+    run(RunSpec("toy", dataset="toy", overrides=[EPOCHS], subjects=SUBJECTS),
+        ExecutionOptions(cache_dir=cache, progress=False, tracking_uri=mlflow_uri, experiment="signals"),
+        registry=toy_registry)
     runs = client.search_runs([experiment.experiment_id])
     assert "RUNNING" not in [r.info.status for r in runs]
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]

@@ -15,6 +15,7 @@ from mercore import SupervisedTrainer
 from mercore.cli import cli
 from mercore.compare import describe
 from mercore.config import ConfigError, resolve_config
+from mercore.spec import ExecutionOptions, RunSpec
 from mercore.tuning import check_space, load_space, parse_space, tune
 
 optuna = pytest.importorskip("optuna")
@@ -51,10 +52,11 @@ def recorded(toy_registry, monkeypatch):
     return Recorder
 
 
-def _tune(registry, cache, **kwargs):
-    args = dict(space=parse_space(SPACE), trials=3, inner_folds=2, dataset="toy", registry=registry, tracking=False,
-                cache_dir=cache, progress=False, subjects=SUBJECTS, profile="quick", workers=0)
-    return tune("toy", **{**args, **kwargs})
+def _tune(registry, cache, *, overrides=(), workers=0, **kwargs):
+    spec = RunSpec("toy", dataset="toy", subjects=SUBJECTS, profile="quick", overrides=overrides)
+    options = ExecutionOptions(tracking=False, cache_dir=cache, progress=False, workers=workers)
+    return tune(spec, options, registry=registry, **{"space": parse_space(SPACE), "trials": 3, "inner_folds": 2,
+                                                     **kwargs})
 
 
 def _outer_index(path: str) -> tuple[str, int]:

@@ -21,14 +21,28 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+#: Config keys that cannot change a prediction, so neither the run folder's name nor a fold's
+#: identity depends on them: changing one reuses the finished folds.
+INERT_SETTINGS = (
+    ("run", "feature_workers"),  # how the cache is filled, not what it holds
+    ("run", "start_method"),  # how fold processes start, not what they compute
+    ("evaluation", "bootstrap"),  # how intervals are drawn, not what was predicted
+    ("evaluation", "interval"),
+)
+
+
+def prediction_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A plain-JSON copy of ``config`` without the :data:`INERT_SETTINGS`."""
+    config = json.loads(json.dumps(config, default=str))
+    for section, key in INERT_SETTINGS:
+        config.get(section, {}).pop(key, None)
+    return config
+
+
 def run_identity(config: Mapping[str, Any], software: Mapping[str, str], samples: Sequence[Sample], task: str,
                  fingerprint: Callable[[Sample], str]) -> dict[str, Any]:
     """The identity every fold of this run is computed under (plain JSON data)."""
-    config = json.loads(json.dumps(config, default=str))
-    config.get("run", {}).pop("feature_workers", None)  # how the cache is filled, not what it holds
-    config.get("run", {}).pop("start_method", None)  # how fold processes start, not what they compute
-    config.get("evaluation", {}).pop("bootstrap", None)  # how intervals are drawn, not what was predicted
-    config.get("evaluation", {}).pop("interval", None)
+    config = prediction_settings(config)
     labels: dict[str, list] = {}
     inputs: dict[str, list] = {}
     for s in samples:

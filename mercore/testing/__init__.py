@@ -117,13 +117,14 @@ class MethodContract:
     def tiny_run(cls, cache: Path, fresh: bool = True) -> Any:
         """The tiny LOSO run on the contract corpus (a RunResult)."""
         from ..runner import run
+        from ..spec import ExecutionOptions, RunSpec
 
         torch.set_num_threads(1)
         registry = cls.registry()
         method = registry.method(cls.method)
-        return run(method, dataset="synthetic", variant=cls.variant, profile=cls.chosen_profile(method),
-                   overrides=cls.overrides(method), subjects=list(cls.subjects), tracking=False,
-                   cache_dir=cache, progress=False, dataset_options=dict(CORPUS_OPTIONS), fresh=fresh,
+        spec = RunSpec(method, variant=cls.variant, dataset="synthetic", dataset_options=dict(CORPUS_OPTIONS),
+                       profile=cls.chosen_profile(method), overrides=cls.overrides(method), subjects=cls.subjects)
+        return run(spec, ExecutionOptions(cache_dir=cache, fresh=fresh, progress=False, tracking=False),
                    registry=registry)
 
     @pytest.fixture(scope="class")
@@ -223,19 +224,20 @@ class MethodContract:
         """No ``--set`` or ``--variant``: the method picks its release inputs from the input kind."""
         from ..config import ConfigError
         from ..runner import run
+        from ..spec import ExecutionOptions, RunSpec
 
         torch.set_num_threads(1)
         registry = self.registry()
         method = registry.method(self.method)
-        kwargs = dict(dataset="megc2019-flow", data_root=mer_flow_release, variant=self.variant, tracking=False,
-                      profile=self.chosen_profile(method), overrides=self.overrides(method), cache_dir=tmp_path,
-                      progress=False, registry=registry)
+        spec = RunSpec(method, dataset="megc2019-flow", data_root=mer_flow_release, variant=self.variant,
+                       profile=self.chosen_profile(method), overrides=self.overrides(method))
+        options = ExecutionOptions(tracking=False, cache_dir=tmp_path, progress=False)
         if "flow-release" not in method.inputs:
             with pytest.raises(ConfigError, match=rf"^{self.method} needs .*; datasets it can use: "):
-                run(method, **kwargs)
+                run(spec, options, registry=registry)
             assert not any(tmp_path.iterdir()), "nothing may be computed before the refusal"
             return
-        result = run(method, **kwargs)
+        result = run(spec, options, registry=registry)
         assert result.config["meta"]["inputs"] == "flow-release"
         assert sum(len(f.y_pred) for f in result.folds) == len(RELEASE_ROWS)
         for request in method.features(result.config).values():  # no clip extractor: a release has no frames

@@ -238,15 +238,17 @@ def test_loso_beats_majority_baseline(tmp_path: Path):
     baseline of 0.253, UAR 0.451-0.678 against 0.333: the lowest seed is 0.18 / 0.12 above."""
     from mercore.plugins import load_registry
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     registry = load_registry(only=(), extra_plugins=[("ahmsanet", mer_ahmsanet.plugin)])
     if "roi_flow" in registry.extractors:
         variant, sets = "regions", {"features.roi_flow.source_size": 64}
     else:  # until the core registers roi_flow: the whole-face map (see docs/methods/ahmsanet.md)
         variant, sets = "whole-face", {}
-    result = run("ahmsanet", dataset="synthetic", variant=variant, profile="quick", tracking=False,
-                 overrides=sets, cache_dir=tmp_path / "cache", progress=False, registry=registry,
-                 dataset_options={"subjects": 5, "clips_per_subject": 12, "size": 64})
+    result = run(RunSpec("ahmsanet", variant=variant, dataset="synthetic",
+                         dataset_options={"subjects": 5, "clips_per_subject": 12, "size": 64}, profile="quick",
+                         overrides=sets),
+                 ExecutionOptions(cache_dir=tmp_path / "cache", progress=False, tracking=False), registry=registry)
     print(f"AHMSA-Net quick LOSO ({variant}):", result.metrics, "baseline:", result.baseline)
     assert result.metrics["uf1"] > result.baseline["uf1"]
     assert result.metrics["uar"] > result.baseline["uar"]

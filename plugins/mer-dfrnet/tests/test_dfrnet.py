@@ -344,10 +344,12 @@ def test_short_loso_beats_majority_baseline(tmp_path: Path):
     runner = pytest.importorskip("mercore.runner")
     from sklearn.metrics import f1_score
 
+    from mercore.spec import ExecutionOptions, RunSpec
+
     subjects = [f"sub{i:02d}" for i in range(1, 9)]
-    result = runner.run("dfrnet", dataset="synthetic", profile="quick", tracking=False, overrides={"train.batch_size": 8},
-                        cache_dir=tmp_path / "cache", progress=False, subjects=subjects, workers="auto",
-                        dataset_options={"peak_px": [2.0, 6.0]})
+    result = runner.run(RunSpec("dfrnet", dataset="synthetic", dataset_options={"peak_px": [2.0, 6.0]},
+                                profile="quick", overrides={"train.batch_size": 8}, subjects=subjects),
+                        ExecutionOptions(workers="auto", cache_dir=tmp_path / "cache", progress=False, tracking=False))
     assert [f.fold for f in result.folds] == [f"synthetic/{s}" for s in subjects]
     for fold in result.folds:
         assert set(fold.subjects) == {fold.fold} and len(fold.y_pred) == len(fold.y_true) > 0

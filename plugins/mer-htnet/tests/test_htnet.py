@@ -156,6 +156,7 @@ def test_short_loso_beats_the_majority_baseline(tmp_path: Path):
     from mercore.hookspecs import hookimpl
     from mercore.plugins import load_registry
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     registry = load_registry()
     if "roi_flow" not in registry.extractors:  # until mercore.builtin registers it
@@ -167,7 +168,8 @@ def test_short_loso_beats_the_majority_baseline(tmp_path: Path):
                     register(extractor)
 
         registry = load_registry(extra_plugins=[("regions", Regions())])
-    result = run("htnet", dataset="synthetic", profile="quick", overrides={"train.epochs": 80, "train.batch_size": 8}, tracking=False,
-                 cache_dir=tmp_path, progress=False, dataset_options={"subjects": 5}, registry=registry)
+    result = run(RunSpec("htnet", dataset="synthetic", dataset_options={"subjects": 5}, profile="quick",
+                         overrides={"train.epochs": 80, "train.batch_size": 8}),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=registry)
     print("HTNet quick LOSO, 5 synthetic subjects:", result.metrics, "baseline:", result.baseline)
     assert result.metrics["uf1"] > result.baseline["uf1"]

@@ -497,13 +497,14 @@ def test_short_loso_runs_both_stages_end_to_end(tmp_path):
     """Pre-training, preview and objective learning on every fold. Recognition accuracy is not
     asserted: at this scale MoExt is at chance (docs/methods/moext.md, "Our results")."""
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     overrides = {"pretrain.epochs": 3, "train.epochs": 12, "features.size": 32,
                  "model.recon_widths": [16, 16, 8, 8], "model.recon_refine_blocks": 1}
     subjects = ["sub01", "sub02", "sub03", "sub04"]
-    result = run("moext", dataset="synthetic", profile="quick", subjects=subjects,
-                 tracking=False, cache_dir=tmp_path, progress=False, overrides=overrides,
-                 dataset_options={"clips_per_subject": 8})
+    result = run(RunSpec("moext", dataset="synthetic", dataset_options={"clips_per_subject": 8}, profile="quick",
+                         overrides=overrides, subjects=subjects),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False))
     print("MoExt short LOSO:", result.metrics, "baseline:", result.baseline)
     held_out = [sorted({s.split("/")[-1] for s in f.subjects}) for f in result.folds]
     assert sorted(held_out) == [[s] for s in subjects]

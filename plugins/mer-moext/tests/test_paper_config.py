@@ -150,13 +150,15 @@ def test_smic_apex_is_the_middle_frame_in_the_paper_profile(dataset, tmp_path, m
     import importlib
 
     from mercore.runner import prepare
+    from mercore.spec import ExecutionOptions, RunSpec
     from mercore.testing.layouts import write_megc2019, write_smic
 
     monkeypatch.setattr(importlib.import_module("mercore.face.landmarks"), "dlib_installed", lambda: True)
     root = write_smic(tmp_path / "SMIC", frames_per_clip=5) if dataset == "smic" else \
         write_megc2019(tmp_path / "megc2019", frames_per_clip=5)
-    prep = prepare("moext", dataset=dataset, data_root=root, profile="paper", cache_dir=tmp_path / "cache",
-                   dataset_options={"sparse_frames": True} if dataset == "megc2019" else None)
+    spec = RunSpec("moext", dataset=dataset, data_root=root, profile="paper",
+                   dataset_options={"sparse_frames": True} if dataset == "megc2019" else {})
+    prep = prepare(spec, ExecutionOptions(cache_dir=tmp_path / "cache"))
     smic = [s for s in prep.data.samples if s.dataset == "smic"]
     assert smic and prep.config["data"]["options"] == {"apex": "middle"}
     assert all(s.apex == (len(s.frames) - 1) // 2 for s in smic)

@@ -286,6 +286,7 @@ def test_short_loso_from_the_cli_beats_majority(tmp_path):
     from mercore.cli import cli
     from mercore.plugins import load_registry
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     torch.set_num_threads(1)
     subjects = [f"sub{i:02d}" for i in range(1, 7)]
@@ -294,7 +295,7 @@ def test_short_loso_from_the_cli_beats_majority(tmp_path):
     assert out.exit_code == 0, out.output
     assert "Using the `quick` profile of mpfnet" in out.output and "LOSO over 6 subjects" in out.output
     reg = load_registry(only=["mpfnet"])  # as the CLI loads it: the folds' identity names the plugin's version
-    res = run("mpfnet", registry=reg, profile="quick", subjects=subjects, tracking=False, cache_dir=tmp_path,
-              progress=False, dataset_options={"peak_px": [2.0, 6.0]})
+    res = run(RunSpec("mpfnet", dataset_options={"peak_px": [2.0, 6.0]}, profile="quick", subjects=subjects),
+              ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=reg)
     assert res.reused_folds == 6 and len(res.folds) == 6
     assert res.metrics["uf1"] > res.baseline["uf1"] + 0.15

@@ -265,12 +265,14 @@ def test_short_loso_beats_majority_baseline(tmp_path: Path):
     plain CE every short run we tried stayed at the majority class (docs/methods/rrmfnet.md)."""
     from mercore.plugins import load_registry
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
     registry = load_registry(only=(), extra_plugins=[("rrmfnet", mer_rrmfnet.plugin)])
-    result = run("rrmfnet", registry=registry, dataset="synthetic", variant="base", profile="quick", tracking=False,
-                 cache_dir=tmp_path, progress=False, dataset_options={"subjects": 6, "peak_px": [2.0, 6.0]},
-                 overrides={"model.streams": ["flow"], "model.neck_depth": 1, "model.resizer_blocks": 1,
-                            "model.fusion_blocks": 1})
+    result = run(RunSpec("rrmfnet", variant="base", dataset="synthetic",
+                         dataset_options={"subjects": 6, "peak_px": [2.0, 6.0]}, profile="quick",
+                         overrides={"model.streams": ["flow"], "model.neck_depth": 1, "model.resizer_blocks": 1,
+                                    "model.fusion_blocks": 1}),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=registry)
     print("RRMFNet tiny LOSO:", result.metrics, "baseline:", result.baseline)
     assert len(result.folds) == 6
     assert result.metrics["uf1"] > result.baseline["uf1"] and result.metrics["uar"] > result.baseline["uar"]

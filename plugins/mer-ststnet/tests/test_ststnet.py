@@ -136,8 +136,10 @@ def test_short_loso_beats_the_majority_baseline(tmp_path: Path):
     """Spread of the asserted figure (lock of 2026-12-02, seeds 0-4): UF1 0.398, 0.396, 0.341, 0.373,
     0.423 (mean 0.386, std 0.031) against a majority baseline of 0.256: 4 std of margin."""
     from mercore.runner import run
+    from mercore.spec import ExecutionOptions, RunSpec
 
-    result = run("ststnet", dataset="synthetic", profile="quick", overrides={"train.epochs": 100}, tracking=False,
-                 cache_dir=tmp_path, progress=False, dataset_options={"subjects": 5})
+    result = run(RunSpec("ststnet", dataset="synthetic", dataset_options={"subjects": 5}, profile="quick",
+                         overrides={"train.epochs": 100}),
+                 ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False))
     print("STSTNet quick LOSO, 5 synthetic subjects:", result.metrics, "baseline:", result.baseline)
     assert result.metrics["uf1"] > result.baseline["uf1"]
