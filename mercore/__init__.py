@@ -14,10 +14,10 @@ if TYPE_CHECKING:  # pragma: no cover
     from .data.tensors import FoldData, TensorSet
     from .features.store import FeatureError
     from .hookspecs import hookimpl
-    from .interfaces import (Evaluator, FeatureExtractor, FeatureRequest, FeatureSource, Method, StageContext,
-                             Trainer)
+    from .interfaces import Evaluator, FeatureExtractor, FeatureRequest, FeatureSource, StageContext, Trainer
     from .io import load_checkpoint
     from .labels import CASME2_SDE5, MEGC3, SAMM_SDE5, LabelSet
+    from .method import Method
     from .nn.base import Encoder, Fusion
     from .plugins import get_dataset
     from .sample import Sample
@@ -37,8 +37,9 @@ _SOURCES = {
     **dict.fromkeys(("FoldData", "TensorSet"), ".data.tensors"),
     "FeatureError": ".features.store",
     "hookimpl": ".hookspecs",
-    **dict.fromkeys(("Evaluator", "FeatureExtractor", "FeatureRequest", "FeatureSource", "Method", "StageContext",
-                     "Trainer"), ".interfaces"),
+    **dict.fromkeys(("Evaluator", "FeatureExtractor", "FeatureRequest", "FeatureSource", "StageContext", "Trainer"),
+                    ".interfaces"),
+    "Method": ".method",
     "load_checkpoint": ".io",
     "get_dataset": ".plugins",
     **dict.fromkeys(("CASME2_SDE5", "MEGC3", "SAMM_SDE5", "LabelSet"), ".labels"),

@@ -152,7 +152,8 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
         registry, method = load_method(None, plugin)
         spec = RunSpec(method, variant=variant, dataset=dataset, data_root=data_root,
                        dataset_options=parse_dataset_options(dataset_options), task=task, profile=profile,
-                       config_file=config_file, overrides=sets, subjects=subjects or None, seeds=seeds,
+                       config_file=config_file, overrides=sets, subjects=subjects or None,
+                       seeds=tuple(seeds) if isinstance(seeds, list) else seeds,
                        skip_invalid=skip_invalid)
         options = ExecutionOptions(device=device, workers=workers, executor=executor, address=address,
                                    cache_dir=cache_dir, fresh=fresh, progress=not quiet, tracking=tracking,
@@ -164,13 +165,16 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                             f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",
                             err=True)
 
-        callbacks = dict(on_start=announce, on_skipped=lambda line: click.secho(f"skipped: {line}", fg="yellow",
-                                                                                 err=True),
-                         notify=lambda notice: click.secho(notice, fg="yellow", err=True))
+        def skipped(line: str) -> None:
+            click.secho(f"skipped: {line}", fg="yellow", err=True)
+
+        def notify(notice: str) -> None:
+            click.secho(notice, fg="yellow", err=True)
+
         if spec.seeds is None:
-            result = run_loso(spec, options, registry=registry, **callbacks)
+            result = run_loso(spec, options, registry=registry, on_start=announce, on_skipped=skipped, notify=notify)
         else:
-            multi = run_seeds(spec, options, registry=registry, **callbacks)
+            multi = run_seeds(spec, options, registry=registry, on_start=announce, on_skipped=skipped, notify=notify)
             result = multi.first
     meta = result.config["meta"]
     click.echo(f"\n{result.method}{' (' + result.variant + ')' if result.variant else ''} on {result.dataset} "
@@ -342,6 +346,7 @@ def profile(plugin: str, variant: str | None, profile: str | None, sets: tuple[s
     picks which config the model is built from. Latencies are of this machine under its current load.
     """
     from .config import ConfigError
+    from .nn.base import ContractError
     from .plugins import UnknownNameError
     from .profiling import profile_method
     from .runner import load_method
@@ -350,7 +355,7 @@ def profile(plugin: str, variant: str | None, profile: str | None, sets: tuple[s
         _, method = load_method(None, plugin)
         report = profile_method(method, variant=variant, profile=profile, sets=list(sets), runs=runs, threads=threads,
                                 announce=lambda line: click.echo(f"{line} ...", err=True))
-    except (ConfigError, UnknownNameError) as exc:
+    except (ConfigError, UnknownNameError, ContractError) as exc:
         _fail(exc)
     for key, value in report.items():
         click.echo(f"{key:<22} {value}")
@@ -588,10 +593,11 @@ def predict(plugin: str | None, checkpoint: Path | None, model_dir: Path | None,
     from .plugins import UnknownNameError
     from .predict import RELEASE_SOURCE, PredictError, predict_clip
 
-    if (checkpoint is None) == (model_dir is None):
+    model = checkpoint or model_dir
+    if model is None or (checkpoint is not None and model_dir is not None):
         raise click.UsageError("give one of --model (a `mer fit` folder) or --checkpoint (a fold's model.pt)")
     try:
-        result = predict_clip(plugin, checkpoint or model_dir, clip, run_dir=run_dir, onset=onset, apex=apex,
+        result = predict_clip(plugin, model, clip, run_dir=run_dir, onset=onset, apex=apex,
                               variant=variant, align=align)
     except (PredictError, FeatureError, UnknownNameError) as exc:
         _fail(exc)

@@ -138,7 +138,8 @@ def check_contract(kind: str, obj: Any, plugin: str) -> None:
     that is not a subclass of its interface, leaves one of its abstract methods out, or (a
     dataset) declares no label task. The message names the plugin, the class and what is missing."""
     from .data.dataset import Dataset
-    from .interfaces import FeatureExtractor, Method
+    from .interfaces import FeatureExtractor
+    from .method import Method
 
     base = {"method": Method, "dataset": Dataset, "feature extractor": FeatureExtractor}[kind]
     cls = obj if inspect.isclass(obj) else type(obj)

@@ -13,7 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from .config import resolve_config
 from .data.dataset import LoadOptions
 from .features.store import build_inputs
-from .interfaces import Method
+from .method import Method
+from .nn.base import check_modules, watch_outputs
 from .plugins import load_registry
 from .training.loop import descend
 
@@ -103,6 +104,8 @@ def profile_method(method: Method, *, variant: str | None = None, profile: str |
                             sets=sets)
     say(f"profile {config['meta']['profile']}: building the model")
     model = method.build_model(config, num_classes).eval()
+    check_modules(model, f"method {method.name!r}")  # as `mer run` does, before any measurement
+    watch_outputs(model, f"method {method.name!r}")
     say("reading one clip's inputs (the first use writes the synthetic corpus and computes its features: minutes)")
     batch = example_batch(method, config)
     say("counting FLOPs")

@@ -20,7 +20,7 @@ from .evaluation.identity import prediction_settings
 from .evaluation.loso import LOSOEvaluator
 from .evaluation.results import RunResult, SeedsResult
 from .evaluation.settings import EvaluationSettings
-from .interfaces import Method
+from .method import Method
 from .interrupt import Interrupted
 from .io import atomic_write_text
 from .plugins import Registry, load_registry
@@ -269,8 +269,9 @@ def prepare(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, re
     if unlabelled:
         raise ConfigError(f"{len(unlabelled)} samples have no {data.task} label (e.g. {unlabelled[0]}); dataset "
                           f"option all_emotions is for self-supervised pre-training, not for an evaluation run")
-    for line in data.skipped if on_skipped else ():
-        on_skipped(line)
+    if on_skipped is not None:
+        for line in data.skipped:
+            on_skipped(line)
     for notice in config["meta"].get("notices", []):
         (notify or log.warning)(notice)
     config["meta"].update({"dataset": spec.dataset, "task": data.task, "samples": len(data.samples),
@@ -356,12 +357,13 @@ def run_seeds(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, 
     The aggregate (each seed's UF1/UAR with intervals, mean +- std, the interval of the seed mean)
     goes to a folder of its own and to an MLflow parent run holding the seeds' runs as children.
     """
-    if spec.seeds is None:
+    seeds = spec.seeds
+    if seeds is None:
         raise ConfigError("--seeds: give a count such as 3 or a list such as 0,1,2")
     registry, method = resolve_method(spec.method, registry)
     spec = dataclasses.replace(spec, method=method)
     base = prepare(dataclasses.replace(spec, seeds=None), options, registry=registry)
-    chosen = seed_list(spec.seeds, int(base.config["run"]["seed"]))
+    chosen = seed_list(seeds, int(base.config["run"]["seed"]))
     tracker = make_tracker(options.tracking, options.tracking_uri, options.experiment)
     environment, _ = base.software()
     name = f"{run_name or base.title()} seeds {','.join(map(str, chosen))}"

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 from .config import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .interfaces import Method
+    from .method import Method
 
 EXECUTORS = ("local", "ray")
 

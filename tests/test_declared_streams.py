@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mercore import FeatureRequest
+from mercore import FeatureRequest, RunSpec
 from mercore.config import ConfigError
 from mercore.plugins import load_registry
 from mercore.runner import run_config
@@ -31,7 +31,7 @@ CASES = [  # (method, variant, profile, dataset, the requests)
 def test_the_requests_of_the_ported_plugins_are_pinned(name, variant, profile, dataset, expected):
     registry = load_registry(only=[name])
     method = registry.method(name)
-    requests = method.features(run_config(method, registry, dataset=dataset, variant=variant, profile=profile))
+    requests = method.features(run_config(RunSpec(method, dataset=dataset, variant=variant, profile=profile), registry))
     assert requests == expected
     assert {k: type(v) for k, v in requests["flow"].params.items()} == {
         k: type(v) for k, v in expected["flow"].params.items()}  # 28 == 28.0, but not in the cache key

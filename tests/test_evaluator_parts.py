@@ -2,6 +2,7 @@
 one's own plugged into the LOSO loop."""
 from __future__ import annotations
 
+from mercore import ExecutionOptions, RunSpec
 from mercore.evaluation.executors import Executor
 from mercore.evaluation.fold_store import FoldStore
 from mercore.evaluation.loso import LOSOEvaluator
@@ -59,8 +60,8 @@ class Backwards(Executor):
 
 
 def test_an_executor_of_ones_own_gets_the_folds_left(toy_registry, tmp_path):
-    prep = prepare("toy", dataset="toy", registry=toy_registry, cache_dir=tmp_path, subjects=["s0", "s1", "s2"],
-                   overrides=["train.epochs=2"])
+    prep = prepare(RunSpec("toy", dataset="toy", subjects=["s0", "s1", "s2"], overrides=["train.epochs=2"]),
+                   ExecutionOptions(cache_dir=tmp_path), registry=toy_registry)
     store = prep.registry.feature_store(tmp_path)
 
     def evaluate(run_dir, executor="local"):

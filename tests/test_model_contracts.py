@@ -85,3 +85,12 @@ def test_a_method_whose_encoder_breaks_the_contract_stops_before_any_feature(toy
         run(RunSpec(BrokenEncoderMethod(), dataset="toy"),
             ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False), registry=toy_registry)
     assert not (tmp_path / "features").exists()
+
+
+def test_mer_profile_checks_the_contract_before_measuring_anything():
+    from mercore.profiling import profile_method
+
+    heard: list[str] = []
+    with pytest.raises(ContractError, match=r"method 'toy': .*Linear \(model.a\) must set out_features"):
+        profile_method(BrokenEncoderMethod(), runs=1, announce=heard.append)
+    assert not any("inputs" in line for line in heard)  # refused before any clip was read

@@ -37,7 +37,7 @@ class SequentialExecutor(Executor):
 
     def run(self, folds: Sequence[Fold], job: FoldJob, finish: Finish, advance: Advance) -> None:
         for fold in folds:
-            finish(job(fold, on_progress=lambda share, fold=fold: advance(fold, share)))
+            finish(job(fold, on_progress=partial(advance, fold)))
 
 
 class ProcessExecutor(Executor):

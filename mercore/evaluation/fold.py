@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, cast
 
 import torch
+from torch import nn
 
 from ..data.dataset import LoadedDataset
 from ..data.tensors import FoldData, TensorSet
 from ..features.store import FeatureStore
 from ..io import atomic_torch_save
-from ..interfaces import FeatureRequest, Method, StageContext
+from ..interfaces import FeatureRequest, StageContext
+from ..method import Method
 from ..nn.base import check_modules, watch_outputs
 from ..protocols import Fold, validation_split
 from ..training.device import amp_dtype, resolve_device, seed_everything
@@ -51,6 +54,11 @@ class FittedModel:
         if isinstance(self.norm, Normalizer):
             self.norm.save(Path(folder) / "norm.pt")
         return path
+
+
+def _report_share(on_progress: Callable[[float], None], stage: int, stages: int, done: int, epochs: int) -> None:
+    """The share of a fold done after ``done`` of ``epochs`` epochs of stage ``stage``: each stage counts equally."""
+    on_progress((stage + done / max(epochs, 1)) / stages)
 
 
 def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
@@ -112,14 +120,15 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
     check_modules(model, f"method {method.name!r}")
     watch_outputs(model, f"method {method.name!r}")
     if run_cfg.get("channels_last") and device.type == "cuda":
-        model = model.to(memory_format=torch.channels_last)
+        # Module.to takes memory_format (as Tensor.to does); torch's overloads omit it
+        model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if run_cfg.get("compile"):
-        model = torch.compile(model)
+        model = cast(nn.Module, torch.compile(model))  # an OptimizedModule; typed as a plain callable
     stages = list(method.stages(config))
     for index, stage in enumerate(stages):
         ctx.stage = getattr(stage, "stage_name", stage.name)
         if on_progress is not None:
-            ctx.on_epoch = lambda done, epochs, index=index: on_progress((index + done / max(epochs, 1)) / len(stages))
+            ctx.on_epoch = partial(_report_share, on_progress, index, len(stages))
         model = stage.fit(model, fold_data, ctx)
     majority = int(torch.bincount(train.labels, minlength=data.labels.num_classes).argmax())
     return FittedModel(model, norm, fold_data, ctx, majority, history, audit, artifacts)

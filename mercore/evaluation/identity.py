@@ -33,10 +33,10 @@ INERT_SETTINGS = (
 
 def prediction_settings(config: Mapping[str, Any]) -> dict[str, Any]:
     """A plain-JSON copy of ``config`` without the :data:`INERT_SETTINGS`."""
-    config = json.loads(json.dumps(config, default=str))
+    plain: dict[str, Any] = json.loads(json.dumps(config, default=str))
     for section, key in INERT_SETTINGS:
-        config.get(section, {}).pop(key, None)
-    return config
+        plain.get(section, {}).pop(key, None)
+    return plain
 
 
 def run_identity(config: Mapping[str, Any], software: Mapping[str, str], samples: Sequence[Sample], task: str,

@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 from ..data.dataset import LoadedDataset
 from ..data.tensors import TensorSet
 from ..features.store import FeatureStore, build_inputs
-from ..interfaces import Evaluator, Method
+from ..interfaces import Evaluator
+from ..method import Method
 from ..protocols import Fold, loso_folds
 from ..training.device import resolve_device
 from .executors import Executor, ProcessExecutor, RayExecutor, SequentialExecutor
@@ -96,7 +97,8 @@ class LOSOEvaluator(Evaluator):
         self.total = plan.total
         return folds, identity, plan.reused, plan.recomputed
 
-    def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,
+    # the interface leaves an evaluator's options to it (``**options``); these are LOSO's
+    def evaluate(self, method: Method, data: LoadedDataset, config: Mapping[str, Any], *,  # type: ignore[override]
                  variant: str | None = None, software: Mapping[str, str] | None = None,
                  on_fold: Callable[[FoldResult, bool], None] | None = None,
                  folds: Sequence[Fold] | None = None) -> RunResult:
@@ -118,8 +120,8 @@ class LOSOEvaluator(Evaluator):
         todo = [f for f in folds if f.index not in done]
         # from all folds, not those left: a resumed run computes its last folds as the first run
         # would have (same processes and torch threads, so the same last digits)
-        workers = auto_workers(str(config["run"].get("device", "auto")), len(folds)) if self.workers == "auto" \
-            else self.workers
+        workers = self.workers if isinstance(self.workers, int) \
+            else auto_workers(str(config["run"].get("device", "auto")), len(folds))
         # the bar counts shares of folds (a running fold's epochs), so it moves during the first
         # fold too; smoothing 0 makes the ETA the whole run's mean pace rather than the last fold's
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", smoothing=0,

@@ -47,7 +47,7 @@ import torch
 import yaml
 
 from ..config import flatten, resolve_config
-from ..interfaces import Method
+from ..method import Method
 
 #: The tiny corpus every contract run shares (``dataset_options`` of the synthetic dataset).
 CORPUS_OPTIONS: dict[str, Any] = {"subjects": 3, "clips_per_subject": 4, "size": 64}
@@ -117,13 +117,14 @@ class MethodContract:
     def tiny_run(cls, cache: Path, fresh: bool = True) -> Any:
         """The tiny LOSO run on the contract corpus (a RunResult)."""
         from ..runner import run
-        from ..spec import ExecutionOptions, RunSpec
+        from ..spec import ExecutionOptions, RunSpec, override_items
 
         torch.set_num_threads(1)
         registry = cls.registry()
         method = registry.method(cls.method)
         spec = RunSpec(method, variant=cls.variant, dataset="synthetic", dataset_options=dict(CORPUS_OPTIONS),
-                       profile=cls.chosen_profile(method), overrides=cls.overrides(method), subjects=cls.subjects)
+                       profile=cls.chosen_profile(method), overrides=override_items(cls.overrides(method)),
+                       subjects=tuple(cls.subjects))
         return run(spec, ExecutionOptions(cache_dir=cache, fresh=fresh, progress=False, tracking=False),
                    registry=registry)
 
@@ -224,13 +225,13 @@ class MethodContract:
         """No ``--set`` or ``--variant``: the method picks its release inputs from the input kind."""
         from ..config import ConfigError
         from ..runner import run
-        from ..spec import ExecutionOptions, RunSpec
+        from ..spec import ExecutionOptions, RunSpec, override_items
 
         torch.set_num_threads(1)
         registry = self.registry()
         method = registry.method(self.method)
         spec = RunSpec(method, dataset="megc2019-flow", data_root=mer_flow_release, variant=self.variant,
-                       profile=self.chosen_profile(method), overrides=self.overrides(method))
+                       profile=self.chosen_profile(method), overrides=override_items(self.overrides(method)))
         options = ExecutionOptions(tracking=False, cache_dir=tmp_path, progress=False)
         if "flow-release" not in method.inputs:
             with pytest.raises(ConfigError, match=rf"^{self.method} needs .*; datasets it can use: "):
