@@ -103,6 +103,16 @@ def flops_per_sample(name: str, variant: str | None) -> float:
     return 3 * count_flops(model, inputs) / batch_size  # forward + backward (about twice the forward)
 
 
+def earlier_rows() -> list[dict[str, Any]]:
+    """Rows of the last record, kept for the methods and settings this run does not measure
+    (``--only`` measures some methods; the page keeps the others, each row with its date)."""
+    path = HERE / "throughput.json"
+    if not path.exists():
+        return []
+    record = json.loads(path.read_text())
+    return [{**r, "date": r.get("date", record["date"])} for r in record["rows"] if r.get("method") in METHODS]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", default=list(METHODS), choices=list(METHODS))
@@ -112,7 +122,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     peak = args.peak_gflops or 2 * 8 * 2 * clock_ghz()
-    rows = []
+    measured = {(name, setting) for name in args.only for setting in args.settings}
+    rows = [r for r in earlier_rows() if (r["method"], r["setting"]) not in measured]
     for name in args.only:
         flops = flops_per_sample(name, METHODS[name])
         for setting in args.settings:
@@ -124,25 +135,28 @@ def main() -> None:
                 row["train_mflops_per_sample"] = round(flops / 1e6, 2)
                 row["achieved_gflops"] = round(row["samples_per_s"] * flops / 1e9, 3)
                 row["share_of_peak"] = round(row["achieved_gflops"] / peak, 4)
+            row["date"] = time.strftime("%Y-%m-%d")
             rows.append(row)
             print(row, flush=True)
+    order = {name: i for i, name in enumerate(METHODS)}
+    rows.sort(key=lambda r: (order[r["method"]], SETTINGS.index(r["setting"])))
     record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
               "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
               "threads": 1, "peak_gflops_one_core": round(peak, 1), "rows": rows}
     (HERE / "throughput.json").write_text(json.dumps(record, indent=1))
-    lines = ["| method | setting | batch | ms / step | samples / s | train MFLOP / sample | GFLOP/s | of peak | compile s |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| method | setting | batch | ms / step | samples / s | train MFLOP / sample | GFLOP/s | of peak | compile s | measured |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
         if "error" in r:
-            lines.append(f"| {r['method']} | {r['setting']} | - | - | - | - | - | - | {r['error']} |")
+            lines.append(f"| {r['method']} | {r['setting']} | - | - | - | - | - | - | {r['error']} | {r['date']} |")
         else:
             lines.append(f"| {r['method']} | {r['setting']} | {r['batch_size']} | {r['ms_per_step']} | {r['samples_per_s']} "
                          f"| {r['train_mflops_per_sample']} | {r['achieved_gflops']} | {r['share_of_peak']:.1%} "
-                         f"| {r['compile_s'] if r['compile_s'] is not None else '-'} |")
+                         f"| {r['compile_s'] if r['compile_s'] is not None else '-'} | {r['date']} |")
     (HERE / "throughput.md").write_text(f"""# Training throughput on this CPU
 
-Written by `python benchmarks/throughput.py` on {record['date']} ({record['machine']}, torch {torch.__version__},
-kernels: {record['cpu_capability']}, one torch thread). Full training steps (forward, loss, backward,
+Written by `python benchmarks/throughput.py` ({record['machine']}, torch {torch.__version__},
+kernels: {record['cpu_capability']}, one torch thread; each row's date in its last column, the last run on {record['date']}). Full training steps (forward, loss, backward,
 Adam) on random inputs of the composite profile's shapes; CPU time of this process, so other jobs
 on the machine do not inflate it as they do wall time. Peak of one core assumed {record['peak_gflops_one_core']}
 GFLOP/s (FP32, 2 FMA units x 8 lanes x 2 x clock). FLOPs: 3 x the forward's
