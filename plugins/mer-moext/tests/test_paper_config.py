@@ -14,6 +14,7 @@ from mer_moext import pretrain as moext_pretrain
 from mer_moext.plugin import MoExt
 from mercore import FoldData, Sample, TensorSet
 from mercore.testing import Within, paper_config_tests, plain_training
+from mercore.testing.layouts import shared_annotations
 
 DOC = Path(__file__).resolve().parents[3] / "docs" / "methods" / "moext.md"
 BOTH = "Sec. 4.1.2: 'For the pre-training phase and objective learning stage, the batch size and epoch are set to 20 and 30'"
@@ -143,6 +144,9 @@ def test_pretraining_sources_are_the_papers(evaluated, monkeypatch):
     assert stage.sources(_fold("synthetic")) == ("synthetic",)  # the synthetic corpus pre-trains on its own clips
 
 
+@pytest.mark.skipif(not all((shared_annotations() / f).is_file()
+                            for f in ("smic_3class_frames.csv", "casme2_5class_frames.csv")),
+                    reason="../shared annotations absent")
 @pytest.mark.parametrize("dataset", ["smic", "megc2019"])
 def test_smic_apex_is_the_middle_frame_in_the_paper_profile(dataset, tmp_path, monkeypatch):
     """The profile's `data.options` reach the SMIC adapter (alone and in the composite): apex = the
