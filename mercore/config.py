@@ -8,7 +8,7 @@ the dataset by name. A method thus picks its release inputs, or a per-corpus val
 Every override must name a key that exists in the defaults: a typo is an error listing the
 valid keys at that level, never a silently ignored setting. An override must also have the type
 of the default it replaces (an integer stays an integer; a float accepts integers), and
-:func:`validate_config` checks the values the core and its trainers read, so a bad value stops
+``mercore.core_settings.validate_config`` checks the values the core and its trainers read, so a bad value stops
 the run before any work with one line naming the key, the value and what is allowed. Values are
 parsed as YAML (``safe_load`` plus exponent floats such as ``1e-3``), never evaluated.
 
@@ -35,9 +35,6 @@ import yaml
 #: optimiser and learning-rate schedule names of ``mercore.training.supervised`` (every trainer's)
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULERS = ("none", "step", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "off", "none")
-START_METHODS = ("auto", "fork", "spawn", "forkserver")  # of fold processes (run.start_method)
-SYSTEM_METRICS = ("auto", True, False, "true", "false", "on", "off")
 
 
 class ConfigError(ValueError):
@@ -278,78 +275,6 @@ def resolve_config(method: Any, *, variant: str | None = None, profile: str | No
     if notice:
         config["meta"]["notices"] = [notice]
     return config
-
-
-def _is_int(v: Any) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def _scheduler_ok(v: Any) -> bool:
-    if v is None:
-        return True
-    if not isinstance(v, Mapping) or v.get("name", "none") not in (None, *SCHEDULERS):
-        return False
-    step, gamma = v.get("step_size", 1), v.get("gamma", 0.1)
-    return _is_int(step) and step >= 1 and _is_number(gamma) and 0 < gamma < math.inf
-
-
-_DEVICE_RE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
-
-#: key name (anywhere in the config) -> (test, what is allowed). Every trainer of the core and of
-#: the plugins reads these names with these meanings (``SupervisedTrainer.from_config`` ...).
-NAMED_RULES: dict[str, tuple[Any, str]] = {
-    "epochs": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "batch_size": (lambda v: _is_int(v) and v >= 1, "an integer >= 1"),
-    "lr": (lambda v: _is_number(v) and v > 0, "a number > 0 (e.g. 1e-3)"),
-    "optimizer": (lambda v: isinstance(v, str) and v.lower() in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-    "scheduler": (_scheduler_ok, f"a mapping whose name is one of {', '.join(SCHEDULERS)}, e.g. {{name: step}}, "
-                                 f"with step_size an integer >= 1 and gamma a number > 0"),
-}
-#: full key -> (test, what is allowed): the core's own settings (mercore/configs/core.yaml)
-CORE_RULES: dict[str, tuple[Any, str]] = {
-    "run.seed": (lambda v: _is_int(v) and 0 <= v < 2**32, "an integer in [0, 2^32) (NumPy's seeds)"),
-    "run.device": (lambda v: isinstance(v, str) and bool(_DEVICE_RE.match(v)), "auto, cpu, mps, cuda or cuda:N"),
-    "run.precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
-    "run.feature_workers": (lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
-    "run.start_method": (lambda v: v in START_METHODS, f"one of {', '.join(START_METHODS)}"),
-    "run.ray_cpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "run.ray_gpus": (lambda v: _is_number(v) and v >= 0, "a number >= 0"),
-    "run.system_metrics": (lambda v: v in SYSTEM_METRICS, "auto, true or false"),
-    "run.checkpoints": (lambda v: isinstance(v, bool), "true or false"),
-    "run.channels_last": (lambda v: isinstance(v, bool), "true or false"),
-    "run.compile": (lambda v: isinstance(v, bool), "true or false"),
-    "data.normalize": (lambda v: isinstance(v, bool), "true or false"),
-    "validation.subjects": (lambda v: _is_number(v) and 0 <= v < 1, "a fraction in [0, 1)"),
-}
-
-
-def _nodes(config: Mapping[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
-    """``(dotted key, value)`` of every section and value; extractor ``params`` are the
-    extractor's to check, ``meta`` is the core's own record."""
-    for key, value in config.items():
-        path = f"{prefix}.{key}" if prefix else str(key)
-        if path == "meta":
-            continue
-        yield path, value
-        if isinstance(value, Mapping) and key != "params":
-            yield from _nodes(value, path)
-
-
-def validate_config(config: Mapping[str, Any]) -> None:
-    """Raise a ConfigError naming the first key whose value the run could not use.
-
-    Runs before any data are read or features computed, so ``--set train.epochs=0`` or
-    ``optimizer=nosuch`` stop at once instead of crashing a fold (or publishing the metrics of an
-    untrained model) minutes later.
-    """
-    for path, value in _nodes(config):
-        rule = CORE_RULES.get(path) or NAMED_RULES.get(path.rpartition(".")[2])
-        if rule is not None and not rule[0](value):
-            raise ConfigError(f"config key {path!r}: {value!r} is not allowed; expected {rule[1]}")
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -17,7 +17,8 @@ from typing import Any, Callable, Mapping
 import torch
 import yaml
 
-from .config import ConfigError, deep_merge, flatten, validate_config
+from .config import ConfigError, deep_merge, flatten
+from .core_settings import validate_config
 from .data.dataset import LoadedDataset, LoadOptions
 from .data.tensors import TensorSet
 from .environment import software_versions
@@ -97,15 +98,15 @@ def fit_final(run_dir: Path | str, *, data_root: Path | str | None = None,
     meta = evaluated["meta"]
     registry, method = load_method(registry, meta["method"])
     config, added = completed_config(evaluated, method, registry, run_dir)
-    validate_config(config)
+    core = validate_config(config)
     if added and notify:
         notify(f"{len(added)} config key(s) newer than the run take today's defaults: {', '.join(added)}")
     ds = registry.dataset(meta["dataset"])
     if ds.requires_root and data_root is None:
         raise ConfigError(f"the run used dataset {meta['dataset']!r}: give its --data-root")
-    check_dataset_options(ds, config["data"].get("options") or {}, dataset_options or {})
+    check_dataset_options(ds, core.data.options, dataset_options or {})
     cache_dir = Path(cache_dir)
-    extra = {**dict(config["data"].get("options") or {}), **dict(dataset_options or {})}
+    extra = {**core.data.options, **dict(dataset_options or {})}
     loaded = ds.load(Path(data_root).expanduser() if data_root else None,
                      LoadOptions(task=meta["task"], cache_dir=cache_dir, extra=extra))
     data = evaluated_samples(loaded, keys, run_dir)
@@ -117,7 +118,7 @@ def fit_final(run_dir: Path | str, *, data_root: Path | str | None = None,
     started = time.perf_counter()
     store = registry.feature_store(cache_dir)
     requests = method.features(config)
-    inputs = build_inputs(store, requests, data.samples, workers=int(config["run"].get("feature_workers", 0)),
+    inputs = build_inputs(store, requests, data.samples, workers=core.run.feature_workers,
                           progress=progress)
     labels = torch.tensor([s.label(data.task) for s in data.samples], dtype=torch.long)
     full = TensorSet(inputs, labels, list(data.samples))

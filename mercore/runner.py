@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -13,13 +14,13 @@ from typing import Any, Callable, Mapping, Sequence
 
 import yaml
 
-from .config import ConfigError, resolve_config, validate_config
+from .config import ConfigError, resolve_config
+from .core_settings import CoreSettings, validate_config
 from .data.dataset import Dataset, LoadedDataset, LoadOptions
 from .environment import software_versions
 from .evaluation.identity import prediction_settings
 from .evaluation.loso import LOSOEvaluator
 from .evaluation.results import RunResult, SeedsResult
-from .evaluation.settings import EvaluationSettings
 from .method import Method
 from .interrupt import Interrupted
 from .io import atomic_write_text
@@ -63,17 +64,18 @@ def check_loso_subjects(data: LoadedDataset, subjects: Sequence[str] | None) -> 
                           f"{len(data.subjects)} ({', '.join(data.subjects) or 'none'})")
 
 
-def check_run_options(config: dict[str, Any]) -> None:
+def check_run_options(config: dict[str, Any]) -> CoreSettings:
     """Everything the run will read, checked before any data are read (one line each, exit 2);
-    the execution options checked themselves when they were made (:class:`ExecutionOptions`)."""
+    the execution options checked themselves when they were made (:class:`ExecutionOptions`).
+    Returns the core sections, typed."""
     from .training.device import resolve_device
 
-    validate_config(config)
-    EvaluationSettings.from_config(config["evaluation"])
+    core = validate_config(config)
     try:
-        resolve_device(config["run"]["device"])
+        resolve_device(core.run.device)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(str(exc)) from None
+    return core
 
 
 def check_dataset_options(dataset: Dataset, from_config: Mapping[str, Any], given: Mapping[str, Any]) -> None:
@@ -169,12 +171,12 @@ def check_inputs(method: Method, dataset: str, registry: Registry) -> None:
 def check_before_work(method: Method, config: dict[str, Any], registry: Registry, spec: RunSpec) -> Dataset:
     """Every check of a resolved config and the run's spec that needs no data, in the order
     ``mer run`` makes them before anything is read, generated or computed; returns the dataset."""
-    check_run_options(config)
+    core = check_run_options(config)
     ds = registry.dataset(spec.dataset)
     if ds.requires_root and spec.data_root is None:
         raise ConfigError(f"dataset {spec.dataset!r} needs --data-root (the folder holding the corpus as distributed)")
     labels = ds.label_set(spec.task)  # an unknown --task, refused before anything is read
-    check_dataset_options(ds, config["data"].get("options") or {}, spec.dataset_options)
+    check_dataset_options(ds, core.data.options, spec.dataset_options)
     check_features(method, config, registry)
     check_method(method, config, labels.num_classes)
     return ds
@@ -227,6 +229,11 @@ class Prepared:
     def variant(self) -> str | None:
         return self.config["meta"]["variant"]
 
+    @functools.cached_property
+    def settings(self) -> CoreSettings:
+        """The core sections of :attr:`config`, typed (checked by :func:`check_run_options` first)."""
+        return CoreSettings.of(self.config)
+
     def folder(self, kind: str, extra: Mapping[str, Any] | None = None) -> Path:
         """``<cache>/<kind>/<method>-<dataset>-<key>``: the results folder of these settings."""
         key = run_key({**self.key_parts, **(extra or {})})
@@ -260,7 +267,7 @@ def prepare(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, re
     registry, method = resolve_method(spec.method, registry)
     config = run_config(dataclasses.replace(spec, method=method), registry, options.device)
     ds = check_before_work(method, config, registry, spec)
-    extra = {**dict(config["data"].get("options") or {}), **spec.dataset_options}
+    extra = {**CoreSettings.of(config).data.options, **spec.dataset_options}
     load = LoadOptions(task=spec.task, skip_invalid=spec.skip_invalid, cache_dir=options.cache_dir, extra=extra)
     root = spec.data_root.expanduser() if spec.data_root else None
     data = select_subjects(ds.load(root, load), spec.subjects)
@@ -363,7 +370,7 @@ def run_seeds(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, 
     registry, method = resolve_method(spec.method, registry)
     spec = dataclasses.replace(spec, method=method)
     base = prepare(dataclasses.replace(spec, seeds=None), options, registry=registry)
-    chosen = seed_list(seeds, int(base.config["run"]["seed"]))
+    chosen = seed_list(seeds, base.settings.run.seed)
     tracker = make_tracker(options.tracking, options.tracking_uri, options.experiment)
     environment, _ = base.software()
     name = f"{run_name or base.title()} seeds {','.join(map(str, chosen))}"

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
@@ -27,6 +28,7 @@ from .config import ConfigError, deep_merge, trainer_defaults
 
 S = TypeVar("S", bound="Settings")
 _RUNTIME = "mer_runtime"
+_INERT = "mer_inert"
 
 
 def runtime(default: Any = None, *, factory: Callable[[], Any] | None = None) -> Any:
@@ -35,6 +37,18 @@ def runtime(default: Any = None, *, factory: Callable[[], Any] | None = None) ->
     if factory is not None:
         return dataclasses.field(default_factory=factory, metadata={_RUNTIME: True})
     return dataclasses.field(default=default, metadata={_RUNTIME: True})
+
+
+def inert() -> Any:
+    """A config key that cannot change a prediction (how a cache is filled, how an interval is
+    drawn): left out of the run folder's name and of a fold's identity, so changing it reuses the
+    finished folds (``mercore.core_settings.INERT_SETTINGS``)."""
+    return dataclasses.field(metadata={_INERT: True})
+
+
+def is_inert(field: dataclasses.Field) -> bool:
+    """Whether ``field`` was declared with :func:`inert`."""
+    return bool(field.metadata.get(_INERT))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +91,34 @@ class Between:
         return f"in [{self.low}, {self.high}]"
 
 
+@dataclasses.dataclass(frozen=True)
+class Below:
+    """Range constraint for ``Annotated``: ``value < bound``."""
+
+    bound: float
+
+    def __call__(self, value: Any) -> bool:
+        return value < self.bound
+
+    def __str__(self) -> str:
+        return f"< {self.bound}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Matches:
+    """Constraint for ``Annotated[str, ...]``: the whole string matches ``pattern``; ``described``
+    says what that allows, for the message."""
+
+    pattern: str
+    described: str
+
+    def __call__(self, value: Any) -> bool:
+        return re.fullmatch(self.pattern, value) is not None
+
+    def __str__(self) -> str:
+        return f"of the form {self.described}"
+
+
 PositiveInt = typing.Annotated[int, AtLeast(1)]
 NonNegativeInt = typing.Annotated[int, AtLeast(0)]
 PositiveFloat = typing.Annotated[float, Above(0)]
@@ -104,7 +146,7 @@ def _name(hint: Any) -> str:
         return f"a list of {_name(args[0])}" if args else "a list"
     if origin in (dict, Mapping) or hint in (dict, Mapping):
         args = typing.get_args(hint)
-        return f"a mapping to {_name(args[1])}" if args else "a mapping"
+        return f"a mapping to {_name(args[1])}" if args and args[1] is not Any else "a mapping"
     return {bool: "true or false", int: "an integer", float: "a finite number", str: "a string"}.get(
         hint, getattr(hint, "__name__", str(hint)))
 
@@ -115,7 +157,10 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
     if hint is Any or isinstance(hint, TypeVar):
         return value
     if origin is typing.Annotated:
-        value = _coerce(value, args[0], path)
+        try:
+            value = _coerce(value, args[0], path)
+        except _Mismatch:
+            raise _Mismatch(_name(hint)) from None
         for check in args[1:]:
             if not check(value):
                 raise _Mismatch(_name(hint))
@@ -189,6 +234,11 @@ class Settings:
         return [f.name for f in dataclasses.fields(cls) if not f.metadata.get(_RUNTIME)]  # type: ignore[arg-type]
 
     @classmethod
+    def hints(cls) -> dict[str, Any]:
+        """Each field's annotation, evaluated (constraints kept)."""
+        return typing.get_type_hints(cls, include_extras=True)
+
+    @classmethod
     def defaults(cls) -> dict[str, Any]:
         """The core's defaults of this section (empty unless ``defaults_key`` is set)."""
         return trainer_defaults(cls.defaults_key) if cls.defaults_key else {}
@@ -209,7 +259,7 @@ class Settings:
         if missing:
             raise ConfigError(f"config section {where!r} lacks {', '.join(map(repr, missing))}: the method's "
                               f"config.yaml must set every key (it is the only source of defaults)")
-        hints = typing.get_type_hints(cls, include_extras=True)
+        hints = cls.hints()
         checked = {}
         for key in keys:
             try:

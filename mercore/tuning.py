@@ -231,7 +231,7 @@ class _Job:
 
 def _study(optuna: Any, job: _Job, fold: Fold) -> Any:
     storage = optuna.storages.RDBStorage(job.storage, engine_kwargs={"connect_args": {"timeout": 120}})
-    sampler = optuna.samplers.TPESampler(seed=int(job.prep.config["run"]["seed"]) + fold.index,
+    sampler = optuna.samplers.TPESampler(seed=job.prep.settings.run.seed + fold.index,
                                          n_startup_trials=startup_trials(job.trials))
     return optuna.create_study(study_name=f"outer-{fold.index:03d}", storage=storage, sampler=sampler,
                                direction="maximize", load_if_exists=True)
@@ -253,7 +253,7 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     for stale in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
         study.tell(stale.number, state=optuna.trial.TrialState.FAIL)  # a killed run's trial: redone as a new one
     data = inner_data(prep.data, fold)
-    seed = int(prep.config["run"]["seed"]) + fold.index
+    seed = prep.settings.run.seed + fold.index
     folds = subject_folds([s.group for s in data.samples], job.inner_folds, seed)
     store = prep.registry.feature_store(prep.cache_dir)
     outer_dir = job.tune_dir / "outer" / f"{fold.index:03d}"
@@ -295,7 +295,7 @@ def run_outer_folds(job: _Job, folds: Sequence[Fold], workers: int,
     run_in_processes(folds, functools.partial(tune_outer_fold, job), lambda payload: finish(*payload),
                      workers=workers, threads=max(1, usable_cores() // workers),
                      describe=lambda fold: f"tuning outer fold {fold.index} ({fold.name})",
-                     method=str(job.prep.config["run"].get("start_method", "auto")))
+                     method=job.prep.settings.run.start_method)
 
 
 def tune(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, space: Path | str | Iterable[Param],
@@ -330,7 +330,7 @@ def tune(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, space
     tags = {**prep.tags(), "mer.run_dir": str(tune_dir), "mer.tune": f"{trials} trials, {inner_folds} inner folds"}
     start = time.perf_counter()
     workers = options.workers
-    count = auto_workers(str(prep.config["run"].get("device", "auto")), len(outer)) if workers == "auto" else workers
+    count = auto_workers(prep.settings.run.device, len(outer)) if workers == "auto" else workers
     try:
         with tracker.parent(f"tune {prep.title()}", prep.config, tags, environment):
             outcome = _tune_all(tracker, optuna, job, outer, int(count), options.progress, start, environment)

@@ -122,10 +122,10 @@ def test_overrides_keep_the_type_of_the_default(toy_registry):
     ("train.optimizer", "nosuch", "one of adam, adamw, sgd"),
     ("train.scheduler", {"name": "warp"}, "name is one of none, step, cosine"),
     ("run.seed", "hello", "an integer"), ("run.device", "gpu0", "auto, cpu, mps, cuda or cuda:N"),
-    ("validation.subjects", 1.0, "a fraction in"), ("run.feature_workers", -1, "an integer >= 0"),
+    ("validation.subjects", 1.0, "a finite number >= 0 and < 1"), ("run.feature_workers", -1, "an integer >= 0"),
 ])
 def test_validate_config_names_key_value_and_what_is_allowed(toy_registry, key, value, allowed):
-    from mercore.config import validate_config
+    from mercore.core_settings import validate_config
 
     cfg = resolve_config(toy_registry.method("toy"))
     validate_config(cfg)
@@ -138,7 +138,7 @@ def test_validate_config_names_key_value_and_what_is_allowed(toy_registry, key, 
 
 
 def test_every_installed_method_profile_and_variant_is_valid():
-    from mercore.config import validate_config
+    from mercore.core_settings import validate_config
     from mercore.plugins import load_registry
 
     registry = load_registry()

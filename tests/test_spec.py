@@ -7,7 +7,8 @@ import pytest
 
 import mercore.runner
 from mercore.config import ConfigError
-from mercore.evaluation.identity import INERT_SETTINGS, run_identity
+from mercore.core_settings import INERT_SETTINGS
+from mercore.evaluation.identity import run_identity
 from mercore.runner import prepare, run_config, run_key, run_seeds
 from mercore.spec import ExecutionOptions, RunSpec
 

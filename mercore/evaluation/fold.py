@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence, cast
 import torch
 from torch import nn
 
+from ..core_settings import CoreSettings
 from ..data.dataset import LoadedDataset
 from ..data.tensors import FoldData, TensorSet
 from ..features.store import FeatureStore
@@ -68,20 +69,20 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
     training subjects, normalisation fitted on the fitting part, every stage in order, seeded by
     ``run.seed + fold.index``. ``fold.test`` may be empty (``mer fit``'s model of all subjects).
     ``on_progress`` hears the share of the fold done after each epoch (each stage counts equally)."""
-    run_cfg = config["run"]
-    seed = int(run_cfg["seed"]) + fold.index
+    core = CoreSettings.of(config)
+    seed = core.run.seed + fold.index
     groups = full.groups
-    fit_idx, val_idx = validation_split(groups, fold.train, float(config["validation"]["subjects"]), seed)
+    fit_idx, val_idx = validation_split(groups, fold.train, core.validation.subjects, seed)
     train, val, test = full.subset(fit_idx), full.subset(val_idx) if val_idx else None, full.subset(fold.test)
     assert not set(test.groups) & set(train.groups), "test subject leaked into training"
-    norm = Normalizer.fit(train.inputs) if config["data"].get("normalize") else Identity()
+    norm = Normalizer.fit(train.inputs) if core.data.normalize else Identity()
     fold_data = FoldData(
         train=TensorSet(norm.apply(train.inputs), train.labels, train.samples),
         val=TensorSet(norm.apply(val.inputs), val.labels, val.samples) if val is not None else None,
         test=TensorSet(norm.apply(test.inputs), test.labels, test.samples),
         test_groups=tuple(sorted(set(test.groups))),
     )
-    device = resolve_device(run_cfg.get("device", "auto"))
+    device = resolve_device(core.run.device)
     history: list[tuple[str, float, int]] = []
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
@@ -99,15 +100,15 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
         artifacts.append(str(path))
 
     def record_test_predictions(model: torch.nn.Module, epoch: int) -> None:
-        logits = predict_logits(model, fold_data.test, device, int(config["evaluation"]["batch_size"]))
+        logits = predict_logits(model, fold_data.test, device, core.evaluation.batch_size)
         audit[f"{ctx.stage}:{epoch}"] = logits.argmax(1).tolist()
         model.train()
 
     centres = {stream: c for stream, request in requests.items() if (c := store.mirror_centre(request)) is not None}
-    auditing = config["evaluation"].get("leakage_audit") and len(fold_data.test)
+    auditing = core.evaluation.leakage_audit and len(fold_data.test)
     ctx = StageContext(device=device, seed=seed, num_classes=data.labels.num_classes,
                        class_names=data.labels.classes, fold=fold.name, work_dir=work_dir,
-                       amp_dtype=amp_dtype(device, run_cfg.get("precision", "auto")),
+                       amp_dtype=amp_dtype(device, core.run.precision),
                        log_metric=lambda k, v, step: history.append((k, float(v), int(step))),
                        log_artifact=log_artifact,
                        progress=progress, extract=extract, normalize=norm,
@@ -119,10 +120,10 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
     model = method.build_model(config, data.labels.num_classes)
     check_modules(model, f"method {method.name!r}")
     watch_outputs(model, f"method {method.name!r}")
-    if run_cfg.get("channels_last") and device.type == "cuda":
+    if core.run.channels_last and device.type == "cuda":
         # Module.to takes memory_format (as Tensor.to does); torch's overloads omit it
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
-    if run_cfg.get("compile"):
+    if core.run.compile:
         model = cast(nn.Module, torch.compile(model))  # an OptimizedModule; typed as a plain callable
     stages = list(method.stages(config))
     for index, stage in enumerate(stages):
@@ -142,13 +143,14 @@ def fit_fold(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str,
     (the model there with ``run.checkpoints``); the result carries ``identity``, what it was
     computed under, for the record a rerun reuses."""
     start, cpu_start = time.perf_counter(), time.process_time()
+    core = CoreSettings.of(config)
     fitted = fit_model(method, full, fold, requests, config, data, store, work_dir, progress=progress,
                        on_progress=on_progress)
     test = fitted.data.test
-    logits = predict_logits(fitted.model, test, fitted.ctx.device, int(config["evaluation"]["batch_size"]),
+    logits = predict_logits(fitted.model, test, fitted.ctx.device, core.evaluation.batch_size,
                             fitted.ctx.amp_dtype)
     probs = torch.softmax(logits, dim=1)
-    checkpoint = str(fitted.save(work_dir)) if config["run"].get("checkpoints") else None
+    checkpoint = str(fitted.save(work_dir)) if core.run.checkpoints else None
     device = fitted.ctx.device
     tests = test.samples
     return FoldResult(

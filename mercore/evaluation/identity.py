@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import Any, Callable, Mapping, Sequence
 
+from ..core_settings import INERT_SETTINGS
 from ..sample import Sample
 
 
@@ -21,21 +22,15 @@ def _digest(value: Any) -> str:
     return hashlib.sha256(json.dumps(value, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-#: Config keys that cannot change a prediction, so neither the run folder's name nor a fold's
-#: identity depends on them: changing one reuses the finished folds.
-INERT_SETTINGS = (
-    ("run", "feature_workers"),  # how the cache is filled, not what it holds
-    ("run", "start_method"),  # how fold processes start, not what they compute
-    ("evaluation", "bootstrap"),  # how intervals are drawn, not what was predicted
-    ("evaluation", "interval"),
-)
-
-
 def prediction_settings(config: Mapping[str, Any]) -> dict[str, Any]:
-    """A plain-JSON copy of ``config`` without the :data:`INERT_SETTINGS`."""
+    """A plain-JSON copy of ``config`` without the settings that cannot change a prediction
+    (:data:`~mercore.core_settings.INERT_SETTINGS`, marked on their fields)."""
     plain: dict[str, Any] = json.loads(json.dumps(config, default=str))
-    for section, key in INERT_SETTINGS:
-        plain.get(section, {}).pop(key, None)
+    for *sections, key in INERT_SETTINGS:
+        node = plain
+        for section in sections:
+            node = node.get(section, {})
+        node.pop(key, None)
     return plain
 
 

@@ -17,6 +17,7 @@ from typing import Any, Callable, Mapping, Sequence
 import torch
 from tqdm.auto import tqdm
 
+from ..core_settings import CoreSettings, RunSettings
 from ..data.dataset import LoadedDataset
 from ..data.tensors import TensorSet
 from ..features.store import FeatureStore, build_inputs
@@ -106,11 +107,12 @@ class LOSOEvaluator(Evaluator):
         ``mer tune``'s inner subject-wise folds, its outer folds one at a time), reusing those an
         earlier run finished under the same identity (:mod:`.identity`; ``software``: the
         versions the result depends on, by name)."""
+        run_cfg = CoreSettings.of(config).run
         folds, identity, done, recomputed = self.plan(data, config, software, folds)
         reused = len(done)
         requests = method.features(config)
         samples = data.samples
-        inputs = build_inputs(self.store, requests, samples, workers=int(config["run"].get("feature_workers", 0)),
+        inputs = build_inputs(self.store, requests, samples, workers=run_cfg.feature_workers,
                               progress=self.progress)
         labels = torch.tensor([s.label(data.task) for s in samples], dtype=torch.long)
         full = TensorSet(inputs, labels, list(samples))
@@ -121,7 +123,7 @@ class LOSOEvaluator(Evaluator):
         # from all folds, not those left: a resumed run computes its last folds as the first run
         # would have (same processes and torch threads, so the same last digits)
         workers = self.workers if isinstance(self.workers, int) \
-            else auto_workers(str(config["run"].get("device", "auto")), len(folds))
+            else auto_workers(run_cfg.device, len(folds))
         # the bar counts shares of folds (a running fold's epochs), so it moves during the first
         # fold too; smoothing 0 makes the ETA the whole run's mean pace rather than the last fold's
         bar = tqdm(total=len(folds), initial=reused, desc=f"LOSO {method.name}", unit="fold", smoothing=0,
@@ -147,7 +149,7 @@ class LOSOEvaluator(Evaluator):
         job = FoldJob(method, full, requests, dict(config), data, self.store, self.fold_store, identity,
                       progress=self.progress)
         try:
-            self._executor(config, workers, todo).run(todo, job, finish, advance)
+            self._executor(run_cfg, workers, todo).run(todo, job, finish, advance)
         finally:
             bar.close()  # below: a worker may have recorded a fold this process was not told of
             self.finished = len(done) + sum(self.fold_store.load(f, samples, identity)[0] is not None
@@ -156,16 +158,14 @@ class LOSOEvaluator(Evaluator):
         return RunResult(method.name, variant, data.name, data.task, data.labels.classes, dict(config), results,
                          self.run_dir, reused_folds=reused, recomputed=dict(recomputed))
 
-    def _executor(self, config: Mapping[str, Any], workers: int, todo: Sequence[Fold]) -> Executor:
+    def _executor(self, run_cfg: RunSettings, workers: int, todo: Sequence[Fold]) -> Executor:
         """The executor chosen at construction; ``local`` is fold processes when ``workers`` > 1
         (forked on Linux, so the preloaded tensors are shared, not copied), else this process."""
-        run_cfg = config["run"]
         if isinstance(self.executor, Executor):
             return self.executor
         if self.executor == "ray":
-            return RayExecutor(self.address, cpus=float(run_cfg.get("ray_cpus", 1)),
-                               gpus=float(run_cfg.get("ray_gpus", 0)))
+            return RayExecutor(self.address, cpus=run_cfg.ray_cpus, gpus=run_cfg.ray_gpus)
         if workers > 1 and todo:
             return ProcessExecutor(workers, threads=max(1, usable_cores() // workers),
-                                   start_method=str(run_cfg.get("start_method", "auto")))
+                                   start_method=run_cfg.start_method)
         return SequentialExecutor()

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence, TypeVar, cast
 
 import torch
 
-from ..config import START_METHODS
+from ..core_settings import START_METHODS
 from ..interrupt import unwind_on_sigterm
 
 STOP_GRACE_S = 5.0  # a worker asked to stop (SIGTERM) is killed after this; the issue allows 10 s in all

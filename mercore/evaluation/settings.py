@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from ..settings import Between, PositiveInt, Settings
+from ..settings import Between, PositiveInt, Settings, inert
 
 #: more resamples than this change an interval by less than its rounding, and 10^5 x subjects
 #: counts already take most of a second; far more would hang the end of a run
@@ -33,7 +33,8 @@ class EvaluationSettings(Settings):
     section = "evaluation"
 
     batch_size: PositiveInt
-    interval: Literal["jackknife_t", "percentile"]  # the keys of statistics.INTERVALS
-    bootstrap: Bootstrap
+    # how the intervals are drawn, not what was predicted: neither is part of the run's identity
+    interval: Literal["jackknife_t", "percentile"] = inert()  # the keys of statistics.INTERVALS
+    bootstrap: Bootstrap = inert()
     leakage_audit: bool
 
