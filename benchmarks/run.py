@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 
 from mercore.catalogue import read_catalogue
-from mercore.config import resolve_config
+from mercore.config import ConfigError, resolve_config
 from mercore.data.dataset import LoadOptions
 from mercore.data.frames import read_image, resize, to_gray
 from mercore.features.flow import FLOW_BACKENDS, compute_flow
@@ -67,8 +67,8 @@ def model_figures(methods: list[str]) -> list[dict]:
         method = load_registry().method(name)
         for variant in (method.variants or {None: ""}):
             try:
-                report = profile_method(method, variant=variant, profile="paper", threads=1, runs=20)
-            except FeatureError as exc:  # e.g. a variant for precomputed-flow releases: no synthetic input
+                report = profile_method(RunSpec(method, variant=variant, profile="paper"), threads=1, runs=20)
+            except (ConfigError, FeatureError) as exc:  # e.g. a variant for precomputed-flow releases: no synthetic input
                 print(f"skipped {name} {variant}: {exc}")
                 continue
             paper = (catalogue.get(name, {}).get("paper_size") or {})

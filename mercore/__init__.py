@@ -19,7 +19,6 @@ if TYPE_CHECKING:  # pragma: no cover
     from .labels import CASME2_SDE5, MEGC3, SAMM_SDE5, LabelSet
     from .method import Method
     from .nn.base import Encoder, Fusion
-    from .plugins import get_dataset
     from .sample import Sample
     from .spec import ExecutionOptions, RunSpec
     from .settings import (Above, AtLeast, Between, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
@@ -41,7 +40,6 @@ _SOURCES = {
                     ".interfaces"),
     "Method": ".method",
     "load_checkpoint": ".io",
-    "get_dataset": ".plugins",
     **dict.fromkeys(("CASME2_SDE5", "MEGC3", "SAMM_SDE5", "LabelSet"), ".labels"),
     **dict.fromkeys(("Encoder", "Fusion"), ".nn.base"),
     "Sample": ".sample",

@@ -9,6 +9,8 @@ from typing import Any, Callable, Iterator, TypeVar
 
 import click
 
+from .spec import EXECUTORS
+
 EXIT_USAGE = 2
 _Command = TypeVar("_Command", bound=Callable[..., Any])
 
@@ -58,7 +60,7 @@ def _stopped_or_failed() -> Iterator[None]:
 
 def _parse_workers(ctx: click.Context, param: click.Parameter, value: str) -> int | str:
     """``--workers``: a count of fold processes, or ``auto`` (checked by the LOSO evaluator's rule)."""
-    from .evaluation.loso import check_workers
+    from .spec import check_workers
 
     try:
         return check_workers(int(value) if value.isdigit() else value)
@@ -130,7 +132,7 @@ def cli() -> None:
                fresh="Recompute folds finished by an earlier identical run.",
                workers="Run folds in N processes of cores/N torch threads each; auto: one per CPU core (at most "
                        "4) on CPU, 0 on a GPU. Results equal sequential ones up to thread-count rounding.")
-@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+@click.option("--executor", type=click.Choice(EXECUTORS), default="local", show_default=True,
               help="Where folds run: this machine, or Ray tasks (needs the `ray` extra).")
 @click.option("--address", default=None, help="Ray cluster address (default: start a local Ray instance).")
 @click.option("--seeds", default=None, callback=_parse_seeds, metavar="N|S1,S2,...",
@@ -349,12 +351,11 @@ def profile(plugin: str, variant: str | None, profile: str | None, sets: tuple[s
     from .nn.base import ContractError
     from .plugins import UnknownNameError
     from .profiling import profile_method
-    from .runner import load_method
+    from .spec import RunSpec
 
     try:
-        _, method = load_method(None, plugin)
-        report = profile_method(method, variant=variant, profile=profile, sets=list(sets), runs=runs, threads=threads,
-                                announce=lambda line: click.echo(f"{line} ...", err=True))
+        spec = RunSpec(plugin, variant=variant, profile=profile, overrides=sets)
+        report = profile_method(spec, runs=runs, threads=threads, announce=lambda line: click.echo(f"{line} ...", err=True))
     except (ConfigError, UnknownNameError, ContractError) as exc:
         _fail(exc)
     for key, value in report.items():

@@ -125,7 +125,8 @@ def fit_final(run_dir: Path | str, *, data_root: Path | str | None = None,
     everyone = Fold(0, "all subjects", tuple(range(len(data.samples))), ())
     if notify:
         notify(f"training {method.name} on all {len(data.subjects)} subjects ({len(data.samples)} clips)")
-    fitted = fit_model(method, full, everyone, requests, config, data, store, out, progress=progress)
+    fitted = fit_model(method, full, everyone, requests, config, data, store, out, progress=progress,
+                       datasets=registry.dataset_adapters())
     fitted.save(out)
     distribution = registry.distribution_of(method.name)
     info = {

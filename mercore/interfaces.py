@@ -25,7 +25,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
-    from .data.dataset import LoadedDataset
+    from .data.dataset import Dataset, LoadedDataset
     from .data.tensors import FoldData
     from .evaluation.results import RunResult
     from .method import Method
@@ -106,6 +106,17 @@ class StageContext:
     flow_centres: Mapping[str, float] = field(default_factory=dict)
     #: called after each epoch of a stage with (epochs done, epochs planned): the run's progress bar
     on_epoch: Callable[[int, int], None] = lambda done, epochs: None
+    #: every registered dataset adapter by name, from the run's registry (built once, before the
+    #: folds): for a stage that reads another corpus than the one evaluated (pre-training data)
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)
+
+    def dataset(self, name: str) -> Dataset:
+        """The adapter registered as ``name``; a ValueError naming those the context holds."""
+        if name not in self.datasets:
+            raise ValueError(f"no dataset {name!r} in this stage's context (it holds: "
+                             f"{', '.join(sorted(self.datasets)) or 'none'}); the core hands every stage the "
+                             f"run's registered adapters, and a context built by hand needs them too")
+        return self.datasets[name]
 
     def generator(self, offset: int = 0) -> torch.Generator:
         """A seeded CPU generator, so shuffling and sampling repeat exactly."""

@@ -12,7 +12,6 @@ name is an error naming both. Environment switches, in the style of llm and tox:
 from __future__ import annotations
 
 import fnmatch
-import functools
 import importlib.metadata as md
 import inspect
 import os
@@ -85,6 +84,11 @@ class Registry:
     def dataset(self, name: str) -> Any:
         obj = self._get(self.datasets, "dataset", name)
         return obj() if inspect.isclass(obj) else obj
+
+    def dataset_adapters(self) -> dict[str, Any]:
+        """Every registered dataset adapter by name: what a run hands its stages
+        (``StageContext.datasets``), so no stage looks one up mid-fold."""
+        return {name: self.dataset(name) for name in self.list("datasets")}
 
     def distribution_of(self, method: str) -> str | None:
         """The distribution (e.g. ``mer-mpfnet``) whose plugin registered ``method``, if known."""
@@ -269,14 +273,3 @@ def load_registry(only: Iterable[str] | None = None, *, extra_plugins: Iterable[
             registry.plugins[bad_name].error = f"unknown hook: {exc}"
     return registry
 
-
-def get_dataset(name: str) -> Any:
-    """The dataset adapter registered as ``name`` (built-in corpora and the installed plugins'),
-    for a plugin that reads another corpus than the one evaluated (e.g. pre-training data)."""
-    return _installed_registry().dataset(name)
-
-
-@functools.cache
-def _installed_registry() -> Registry:
-    """Every installed plugin, discovered once per process (stages ask for datasets mid-fold)."""
-    return load_registry()

@@ -4,18 +4,19 @@ from __future__ import annotations
 import os
 import statistics
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from .config import resolve_config
 from .data.dataset import LoadOptions
 from .features.store import build_inputs
 from .method import Method
 from .nn.base import check_modules, watch_outputs
-from .plugins import load_registry
+from .plugins import Registry, load_registry
+from .spec import RunSpec
 from .training.loop import descend
 
 
@@ -89,19 +90,19 @@ LOAD_NOTE = ("wall-clock figures of this machine as loaded while they were measu
              "them slower, so compare only figures measured together")
 
 
-def profile_method(method: Method, *, variant: str | None = None, profile: str | None = None, sets: Sequence[str] = (),
-                   runs: int = 30, threads: int | None = None, num_classes: int = 3,
-                   announce: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """The figures `mer profile` prints (and the benchmarks record). ``profile`` defaults as for
-    ``mer run`` on the synthetic corpus (``runner.default_profile``), so both describe one model;
-    ``announce`` hears each step before it starts, as some take minutes."""
-    from .runner import default_profile
+def profile_method(spec: RunSpec, *, registry: Registry | None = None, runs: int = 30, threads: int | None = None,
+                   num_classes: int = 3, announce: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """The figures `mer profile` prints (and the benchmarks record) for the model ``mer run`` would
+    build from ``spec`` on a CPU (its method, variant, profile and overrides; the config resolved
+    for ``spec.dataset`` as the run resolves it), inputs from the synthetic corpus. ``announce``
+    hears each step before it starts, as some take minutes."""
+    from .runner import resolve_method, run_config
 
     say = announce or (lambda line: None)
     if threads:
         torch.set_num_threads(threads)
-    config = resolve_config(method, variant=variant, profile=default_profile(method, "synthetic", profile, "cpu"),
-                            sets=sets)
+    registry, method = resolve_method(spec.method, registry)
+    config = run_config(replace(spec, method=method), registry, "cpu")
     say(f"profile {config['meta']['profile']}: building the model")
     model = method.build_model(config, num_classes).eval()
     check_modules(model, f"method {method.name!r}")  # as `mer run` does, before any measurement

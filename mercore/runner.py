@@ -310,7 +310,8 @@ def run(spec: RunSpec, options: ExecutionOptions = ExecutionOptions(), *, regist
     atomic_write_text(run_dir / "config.yaml", yaml.safe_dump(prep.config, sort_keys=False))
     store = prep.registry.feature_store(prep.cache_dir)
     evaluator = LOSOEvaluator(store, run_dir, progress=options.progress, workers=options.workers,
-                              executor=options.executor, address=options.address)
+                              executor=options.executor, address=options.address,
+                              datasets=prep.registry.dataset_adapters())
     try:
         environment, software = prep.software()  # a new mercore or plugin version may change results
         evaluator.plan(prep.data, prep.config, software)  # what is recorded, for a stop from here on

@@ -17,7 +17,15 @@ from .config import ConfigError
 if TYPE_CHECKING:  # pragma: no cover
     from .method import Method
 
+#: where folds run: this process or its fold processes, or Ray tasks (``ExecutionOptions.executor``)
 EXECUTORS = ("local", "ray")
+
+
+def check_workers(workers: int | str) -> int | str:
+    """``workers`` if it is a fold-process count >= 0 or ``"auto"``; a ValueError otherwise."""
+    if workers != "auto" and (not isinstance(workers, int) or workers < 0):
+        raise ValueError(f"workers must be a count >= 0 or 'auto', got {workers!r}")
+    return workers
 
 
 def override_items(overrides: Iterable[str] | Mapping[str, Any]) -> tuple[str, ...]:
@@ -132,8 +140,6 @@ class ExecutionOptions:
     experiment: str = "mer"
 
     def __post_init__(self) -> None:
-        from .evaluation.loso import check_workers  # imports torch, which `mer --help` does not need
-
         try:
             check_workers(self.workers)
         except ValueError as exc:

@@ -257,11 +257,12 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     folds = subject_folds([s.group for s in data.samples], job.inner_folds, seed)
     store = prep.registry.feature_store(prep.cache_dir)
     outer_dir = job.tune_dir / "outer" / f"{fold.index:03d}"
+    datasets = prep.registry.dataset_adapters()
 
     def objective(trial: Any) -> float:
         values = {p.key: p.suggest(trial) for p in job.params}
         config = with_values(with_values(prep.config, values, " (in the search space)"), INNER_SETTINGS, "")
-        evaluator = LOSOEvaluator(store, outer_dir / f"trial-{trial.number:04d}", progress=False)
+        evaluator = LOSOEvaluator(store, outer_dir / f"trial-{trial.number:04d}", progress=False, datasets=datasets)
         inner = evaluator.evaluate(prep.method, data, config, variant=prep.variant, software=job.software,
                                    folds=folds)
         scores = inner.scores()
@@ -277,7 +278,7 @@ def tune_outer_fold(job: _Job, fold: Fold) -> tuple[OuterChoice, FoldResult]:
     choice = OuterChoice(fold.index, fold.name, dict(best.params), float(best.value), job.trials, failed)
     # a final fit recorded under other values does not hold (its identity names the config): redone
     config = with_values(prep.config, choice.values, " (in the search space)")
-    final = LOSOEvaluator(store, job.tune_dir, progress=False).evaluate(
+    final = LOSOEvaluator(store, job.tune_dir, progress=False, datasets=datasets).evaluate(
         prep.method, prep.data, config, variant=prep.variant, software=job.software, folds=[fold])
     return choice, final.folds[0]
 

@@ -82,3 +82,30 @@ def test_an_executor_of_ones_own_gets_the_folds_left(toy_registry, tmp_path):
     assert again.given == [1] and second.reused_folds == 2
     assert (evaluator.finished, evaluator.earlier, evaluator.total) == (3, 2, 3)
     assert [f.probabilities for f in second.folds] == [f.probabilities for f in first.folds]
+
+
+def test_every_stage_gets_the_runs_dataset_adapters_through_its_context(toy_registry, tmp_path, monkeypatch):
+    """A stage that reads another corpus (MoExt's pre-training data) finds its adapter in the
+    context, from the registry the run was given, never by a lookup of its own mid-fold."""
+    import pytest
+    import torch
+
+    from mercore import StageContext
+    from mercore.runner import run
+    from mercore.training.supervised import SupervisedTrainer
+
+    seen = []
+    real = SupervisedTrainer.fit
+
+    def fit(self, model, data, ctx):
+        seen.append((sorted(ctx.datasets), ctx.dataset("toy").name))
+        return real(self, model, data, ctx)
+
+    monkeypatch.setattr(SupervisedTrainer, "fit", fit)
+    run(RunSpec("toy", dataset="toy", subjects=["s0", "s1"], overrides=["train.epochs=1"]),
+        ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False, workers=0), registry=toy_registry)
+    assert seen == [(toy_registry.list("datasets"), "toy")] * 2
+    bare = StageContext(device=torch.device("cpu"), seed=0, num_classes=2, class_names=("a", "b"), fold="f",
+                        work_dir=tmp_path)
+    with pytest.raises(ValueError, match=r"no dataset 'casme2' in this stage's context \(it holds: none\)"):
+        bare.dataset("casme2")

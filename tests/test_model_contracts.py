@@ -92,5 +92,5 @@ def test_mer_profile_checks_the_contract_before_measuring_anything():
 
     heard: list[str] = []
     with pytest.raises(ContractError, match=r"method 'toy': .*Linear \(model.a\) must set out_features"):
-        profile_method(BrokenEncoderMethod(), runs=1, announce=heard.append)
+        profile_method(RunSpec(BrokenEncoderMethod()), runs=1, announce=heard.append)
     assert not any("inputs" in line for line in heard)  # refused before any clip was read

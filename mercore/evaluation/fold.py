@@ -9,7 +9,7 @@ nothing but the fold's own work folder, so whoever runs it decides where the rec
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence, cast
@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..core_settings import CoreSettings
-from ..data.dataset import LoadedDataset
+from ..data.dataset import Dataset, LoadedDataset
 from ..data.tensors import FoldData, TensorSet
 from ..features.store import FeatureStore
 from ..io import atomic_torch_save
@@ -64,11 +64,13 @@ def _report_share(on_progress: Callable[[float], None], stage: int, stages: int,
 
 def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
               config: Mapping[str, Any], data: LoadedDataset, store: FeatureStore, work_dir: Path, *,
-              progress: bool = False, on_progress: Callable[[float], None] | None = None) -> FittedModel:
+              progress: bool = False, on_progress: Callable[[float], None] | None = None,
+              datasets: Mapping[str, Dataset] | None = None) -> FittedModel:
     """Train ``method`` on ``fold.train`` as a LOSO fold does: validation subjects drawn from the
     training subjects, normalisation fitted on the fitting part, every stage in order, seeded by
     ``run.seed + fold.index``. ``fold.test`` may be empty (``mer fit``'s model of all subjects).
-    ``on_progress`` hears the share of the fold done after each epoch (each stage counts equally)."""
+    ``on_progress`` hears the share of the fold done after each epoch (each stage counts equally);
+    ``datasets`` (the registry's adapters by name) reach the stages through their context."""
     core = CoreSettings.of(config)
     seed = core.run.seed + fold.index
     groups = full.groups
@@ -113,7 +115,7 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
                        log_artifact=log_artifact,
                        progress=progress, extract=extract, normalize=norm,
                        flow_centres={s: mirror_value(norm, s, c) for s, c in centres.items()},
-                       audit=record_test_predictions if auditing else None)
+                       audit=record_test_predictions if auditing else None, datasets=dict(datasets or {}))
     seed_everything(seed)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
@@ -138,14 +140,15 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
 def fit_fold(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str, FeatureRequest],
              config: Mapping[str, Any], data: LoadedDataset, store: FeatureStore, work_dir: Path,
              identity: dict[str, Any] | None = None, *, progress: bool = False,
-             on_progress: Callable[[float], None] | None = None) -> FoldResult:
+             on_progress: Callable[[float], None] | None = None,
+             datasets: Mapping[str, Dataset] | None = None) -> FoldResult:
     """Fit ``fold`` (:func:`fit_model`) and predict its test subjects. Writes only in ``work_dir``
     (the model there with ``run.checkpoints``); the result carries ``identity``, what it was
     computed under, for the record a rerun reuses."""
     start, cpu_start = time.perf_counter(), time.process_time()
     core = CoreSettings.of(config)
     fitted = fit_model(method, full, fold, requests, config, data, store, work_dir, progress=progress,
-                       on_progress=on_progress)
+                       on_progress=on_progress, datasets=datasets)
     test = fitted.data.test
     logits = predict_logits(fitted.model, test, fitted.ctx.device, core.evaluation.batch_size,
                             fitted.ctx.amp_dtype)
@@ -180,12 +183,13 @@ class FoldJob:
     records: FoldStore
     identity: dict[str, Any]
     progress: bool = False  # the trainers' own progress bars
+    datasets: Mapping[str, Dataset] = field(default_factory=dict)  # the registry's adapters, for the stages
 
     def fit(self, fold: Fold, on_progress: Callable[[float], None] | None = None) -> FoldResult:
         """The fold's result, not recorded (for an executor whose workers cannot write the run folder)."""
         return fit_fold(self.method, self.full, fold, self.requests, self.config, self.data, self.features,
                         self.records.work_dir(fold.index), self.identity, progress=self.progress,
-                        on_progress=on_progress)
+                        on_progress=on_progress, datasets=self.datasets)
 
     def __call__(self, fold: Fold, on_progress: Callable[[float], None] | None = None) -> FoldResult:
         result = self.fit(fold, on_progress)

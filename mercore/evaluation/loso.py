@@ -18,12 +18,13 @@ import torch
 from tqdm.auto import tqdm
 
 from ..core_settings import CoreSettings, RunSettings
-from ..data.dataset import LoadedDataset
+from ..data.dataset import Dataset, LoadedDataset
 from ..data.tensors import TensorSet
 from ..features.store import FeatureStore, build_inputs
 from ..interfaces import Evaluator
 from ..method import Method
 from ..protocols import Fold, loso_folds
+from ..spec import EXECUTORS, check_workers
 from ..training.device import resolve_device
 from .executors import Executor, ProcessExecutor, RayExecutor, SequentialExecutor
 from .fold import FittedModel, FoldJob, fit_model
@@ -43,13 +44,6 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
-def check_workers(workers: int | str) -> int | str:
-    """``workers`` if it is a fold-process count >= 0 or ``"auto"``; a ValueError otherwise."""
-    if workers != "auto" and (not isinstance(workers, int) or workers < 0):
-        raise ValueError(f"workers must be a count >= 0 or 'auto', got {workers!r}")
-    return workers
-
-
 def auto_workers(device: str, folds: int) -> int:
     """Fold processes for ``workers="auto"``: one per core (at most 4) on CPU, none on a GPU.
 
@@ -67,11 +61,13 @@ class LOSOEvaluator(Evaluator):
     """Runs a method over every LOSO fold of a dataset (SDE) or composite (CDE)."""
 
     def __init__(self, store: FeatureStore, run_dir: Path, *, progress: bool = True, workers: int | str = 0,
-                 executor: str | Executor = "local", address: str | None = None) -> None:
+                 executor: str | Executor = "local", address: str | None = None,
+                 datasets: Mapping[str, Dataset] | None = None) -> None:
         """``executor``: ``local`` (this process, or ``workers`` fold processes), ``ray`` (Ray tasks,
-        on the cluster at ``address``) or an :class:`Executor` of one's own."""
-        if not isinstance(executor, Executor) and executor not in ("local", "ray"):
-            raise ValueError(f"unknown executor {executor!r}; choose local or ray")
+        on the cluster at ``address``) or an :class:`Executor` of one's own. ``datasets``: the
+        registered adapters by name (``Registry.dataset_adapters``), handed to every stage."""
+        if not isinstance(executor, Executor) and executor not in EXECUTORS:
+            raise ValueError(f"unknown executor {executor!r}; choose {' or '.join(EXECUTORS)}")
         check_workers(workers)
         self.store = store
         self.run_dir = Path(run_dir)
@@ -80,6 +76,7 @@ class LOSOEvaluator(Evaluator):
         self.workers = workers
         self.executor = executor
         self.address = address
+        self.datasets = dict(datasets or {})
         #: folds recorded (``earlier`` of them by an earlier run) / in the run: what a stopped run says
         self.finished = self.earlier = self.total = 0
 
@@ -147,7 +144,7 @@ class LOSOEvaluator(Evaluator):
             bar.refresh()
 
         job = FoldJob(method, full, requests, dict(config), data, self.store, self.fold_store, identity,
-                      progress=self.progress)
+                      progress=self.progress, datasets=self.datasets)
         try:
             self._executor(run_cfg, workers, todo).run(todo, job, finish, advance)
         finally:

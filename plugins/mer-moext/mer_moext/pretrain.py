@@ -22,9 +22,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mercore import (FeatureRequest, FoldData, LoadOptions, NonNegativeFloat, NonNegativeInt, Optimisation,
+from mercore import (Dataset, FeatureRequest, FoldData, LoadOptions, NonNegativeFloat, NonNegativeInt, Optimisation,
                      PositiveFloat, PositiveInt, Sample, Settings, StageContext, Step, SupervisedTrainer, TensorSet,
-                     Trainer, WeightAveraging, get_dataset, runtime, train_epochs, write_image)
+                     Trainer, WeightAveraging, runtime, train_epochs, write_image)
 
 from .losses import onset_apex_loss, reconstruction_loss, shape_texture_loss
 from .model import MoExtModel
@@ -144,28 +144,33 @@ def synthetic_root(micro: Sequence[Sample]) -> Path:
     return Path(framed[0].frames[0]).parents[3]
 
 
-def synthetic_micro_samples(micro: Sequence[Sample]) -> list[Sample]:
+#: a dataset adapter by its registered name (``StageContext.dataset``: the run's registry)
+DatasetLookup = Callable[[str], Dataset]
+
+
+def synthetic_micro_samples(micro: Sequence[Sample], dataset: DatasetLookup) -> list[Sample]:
     """Every micro clip of the synthetic corpus the samples come from, whatever its emotion."""
-    return get_dataset("synthetic").load(synthetic_root(micro), LoadOptions(task="megc3", extra={"all_emotions": True})).samples
+    options = LoadOptions(task="megc3", extra={"all_emotions": True})
+    return dataset("synthetic").load(synthetic_root(micro), options).samples
 
 
-def synthetic_macro_samples(micro: Sequence[Sample]) -> list[Sample]:
+def synthetic_macro_samples(micro: Sequence[Sample], dataset: DatasetLookup) -> list[Sample]:
     """The macro clips of the synthetic corpus the micro samples were read from.
 
     A root written with ``macro=True`` has ``root/macro``; otherwise the macro corpus is generated
     into the same cache with the same generator parameters (same seed -> same faces and subjects).
     """
     root = synthetic_root(micro)
-    dataset = get_dataset("synthetic")
+    synthetic = dataset("synthetic")
     if (root / "macro").is_dir():
-        return dataset.load(root, LoadOptions(task="sde5", extra={"kind": "macro"})).samples
+        return synthetic.load(root, LoadOptions(task="sde5", extra={"kind": "macro"})).samples
     meta = root / "generator.json"
     if not meta.is_file() or root.parent.name != "synthetic":
         raise ValueError(f"synthetic corpus at {root} has no macro/ clips and is not a cached corpus; regenerate it "
                          f"with macro clips (`mer synth --macro`) or set pretrain.macro_source=none")
     params = json.loads(meta.read_text())["params"]
-    extra = {k: params[k] for k in dataset.GENERATOR_KEYS if k in params and k != "macro"}
-    return dataset.load(None, LoadOptions(task="sde5", cache_dir=root.parents[1], extra={**extra, "kind": "macro"})).samples
+    extra = {k: params[k] for k in synthetic.GENERATOR_KEYS if k in params and k != "macro"}
+    return synthetic.load(None, LoadOptions(task="sde5", cache_dir=root.parents[1], extra={**extra, "kind": "macro"})).samples
 
 
 def corpus_root(name: str, given: str | Path | None, evaluated: Sequence[Sample]) -> Path:
@@ -189,7 +194,7 @@ def corpus_root(name: str, given: str | Path | None, evaluated: Sequence[Sample]
     raise ValueError(f"no CAS(ME)^3 label sheet found above {frame}: {hint}")
 
 
-def corpus_samples(name: str, root: Path, kind: str = "micro") -> list[Sample]:
+def corpus_samples(name: str, root: Path, dataset: DatasetLookup, kind: str = "micro") -> list[Sample]:
     """Every ``kind`` clip of a registered corpus, whatever its emotion (option ``all_emotions``).
 
     Rows the adapter cannot read (the CAS(ME)^3 v2 sheet has "others" rows whose offset precedes
@@ -198,7 +203,7 @@ def corpus_samples(name: str, root: Path, kind: str = "micro") -> list[Sample]:
     extra: dict[str, Any] = {"all_emotions": True}
     if name == "casme3":
         extra["kind"] = kind
-    data = get_dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
+    data = dataset(name).load(root, LoadOptions(extra=extra, skip_invalid=True))
     if data.skipped:
         log.warning("MoExt pre-training: %d unreadable %s %s rows left out (first: %s)", len(data.skipped), name, kind,
                     data.skipped[0])
@@ -299,22 +304,22 @@ class MoExtPretrainer(Trainer, Settings):
         sources = set(self.sources(data))
         return [i for i, s in enumerate(data.train.samples) if self.fold_clips == "all" or s.dataset in sources]
 
-    def micro_samples(self, data: FoldData) -> list[Sample]:
+    def micro_samples(self, data: FoldData, dataset: DatasetLookup) -> list[Sample]:
         """Micro clips of the source corpora beyond the fold's training clips, every emotion,
-        filtered to the fold."""
+        filtered to the fold; ``dataset`` finds the corpora's adapters (the stage context's)."""
         evaluated = self._evaluated(data)
         raw: list[Sample] = []
         for name in self.sources(data):
             if name == "synthetic":
-                raw += synthetic_micro_samples(data.train.samples)
+                raw += synthetic_micro_samples(data.train.samples, dataset)
             else:
                 root = corpus_root(name, self.casme2_root if name == "casme2" else self.casme3_root, evaluated)
-                raw += corpus_samples(name, root)
+                raw += corpus_samples(name, root, dataset)
         have = {s.key for s in data.train.samples}
         unique = {s.key: s for s in raw if s.key not in have}  # the fold's own clips are already in
         return filter_pretraining(list(unique.values()), data)
 
-    def macro_samples(self, data: FoldData) -> list[Sample]:
+    def macro_samples(self, data: FoldData, dataset: DatasetLookup) -> list[Sample]:
         """Macro clips of the configured source, filtered to the fold, with their pseudo-apex."""
         source = self.macro_source
         if source == "auto":
@@ -322,10 +327,10 @@ class MoExtPretrainer(Trainer, Settings):
         if source == "none":
             return []
         if source == "synthetic":
-            raw = synthetic_macro_samples(data.train.samples)
+            raw = synthetic_macro_samples(data.train.samples, dataset)
         else:
             root = corpus_root("casme3", self.casme3_root, self._evaluated(data))
-            raw = corpus_samples("casme3", root, kind="macro")
+            raw = corpus_samples("casme3", root, dataset, kind="macro")
         return [pseudo_apex(s, self.macro_frame) for s in filter_pretraining(raw, data)]
 
     def pairs(self, data: FoldData, ctx: StageContext) -> tuple[torch.Tensor, torch.Tensor, dict[str, int]]:
@@ -333,7 +338,7 @@ class MoExtPretrainer(Trainer, Settings):
         the extra micro clips, the macro clips; and how many pairs each part holds."""
         own = torch.tensor(self.fold_index(data), dtype=torch.long)
         onset, apex = data.train.inputs["onset"].cpu()[own], data.train.inputs["apex"].cpu()[own]
-        micro, macro = self.micro_samples(data), self.macro_samples(data)
+        micro, macro = self.micro_samples(data, ctx.dataset), self.macro_samples(data, ctx.dataset)
         extra = micro + macro
         if extra:
             if ctx.extract is None:

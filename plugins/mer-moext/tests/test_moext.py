@@ -18,6 +18,7 @@ from mer_moext.pretrain import (PREVIEW_FILE, MirrorRotate, MoExtPretrainer, Obj
                                 ViewExpansion, batch_indices, filter_pretraining, pseudo_apex)
 from mercore import FoldData, Sample, StageContext, TensorSet
 from mercore.config import resolve_config
+from mercore.plugins import load_registry
 from mercore.shared import shared_dir
 
 torch.set_num_threads(1)
@@ -25,6 +26,11 @@ torch.set_num_threads(1)
 
 def config(profile: str = "quick", **sets) -> dict:
     return resolve_config(MoExt(), profile=profile, sets=[f"{k}={v}" for k, v in sets.items()])
+
+
+def adapter(name: str):
+    """The installed dataset adapter ``name``, as a run's stage context hands it over."""
+    return load_registry().dataset(name)
 
 
 def pretrainer(**overrides) -> MoExtPretrainer:
@@ -250,7 +256,7 @@ def fold_of(onset: torch.Tensor, apex: torch.Tensor, labels: torch.Tensor | None
 
 def ctx_for(tmp_path: Path, log: list | None = None) -> StageContext:
     return StageContext(device=torch.device("cpu"), seed=0, num_classes=2, class_names=("a", "b"), fold="f",
-                        work_dir=tmp_path, progress=False,
+                        work_dir=tmp_path, progress=False, datasets=load_registry().dataset_adapters(),
                         log_metric=(lambda k, v, s: log.append((k, v, s))) if log is not None else (lambda *a: None))
 
 
@@ -412,11 +418,11 @@ def test_sources_auto_need_the_paper_corpora_on_real_data():
     onset, apex = synthetic_pairs(2)
     data = fold_of(onset, apex)  # dataset "toy", not synthetic: auto -> CASME II + CAS(ME)^3
     with pytest.raises(ValueError, match="casme3_root"):
-        pretrainer().macro_samples(data)
+        pretrainer().macro_samples(data, adapter)
     with pytest.raises(ValueError, match="casme2_root"):
-        pretrainer().micro_samples(data)
-    assert pretrainer(macro_source="none").macro_samples(data) == []
-    assert pretrainer(micro_sources=[]).micro_samples(data) == []
+        pretrainer().micro_samples(data, adapter)
+    assert pretrainer(macro_source="none").macro_samples(data, adapter) == []
+    assert pretrainer(micro_sources=[]).micro_samples(data, adapter) == []
     with pytest.raises(ValueError, match="micro_sources"):
         pretrainer(micro_sources="casme2")
     with pytest.raises(ValueError, match="micro_sources"):
@@ -457,10 +463,10 @@ def test_synthetic_pretraining_pairs_come_from_training_subjects(tmp_path):
 
     data = FoldData(ts(train), None, ts(test), ("synthetic/sub03",))
     stage = MoExtPretrainer.from_config(cfg["pretrain"], requests=requests)
-    extra = stage.micro_samples(data)
+    extra = stage.micro_samples(data, adapter)
     expected = {s.key for s in every if s.subject != "sub03"} - {s.key for s in train}
     assert extra and {s.key for s in extra} == expected and all(s.frames for s in extra)
-    macro = stage.macro_samples(data)
+    macro = stage.macro_samples(data, adapter)
     assert macro and {s.subject for s in macro} == {"sub01", "sub02"}
     assert all(s.apex == s.onset + 4 and s.clip.startswith("MA") for s in macro)
     ctx = ctx_for(tmp_path)
@@ -536,7 +542,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     train = [s for s in evaluated if s.subject != "sub01"]
     data = FoldData(ts(train), None, ts([s for s in evaluated if s.subject == "sub01"]), ("casme2/sub01",))
     stage = pretrainer(casme3_root=str(root3))  # micro_sources / macro_source: auto
-    extra = stage.micro_samples(data)
+    extra = stage.micro_samples(data, adapter)
     casme2 = [s for s in extra if s.dataset == "casme2"]
     every2 = Casme2Dataset().load(root2, LoadOptions(extra={"all_emotions": True})).samples
     train_groups = {s.group for s in train}  # sub10 and sub18 have no 3-class clip: not in the run, left out
@@ -545,7 +551,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     every3 = Casme3Dataset().load(root3, LoadOptions(extra={"all_emotions": True}, skip_invalid=True)).samples
     assert {s.key for s in extra if s.dataset == "casme3"} == {s.key for s in every3}  # not evaluated: all of it
     assert len(every3) > 699  # more than the 3-class set: "others" count for pre-training
-    macro = stage.macro_samples(data)
+    macro = stage.macro_samples(data, adapter)
     assert macro and {s.dataset for s in macro} == {"casme3"}
     assert not {s.group for s in extra + macro} & {"casme2/sub01"}
     # the evaluated CAS(ME)^3 needs no root option either: found from its clips' frames
@@ -553,7 +559,7 @@ def test_paper_sources_casme2_and_casme3_every_emotion_never_the_test_subject(tm
     test3 = evaluated3[0].group
     data3 = FoldData(ts([s for s in evaluated3 if s.group != test3]), None, ts([s for s in evaluated3 if s.group == test3]),
                      (test3,))
-    extra3 = pretrainer(micro_sources=["casme3"]).micro_samples(data3)
+    extra3 = pretrainer(micro_sources=["casme3"]).micro_samples(data3, adapter)
     assert extra3 and test3 not in {s.group for s in extra3}
 
 

@@ -124,17 +124,20 @@ def test_pretraining_sources_are_the_papers(evaluated, monkeypatch):
     apex), whatever corpus is evaluated; a SAMM or SMIC fold adds none of its own clips."""
     from mercore.config import resolve_config
 
+    def no_adapter(name: str):
+        pytest.fail(f"corpus_samples is replaced here: nothing should read the {name} adapter")
+
     read: list[tuple[str, str]] = []
     corpus = {"casme2": Sample("casme2", "a", "m"), "casme3": Sample("casme3", "y", "m", frames=(Path("f"),) * 9)}
     monkeypatch.setattr(moext_pretrain, "corpus_root", lambda name, given, evaluated: Path(name))
     monkeypatch.setattr(moext_pretrain, "corpus_samples",
-                        lambda name, root, kind="micro": read.append((name, kind)) or [corpus[name]])
+                        lambda name, root, dataset, kind="micro": read.append((name, kind)) or [corpus[name]])
     config = resolve_config(MoExt(), dataset=evaluated, aligned=True)
     stage = moext_pretrain.MoExtPretrainer.from_config(config["pretrain"])
     data = _fold(evaluated)
     assert stage.sources(data) == ("casme2", "casme3")
-    assert {s.dataset for s in stage.micro_samples(data)} == {"casme2", "casme3"}
-    (macro,) = stage.macro_samples(data)
+    assert {s.dataset for s in stage.micro_samples(data, no_adapter)} == {"casme2", "casme3"}
+    (macro,) = stage.macro_samples(data, no_adapter)
     assert read == [("casme2", "micro"), ("casme3", "micro"), ("casme3", "macro")]
     assert macro.dataset == "casme3" and macro.apex == macro.onset + 4
     own = stage.fold_index(data)
