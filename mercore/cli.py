@@ -161,7 +161,7 @@ def run(plugin: str, variant: str | None, dataset: str, data_root: Path | None, 
                                    cache_dir=cache_dir, fresh=fresh, progress=not quiet, tracking=tracking,
                                    tracking_uri=tracking_uri, experiment=experiment)
 
-        def announce(config: dict) -> None:  # everything is checked: the work starts
+        def announce(config: dict[str, Any]) -> None:  # everything is checked: the work starts
             if config["meta"]["profile"] == QUICK and profile is None:
                 click.secho(f"Using the `quick` profile of {plugin} (CPU-sized: fewer epochs, smaller inputs). "
                             f"For the paper's setup: mer run --plugin {plugin} --profile paper", fg="yellow",

@@ -46,7 +46,7 @@ def inert() -> Any:
     return dataclasses.field(metadata={_INERT: True})
 
 
-def is_inert(field: dataclasses.Field) -> bool:
+def is_inert(field: dataclasses.Field[Any]) -> bool:
     """Whether ``field`` was declared with :func:`inert`."""
     return bool(field.metadata.get(_INERT))
 

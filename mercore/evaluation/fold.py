@@ -26,6 +26,7 @@ from ..interfaces import FeatureRequest, StageContext
 from ..method import Method
 from ..nn.base import check_modules, watch_outputs
 from ..protocols import Fold, validation_split
+from ..sample import Sample
 from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
 from .fold_store import FoldStore
@@ -89,7 +90,7 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    def extract(request: FeatureRequest, samples: Sequence) -> torch.Tensor:
+    def extract(request: FeatureRequest, samples: Sequence[Sample]) -> torch.Tensor:
         return store.stack(request, samples)
 
     audit: dict[str, list[int]] = {}

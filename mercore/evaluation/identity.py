@@ -38,8 +38,8 @@ def run_identity(config: Mapping[str, Any], software: Mapping[str, str], samples
                  fingerprint: Callable[[Sample], str]) -> dict[str, Any]:
     """The identity every fold of this run is computed under (plain JSON data)."""
     config = prediction_settings(config)
-    labels: dict[str, list] = {}
-    inputs: dict[str, list] = {}
+    labels: dict[str, list[list[Any]]] = {}
+    inputs: dict[str, list[list[Any]]] = {}
     for s in samples:
         labels.setdefault(s.group, []).append([s.key, s.label(task)])
         inputs.setdefault(s.group, []).append([s.key, fingerprint(s)])

@@ -55,7 +55,7 @@ class Interval:
         return f"[{self.low:.3f}, {self.high:.3f}]"
 
 
-def subject_confusions(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence, groups: Sequence[str],
+def subject_confusions(y_true: np.ndarray | Sequence[int], y_pred: np.ndarray | Sequence[int], groups: Sequence[str],
                        num_classes: int) -> tuple[list[str], np.ndarray]:
     """(subjects, counts): ``counts[..., g, t, p]`` = samples of subject g with label t predicted p.
 
@@ -101,7 +101,7 @@ def _percentiles(values: np.ndarray, level: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def bootstrap_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence, groups: Sequence[str],
+def bootstrap_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence[int], groups: Sequence[str],
                         num_classes: int, *, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                         level: float = LEVEL) -> dict[str, Interval]:
     """95 % intervals of the pooled UF1 and UAR by resampling subjects (``groups``) with replacement.
@@ -121,7 +121,7 @@ def bootstrap_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence, gr
             for name, values in (("uf1", boot_uf1), ("uar", boot_uar))}
 
 
-def jackknife_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence, groups: Sequence[str],
+def jackknife_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence[int], groups: Sequence[str],
                         num_classes: int, *, level: float = LEVEL) -> dict[str, Interval]:
     """95 % jackknife t intervals of the pooled UF1 and UAR over subjects (``groups``): the
     estimate +- t(level, S - 1) x the leave-one-subject-out jackknife standard error, clipped to
@@ -145,7 +145,7 @@ def jackknife_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence, gr
     return out
 
 
-def subject_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence, groups: Sequence[str], num_classes: int, *,
+def subject_intervals(y_true: Sequence[int], y_pred: np.ndarray | Sequence[int], groups: Sequence[str], num_classes: int, *,
                       method: str = DEFAULT_INTERVAL, resamples: int = DEFAULT_RESAMPLES, seed: int = 0,
                       level: float = LEVEL) -> dict[str, Interval]:
     """The intervals ``method`` (a key of :data:`INTERVALS`) gives; the bootstrap's ``resamples``
@@ -172,7 +172,7 @@ class Difference:
         return self.interval.estimate
 
 
-def paired_differences(y_true: Sequence[int], pred_a: np.ndarray | Sequence, pred_b: np.ndarray | Sequence,
+def paired_differences(y_true: Sequence[int], pred_a: np.ndarray | Sequence[int], pred_b: np.ndarray | Sequence[int],
                        groups: Sequence[str], num_classes: int, *, resamples: int = DEFAULT_RESAMPLES,
                        permutations: int = DEFAULT_PERMUTATIONS, seed: int = 0,
                        level: float = LEVEL) -> dict[str, Difference]:

@@ -69,7 +69,7 @@ class FeatureStore(FeatureSource):
         return torch.from_numpy(np.stack(arrays).astype(np.float32, copy=False))
 
 
-def _warm_one(args: tuple[dict[str, type[FeatureExtractor]], Path, list[tuple[str, dict]], Sample]) -> str | None:
+def _warm_one(args: tuple[dict[str, type[FeatureExtractor]], Path, list[tuple[str, dict[str, Any]]], Sample]) -> str | None:
     extractors, cache_dir, requests, sample = args
     store = FeatureStore(extractors, cache_dir)
     try:

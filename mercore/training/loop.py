@@ -86,7 +86,8 @@ def build_optimizer(params: Any, name: str, lr: float, weight_decay: float = 0.0
     raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
 
 
-def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | None, epochs: int):
+def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | None,
+                    epochs: int) -> torch.optim.lr_scheduler.LRScheduler | None:
     spec = dict(spec or {})
     name = spec.get("name", "none")
     if name in (None, "none"):
@@ -99,7 +100,7 @@ def build_scheduler(optimizer: torch.optim.Optimizer, spec: Mapping[str, Any] | 
     raise ValueError(f"unknown scheduler {name!r}; choose one of {', '.join(SCHEDULERS)}")
 
 
-def autocast(ctx: StageContext) -> contextlib.AbstractContextManager:
+def autocast(ctx: StageContext) -> contextlib.AbstractContextManager[Any]:
     """Mixed precision for a forward pass when the run asks for it (``ctx.amp_dtype``)."""
     return torch.autocast(ctx.device.type, dtype=ctx.amp_dtype, enabled=ctx.amp_dtype is not None)
 
