@@ -185,7 +185,7 @@ def check_before_work(method: Method, config: dict[str, Any], registry: Registry
 def run_key(parts: Mapping[str, Any]) -> str:
     """Runs with the same method, config and sample keys share a folder, so a rerun resumes; each
     fold record says under which labels, inputs and versions it holds (:mod:`.evaluation.identity`).
-    Settings that cannot change a prediction (:data:`.evaluation.identity.INERT_SETTINGS`) are left out."""
+    Settings that cannot change a prediction (:data:`.core_settings.INERT_SETTINGS`) are left out."""
     relevant = json.loads(json.dumps(parts, sort_keys=True, default=str))
     if "config" in relevant:
         relevant["config"] = prediction_settings(relevant["config"])
