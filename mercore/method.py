@@ -15,6 +15,8 @@ if TYPE_CHECKING:  # pragma: no cover
     import torch
     from torch import nn
 
+    from .settings import Settings
+
 
 class Method(abc.ABC):
     """A published method as a plugin hands it over.
@@ -58,6 +60,25 @@ class Method(abc.ABC):
     def profiles(self) -> dict[str, dict[str, Any]]:
         """Named config overrides, e.g. ``{"quick": {...}}`` for a CPU-sized run."""
         return self.config_file().get("profiles") or {} if self.config_package else {}
+
+    def config_class(self) -> type[Settings] | None:
+        """The method's own sections (every top-level section but the core's and ``meta``) as one
+        :class:`~mercore.settings.Settings` dataclass with a field per section (``section = ""``),
+        or None. When declared, the core checks them once before any work and :meth:`settings`
+        hands them over typed. Imported here, not at class level, as a model's settings module may
+        import torch and the plugin must load without it."""
+        return None
+
+    def settings(self, config: Mapping[str, Any]) -> Any:
+        """The method's sections of ``config`` as its :meth:`config_class`: a ConfigError names a
+        bad key, or a section of the config the class does not declare."""
+        from .core_settings import CoreSettings
+
+        cls = self.config_class()
+        if cls is None:
+            raise TypeError(f"method {self.name!r} declares no config_class; read its sections from the config")
+        core = set(CoreSettings.keys()) | {"meta"}
+        return cls.from_config({k: v for k, v in config.items() if k not in core})
 
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """Input streams by the names the model's ``forward`` reads from its batch dict: by default

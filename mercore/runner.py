@@ -122,7 +122,8 @@ def check_method(method: Method, config: Mapping[str, Any], num_classes: int) ->
     """Build the method's input streams, trainer stages and model from ``config`` before any
     feature is computed, so a bad value in a plugin's own section (``model``, ``pretrain`` ...)
     or an encoder that breaks its contract stops the run in one line instead of failing every
-    fold. The model is built on the meta device: no memory, no weights."""
+    fold. A method that declares a ``config_class`` has its sections checked against it first.
+    The model is built on the meta device: no memory, no weights."""
     import torch
 
     from .nn.base import ContractError, check_modules
@@ -130,6 +131,8 @@ def check_method(method: Method, config: Mapping[str, Any], num_classes: int) ->
     from .training.perturbation import perturbations
 
     try:
+        if method.config_class() is not None:  # the method's sections, typed, checked once
+            method.settings(config)
         streams = method.features(config)
         for stage in method.stages(config):
             for perturbation in perturbations(stage):

@@ -245,28 +245,32 @@ class Settings:
 
     @classmethod
     def from_config(cls: type[S], cfg: Mapping[str, Any] | None, *, where: str | None = None, **runtime: Any) -> S:
-        """Build from a config section (``where`` names it in messages); ``runtime`` sets the
-        :func:`runtime` fields. Unknown, missing and mistyped keys are ConfigErrors."""
-        where = where or cls.section
+        """Build from a config section (``where`` names it in messages; ``""``: the top level, whose
+        keys are sections); ``runtime`` sets the :func:`runtime` fields. Unknown, missing and
+        mistyped keys are ConfigErrors."""
+        where = cls.section if where is None else where
         if cfg is not None and not isinstance(cfg, Mapping):
             raise ConfigError(f"config section {where!r} must be a mapping, got {cfg!r}")
         values = deep_merge(cls.defaults(), cfg or {})
         keys = cls.keys()
         unknown = sorted(set(values) - set(keys))
         if unknown:
-            raise ConfigError(f"unknown {where} option(s) {unknown}; valid: {sorted(keys)}")
+            what = f"{where} option(s)" if where else "config section(s)"
+            raise ConfigError(f"unknown {what} {unknown}; valid: {sorted(keys)}")
         missing = [k for k in keys if k not in values]
         if missing:
-            raise ConfigError(f"config section {where!r} lacks {', '.join(map(repr, missing))}: the method's "
+            raise ConfigError(f"config {'section ' + repr(where) if where else 'of ' + cls.__name__} lacks "
+                              f"{', '.join(map(repr, missing))}: the method's "
                               f"config.yaml must set every key (it is the only source of defaults)")
         hints = cls.hints()
         checked = {}
         for key in keys:
+            path = f"{where}.{key}" if where else key
             try:
-                checked[key] = _coerce(values[key], hints[key], f"{where}.{key}")
+                checked[key] = _coerce(values[key], hints[key], path)
             except _Mismatch as exc:
-                raise ConfigError(f"config key '{where}.{key}': {values[key]!r} is not allowed; expected {exc}") from None
+                raise ConfigError(f"config key '{path}': {values[key]!r} is not allowed; expected {exc}") from None
         try:
             return cls(**checked, **runtime)
         except ValueError as exc:  # a check of the class's own (__post_init__) that spans keys
-            raise ConfigError(f"config section {where!r}: {exc}") from None
+            raise ConfigError(f"config section {where!r}: {exc}" if where else f"config: {exc}") from None

@@ -7,7 +7,7 @@ from typing import Any, Mapping, Sequence
 import torch
 from torch import nn
 
-from mercore import PositiveInt, Probability, Settings
+from mercore import DeclaredFeatures, PositiveInt, Probability, Settings, SupervisedTrainer
 
 
 class Stream(nn.Module):
@@ -70,7 +70,23 @@ class STSTNetConfig(Settings):
             raise ValueError("model.filters needs at least one stream's filter count, e.g. [3, 5, 8]")
 
 
-def build_model(model_cfg: Mapping[str, Any], num_classes: int, size: int = 28) -> STSTNetModel:
+@dataclass(frozen=True, kw_only=True)
+class STSTNetSettings(Settings):
+    """STSTNet's sections of a resolved config (the method's ``config_class``), each typed: its
+    input stream, its network and its one supervised stage. The core checks them before any work."""
+
+    section = ""  # the top level: each field is a section
+
+    features: DeclaredFeatures
+    model: STSTNetConfig
+    train: SupervisedTrainer
+
+    def __post_init__(self) -> None:
+        if self.features.size is None:
+            raise ValueError("features.size: STSTNet needs the side of its square map, e.g. 28")
+
+
+def build_model(model_cfg: Mapping[str, Any] | STSTNetConfig, num_classes: int, size: int = 28) -> STSTNetModel:
     """The model from the config's ``model`` section (a ConfigError names a bad key)."""
-    cfg = STSTNetConfig.from_config(model_cfg)
+    cfg = model_cfg if isinstance(model_cfg, STSTNetConfig) else STSTNetConfig.from_config(model_cfg)
     return STSTNetModel(num_classes, filters=cfg.filters, size=size, batch_norm=cfg.batch_norm, dropout=cfg.dropout)

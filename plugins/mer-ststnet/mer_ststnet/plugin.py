@@ -4,9 +4,10 @@ This plugin is the template ``mer new-plugin`` copies. A method plugin is:
 - ``config.yaml``: the paper's setup, its variants and CPU-sized profiles; its ``features``
   section declares the input streams (``features.streams``: an extractor per batch key and
   source), to which the core adds ``features.size`` and, on clips, ``features.align``;
-- a ``Method`` subclass that builds the model from a resolved config (``build_model``); its input
-  streams (``features``) and trainer stages (``stages``: one supervised stage set by the config's
-  ``train`` section) are the core's defaults;
+- a ``Method`` subclass that declares its sections' types (``config_class``: checked by the core
+  before any work, handed over typed by ``settings(config)``) and builds the model from them
+  (``build_model``); its input streams (``features``) and trainer stages (``stages``: one
+  supervised stage set by the config's ``train`` section) are the core's defaults;
 - a ``mer_register_methods`` hook, found through the ``mer`` entry point in ``pyproject.toml``.
 Loading the entry point must not import torch (``mer plugins`` lists every plugin): the model is
 imported inside the method that builds it, and the package ``__init__`` is lazy.
@@ -20,6 +21,8 @@ from mercore import Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+    from .model import STSTNetSettings
 
 
 class STSTNet(Method):
@@ -37,10 +40,16 @@ class STSTNet(Method):
     inputs = ("clips", "flow-release")
     config_package = "mer_ststnet"
 
-    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
-        from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
+    def config_class(self) -> type[STSTNetSettings]:
+        from .model import STSTNetSettings  # imports torch: only when asked, not when the plugin loads
 
-        return build_model(config["model"], num_classes, size=int(config["features"]["size"]))
+        return STSTNetSettings
+
+    def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
+        from .model import build_model
+
+        settings = self.settings(config)
+        return build_model(settings.model, num_classes, size=settings.features.size)
 
 
 @hookimpl

@@ -29,7 +29,7 @@ def n_params(module: nn.Module) -> int:
 # --- architecture ---------------------------------------------------------------------------------
 
 def test_shapes_through_the_streams():
-    model = STSTNet().build_model(STSTNet().default_config(), 3)
+    model = STSTNet().build_model(resolve_config(STSTNet()), 3)
     x = torch.rand(2, 3, 28, 28)
     maps = [s(x) for s in model.streams]
     assert [m.shape for m in maps] == [(2, 3, 10, 10), (2, 5, 10, 10), (2, 8, 10, 10)]  # 28 -> 10 by 3x3/3 pool
@@ -55,8 +55,10 @@ def test_stream_layers_follow_the_public_code_and_switches():
     conv, pool = STSTNetModel(3).streams[2].body[0], STSTNetModel(3).streams[2].body[3]
     assert (conv.out_channels, conv.kernel_size, conv.padding) == (8, (3, 3), (1, 1))
     assert (pool.kernel_size, pool.stride, pool.padding) == (3, 3, 1)
-    with pytest.raises(ValueError):
-        STSTNet().build_model({"model": {"filters": [3, 5, 8], "width": 2}, "features": {"size": 28}}, 3)
+    cfg = resolve_config(STSTNet())
+    cfg["model"]["width"] = 2
+    with pytest.raises(ValueError, match=r"unknown model option\(s\) \['width'\]"):
+        STSTNet().build_model(cfg, 3)
 
 
 # --- config, features, stages ---------------------------------------------------------------------
@@ -112,7 +114,7 @@ def test_registers_through_pluggy():
 
 def test_one_training_stage_changes_the_weights(tmp_path: Path):
     method = STSTNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)
     cfg["train"].update(epochs=2, batch_size=4, lr=1e-2)
     g = torch.Generator().manual_seed(0)
 
@@ -143,3 +145,25 @@ def test_short_loso_beats_the_majority_baseline(tmp_path: Path):
                  ExecutionOptions(cache_dir=tmp_path, progress=False, tracking=False))
     print("STSTNet quick LOSO, 5 synthetic subjects:", result.metrics, "baseline:", result.baseline)
     assert result.metrics["uf1"] > result.baseline["uf1"]
+
+
+def test_the_sections_are_declared_typed_and_checked_before_any_work():
+    """config_class: the core checks STSTNet's sections against it once, and build_model reads typed values."""
+    from mer_ststnet.model import STSTNetConfig, STSTNetSettings
+
+    from mercore.config import ConfigError
+    from mercore.runner import check_method
+
+    method = STSTNet()
+    cfg = resolve_config(method, profile="quick", sets=["model.dropout=0.25"])
+    settings = method.settings(cfg)
+    assert isinstance(settings, STSTNetSettings) and isinstance(settings.model, STSTNetConfig)
+    assert settings.model.filters == (3, 5, 8) and settings.model.dropout == 0.25 and settings.features.size == 28
+    assert isinstance(settings.train, SupervisedTrainer) and settings.train.epochs == cfg["train"]["epochs"]
+    cfg["extras"] = {"x": 1}  # a section the class does not declare
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['extras'\]"):
+        check_method(method, cfg, 3)
+    cfg = resolve_config(method)
+    cfg["features"]["size"] = None
+    with pytest.raises(ConfigError, match="features.size: STSTNet needs the side of its square map"):
+        check_method(method, cfg, 3)
