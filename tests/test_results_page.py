@@ -3,6 +3,7 @@ nothing else: regenerated here from benchmarks/results/ and compared with the co
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -63,3 +64,32 @@ def test_a_damaged_run_folder_is_an_error_naming_it(composite, tmp_path, monkeyp
 
     with pytest.raises(ReportError, match="predictions.csv"):
         composite.load_entries()
+
+
+def below_floor(composite):
+    found = composite.load_entries()
+    below = [n for n, runs in found.items()
+             if sum(r.scores().uf1 for r in runs.values()) / len(runs) < composite.EVERY_METHOD_UF1]
+    if not below:
+        pytest.skip("no committed method below the floor")
+    return found, below[0]
+
+
+@pytest.mark.parametrize("train_uf1, verdict", [(0.95, "generalisation gap"), (0.50, "does not fit its own training")])
+def test_a_method_below_the_floor_is_explained_by_its_fit_on_training_clips(
+        composite, tmp_path, monkeypatch, train_uf1, verdict):
+    found, name = below_floor(composite)
+    fit = tmp_path / "fit.json"
+    fit.write_text(json.dumps({"rows": [{"entry": name, "train_uf1": train_uf1, "train_loss_last": 0.3}] * 3}))
+    monkeypatch.setattr(composite, "FIT_FILE", fit)
+    line = next(x for x in composite.aims_lines(found, []).splitlines() if x.startswith(f"- {name}:"))
+    assert f"UF1 {train_uf1:.3f} on its training clips (mean of 3 folds" in line
+    assert verdict in line
+
+
+def test_an_unmeasured_fit_is_said_not_guessed(composite, tmp_path, monkeypatch):
+    found, name = below_floor(composite)
+    monkeypatch.setattr(composite, "FIT_FILE", tmp_path / "absent.json")
+    text = composite.aims_lines(found, [])
+    assert f"- {name}: not measured yet" in text
+    assert "how far" in text and f"UF1 >= {composite.ANCHOR_UF1}" in text
