@@ -453,9 +453,12 @@ def aims_lines(found: dict[str, dict[int, Any]], ensembles: list[EnsembleRow]) -
                   f"subject involved). A method fits when that UF1 reaches {FITS_TRAINING} (fixed before the "
                   "measurement).", ""]
         fit = json.loads(FIT_FILE.read_text())["rows"] if FIT_FILE.is_file() else []
-        above = [r["train_uf1"] for r in fit if r["entry"] in singles and r["entry"] not in below]
-        reference = (f" as the methods above {EVERY_METHOD_UF1} do ({statistics.mean(above):.3f} on theirs, "
-                     f"{len(above)} folds)" if above else "")
+        above = {n: statistics.mean(r["train_uf1"] for r in fit if r["entry"] == n)
+                 for n in dict.fromkeys(r["entry"] for r in fit) if n in singles and n not in below}
+        reference = (f"; the methods above {EVERY_METHOD_UF1} ({', '.join(above)}) score "
+                     f"{statistics.mean(above.values()):.3f} on theirs and lose "
+                     f"{statistics.mean(above[n] - singles[n][0] for n in above):.3f} to the left-out subjects"
+                     if above else "")
         for name, (test_uf1, _) in below.items():
             rows = [r for r in fit if r["entry"] == name]
             if not rows:
@@ -463,12 +466,12 @@ def aims_lines(found: dict[str, dict[int, Any]], ensembles: list[EnsembleRow]) -
                 continue
             train_uf1 = statistics.mean(r["train_uf1"] for r in rows)
             loss = statistics.mean(r["train_loss_last"] for r in rows)
-            verdict = (f"it fits its training subjects{reference} and carries less of it to the left-out "
-                       "one: a generalisation gap, not the budget" if train_uf1 >= FITS_TRAINING else
-                       "it does not fit its own training clips within its epochs: the budget (or the "
-                       "optimisation) limits it before generalisation does")
+            verdict = ("it fits its training subjects" if train_uf1 >= FITS_TRAINING else
+                       "it does not fit its own training clips within its epochs (the budget or the optimisation "
+                       "limits it)")
             lines.append(f"- {name}: UF1 {train_uf1:.3f} on its training clips (mean of {len(rows)} folds, last-epoch "
-                         f"training loss {loss:.3f}) against {test_uf1:.3f} on the left-out subjects: {verdict}.")
+                         f"training loss {loss:.3f}) against {test_uf1:.3f} on the left-out subjects, a loss of "
+                         f"{train_uf1 - test_uf1:.3f}: {verdict}{reference}.")
         longer = [r for r in fit if r["entry"] not in found and r["entry"] in BY_NAME]
         for name in dict.fromkeys(r["entry"] for r in longer):
             rows = [r for r in longer if r["entry"] == name]

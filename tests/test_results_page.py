@@ -75,7 +75,7 @@ def below_floor(composite):
     return found, below[0]
 
 
-@pytest.mark.parametrize("train_uf1, verdict", [(0.95, "generalisation gap"), (0.50, "does not fit its own training")])
+@pytest.mark.parametrize("train_uf1, verdict", [(0.95, "it fits its training subjects"), (0.50, "does not fit its own training")])
 def test_a_method_below_the_floor_is_explained_by_its_fit_on_training_clips(
         composite, tmp_path, monkeypatch, train_uf1, verdict):
     found, name = below_floor(composite)
