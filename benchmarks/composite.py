@@ -81,7 +81,7 @@ SEEDS = (0, 1, 2)
 #: chosen on the test subject (a leak that inflates them: docs/protocols.md)
 PUBLISHED: tuple[dict[str, str], ...] = (
     {"method": "STSTNet", "uf1": "0.7209", "uar": "0.725", "selection": "no: last epoch of a fixed count",
-     "source": "the authors' public code and committed training log (composite LOSO)"},
+     "source": "the authors' public code and committed training log (composite LOSO; its SMIC part: 0.687 / 0.688)"},
     {"method": "STSTNet", "uf1": "0.735", "uar": "0.760", "selection": "not stated",
      "source": "comparison row of the MPFNet paper, Table III"},
     {"method": "shallow SSSNet", "uf1": "0.762", "uar": "-", "selection": "no (published with the field's leakage study)",
@@ -134,7 +134,7 @@ def store_run(run_dir: Path, entry: str, seed: int, wall: float | None, workers:
         shutil.copy2(run_dir / "artifacts" / name, tmp / name)
     kept_lr = [next((v for k, v, _ in f.history if k.endswith("/fit_check_lr")), None) for f in result.folds]
     timing = {"folds": len(result.folds), "loso_wall_s": None if wall is None else round(wall, 1),
-              "workers": workers, "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+              "workers": workers, "machine": f"{platform.machine()}, {_cpu_model()}, {os.cpu_count()} cores",
               "run_folder": run_dir.name,
               "fold_cpu_s": [round(f.cpu_seconds, 2) for f in result.folds],
               "fold_wall_s": [round(f.seconds, 2) for f in result.folds],
@@ -144,6 +144,14 @@ def store_run(run_dir: Path, entry: str, seed: int, wall: float | None, workers:
         shutil.rmtree(target)
     tmp.rename(target)
     return target
+
+
+def _cpu_model() -> str:
+    """The CPU's model name as the kernel reports it: runs on different machines differ in speed."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.is_file() else []
+    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                platform.processor() or "CPU model unknown")
 
 
 def collect(source: Path, cache_dir: Path) -> list[Path]:
@@ -560,8 +568,9 @@ seeds, standing as each seed's partner).
 ### Learning rates and time per run
 
 Rule 11 of [protocols.md](protocols.md) inside each fold: the rate each fold kept. Wall times
-are of the machine named, with other work on it (so on the high side); fold CPU seconds do not
-grow with that load.
+are of the machine named, with other work on it (so on the high side); fold CPU seconds grow less
+with that load, but differ between the machines the runs were made on (not every session had the
+same 2-core machine; the CPU model is recorded from 2026-12-07's last session on).
 
 {folds_lines(found)}
 
