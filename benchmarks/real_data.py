@@ -220,8 +220,11 @@ the SMIC part of the MEGC2019 precomputed-flow release (16 folds, 164 clips), tw
 times are on the high side. A composite fold trains on about {COMPOSITE_CLIPS * (1 - 1 / COMPOSITE_FOLDS):.1f}
 clips instead of about 154; training time is linear in that (fixed epochs), so the composite LOSO
 is extrapolated as: mean fold CPU-seconds x (435.5 / clips per SMIC fold) x 68 folds / 2 processes.
-The fold CPU time is the fold process's own CPU time (`FoldResult.cpu_seconds`), which does not
-grow when other jobs compete for the cores.
+The fold CPU time is the fold process's own CPU time (`FoldResult.cpu_seconds`), which grows less
+than wall time when other jobs compete for the cores (but does grow: caches and memory bandwidth
+are shared). The extrapolation predates rule 11's in-fold retries (a fold that falls back to a second rate
+trains twice). The composite LOSO times measured since, per run and seed with the machine they ran
+on, are in docs/results.md ("Learning rates and time per run"), from each run's `folds.json`.
 
 {timing_table(runs)}
 """)
