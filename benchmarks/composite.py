@@ -45,15 +45,20 @@ PARTS = (("casme2", "CASME II"), ("samm", "SAMM"), ("smic", "SMIC"))
 PERMUTATIONS = 2000
 
 
+SEEDS = (0, 1, 2)
+
+
 @dataclass(frozen=True)
 class Entry:
-    """One row of the page: a method, its variant, a profile and any overrides (named)."""
+    """One row of the page: a method, its variant, a profile and any overrides (named), and the
+    seeds it is to run (all three unless its rule says fewer)."""
 
     name: str
     method: str
     variant: str
     overrides: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    seeds: tuple[int, ...] = SEEDS
 
 
 #: the release methods' quick profiles (set by the rules of docs/protocols.md), and RRMFNet with a
@@ -73,10 +78,11 @@ ENTRIES: tuple[Entry, ...] = (
           "longer budget: 32 epochs instead of 8 (at most 2 h per composite LOSO on 2 cores)"),
     Entry("ststnet:swa", "ststnet", "base", {"train.weight_averaging.kind": "swa"},
           "SWA over the last quarter of the epochs, the trainer's default start (docs/protocols.md)"),
+    Entry("htnet:compiled", "htnet", "base", {"run.compile": True},
+          "torch.compile of each fold's model: speed only, adopted if the result is unchanged (docs/protocols.md)",
+          seeds=(0,)),
 )
 BY_NAME = {e.name: e for e in ENTRIES}
-SEEDS = (0, 1, 2)
-
 #: the published composite figures, with the protocol behind each and whether the test epoch was
 #: chosen on the test subject (a leak that inflates them: docs/protocols.md)
 PUBLISHED: tuple[dict[str, str], ...] = (
@@ -266,9 +272,9 @@ def composite_table(found: dict[str, dict[int, Any]]) -> str:
 def missing_lines(found: dict[str, dict[int, Any]]) -> str:
     lines = []
     for entry in ENTRIES:
-        absent = [s for s in SEEDS if s not in found.get(entry.name, {})]
+        absent = [s for s in entry.seeds if s not in found.get(entry.name, {})]
         if absent:
-            what = "all seeds" if len(absent) == len(SEEDS) else "seed " + ", ".join(map(str, absent))
+            what = "all seeds" if len(absent) == len(entry.seeds) > 1 else "seed " + ", ".join(map(str, absent))
             lines.append(f"- {entry.name}{' (' + entry.note + ')' if entry.note else ''}: {what} not run yet "
                          f"(`python benchmarks/composite.py run --only {entry.name} --seeds {' '.join(map(str, absent))}`)")
     return "\n".join(lines) if lines else "None: every entry has seeds " + ", ".join(map(str, SEEDS)) + "."
@@ -276,10 +282,10 @@ def missing_lines(found: dict[str, dict[int, Any]]) -> str:
 
 #: (A, B) compared as B - A over the seeds both have: PT against none, the papers' claims that
 #: AHMSA-Net beats HTNet and STSTNet, the longer RRMFNet budget against the quick one, and weight
-#: averaging against the last epoch
+#: averaging against the last epoch, compiled training against the same without
 PAIRS = (("ststnet:base", "ststnet:pt"), ("htnet:base", "htnet:pt"), ("rrmfnet:base", "rrmfnet:pt"),
          ("htnet:base", "ahmsanet:regions"), ("ststnet:base", "ahmsanet:regions"), ("ststnet:base", "htnet:base"),
-         ("rrmfnet:pt", "rrmfnet:pt-long"), ("ststnet:base", "ststnet:swa"))
+         ("rrmfnet:pt", "rrmfnet:pt-long"), ("ststnet:base", "ststnet:swa"), ("htnet:base", "htnet:compiled"))
 
 
 def comparison_lines(found: dict[str, dict[int, Any]]) -> str:
@@ -412,6 +418,8 @@ def best_line(found: dict[str, dict[int, Any]]) -> str:
             f"{ANCHOR_UF1} lies {'inside' if iv.low <= ANCHOR_UF1 <= iv.high else 'outside'} our interval.")
 
 
+#: entries that change only how fast a method trains, not what it is meant to learn
+SPEED_ONLY = ("htnet:compiled",)
 #: the aims the issues set: the best honest UF1 at least the STSTNet authors' leak-free figure,
 #: every method at least 0.60 (issue 29); UF1 0.77 / UAR 0.75, above the best leak-free figure
 #: known, the shallow SSSNet's 0.762 (issue 30)
@@ -450,7 +458,7 @@ def aims_lines(found: dict[str, dict[int, Any]], ensembles: list[EnsembleRow]) -
              for e in ensembles]
     for a, b in PAIRS:
         seeds = sorted(set(found.get(a, {})) & set(found.get(b, {})))
-        if seeds and a.split(":")[0] == b.split(":")[0]:
+        if seeds and a.split(":")[0] == b.split(":")[0] and b not in SPEED_ONLY:
             tried.append(f"- {b} against {a} (seeds {', '.join(map(str, seeds))}): "
                          f"{singles[b][0] - singles[a][0]:+.3f} UF1 (paired comparison above)")
     lines += ["", "What was tried to close the gap, each against what it builds on (measured above):", "", *tried]
@@ -610,7 +618,8 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     run_p = sub.add_parser("run", help="run entries and keep their outputs under benchmarks/results/")
     run_p.add_argument("--only", nargs="+", default=None, choices=sorted(BY_NAME), metavar="ENTRY")
-    run_p.add_argument("--seeds", type=int, nargs="+", default=list(SEEDS))
+    run_p.add_argument("--seeds", type=int, nargs="+", default=None,
+                       help="seeds to run (default: each entry's own, 0 1 2 for most)")
     run_p.add_argument("--data-root", type=Path, default=None)
     run_p.add_argument("--workers", default="auto")
     run_p.add_argument("--cache-dir", type=Path, default=REPO / ".mer")
@@ -634,9 +643,10 @@ def main(argv: list[str] | None = None) -> None:
     if not (data_root / "labels.csv").is_file():
         raise SystemExit(f"no flow release at {data_root} (labels.csv missing): pass --data-root or set MER_SHARED")
     workers = int(args.workers) if str(args.workers).isdigit() else args.workers
-    for seed in args.seeds:  # every entry once before any is repeated
+    for seed in args.seeds or SEEDS:  # every entry once before any is repeated
         for name in args.only or [e.name for e in ENTRIES]:
-            if stored_folder(name, seed).is_dir() and not args.redo:
+            if (args.seeds is None and seed not in BY_NAME[name].seeds) or \
+                    (stored_folder(name, seed).is_dir() and not args.redo):
                 continue
             folder = run_entry(BY_NAME[name], seed, data_root.resolve(), args.cache_dir.resolve(), workers)
             summary = json.loads((folder / "summary.json").read_text())["overall"]
