@@ -81,6 +81,8 @@ ENTRIES: tuple[Entry, ...] = (
     Entry("htnet:compiled", "htnet", "base", {"run.compile": True},
           "torch.compile of each fold's model: speed only, adopted if the result is unchanged (docs/protocols.md)",
           seeds=(0,)),
+    Entry("dfrnet:bf16", "dfrnet", "full", {"run.precision": "bf16"},
+          "bfloat16 autocast: speed only, adopted if the result is unchanged (docs/protocols.md)", seeds=(0,)),
 )
 BY_NAME = {e.name: e for e in ENTRIES}
 #: the published composite figures, with the protocol behind each and whether the test epoch was
@@ -282,10 +284,11 @@ def missing_lines(found: dict[str, dict[int, Any]]) -> str:
 
 #: (A, B) compared as B - A over the seeds both have: PT against none, the papers' claims that
 #: AHMSA-Net beats HTNet and STSTNet, the longer RRMFNet budget against the quick one, and weight
-#: averaging against the last epoch, compiled training against the same without
+#: averaging against the last epoch, compiled and bf16 training against the same without
 PAIRS = (("ststnet:base", "ststnet:pt"), ("htnet:base", "htnet:pt"), ("rrmfnet:base", "rrmfnet:pt"),
          ("htnet:base", "ahmsanet:regions"), ("ststnet:base", "ahmsanet:regions"), ("ststnet:base", "htnet:base"),
-         ("rrmfnet:pt", "rrmfnet:pt-long"), ("ststnet:base", "ststnet:swa"), ("htnet:base", "htnet:compiled"))
+         ("rrmfnet:pt", "rrmfnet:pt-long"), ("ststnet:base", "ststnet:swa"), ("htnet:base", "htnet:compiled"),
+         ("dfrnet:full", "dfrnet:bf16"))
 
 
 def comparison_lines(found: dict[str, dict[int, Any]]) -> str:
@@ -419,7 +422,7 @@ def best_line(found: dict[str, dict[int, Any]]) -> str:
 
 
 #: entries that change only how fast a method trains, not what it is meant to learn
-SPEED_ONLY = ("htnet:compiled",)
+SPEED_ONLY = ("htnet:compiled", "dfrnet:bf16")
 #: the aims the issues set: the best honest UF1 at least the STSTNet authors' leak-free figure,
 #: every method at least 0.60 (issue 29); UF1 0.77 / UAR 0.75, above the best leak-free figure
 #: known, the shallow SSSNet's 0.762 (issue 30)

@@ -3,6 +3,7 @@ speed-ups do to it.
 
     python benchmarks/throughput.py                 # every release method, every setting
     python benchmarks/throughput.py --only ststnet --steps 20
+    python benchmarks/throughput.py --report-only   # throughput.md from throughput.json
 
 For each method (its `quick` profile for the precomputed-flow release, batch as in the profile) it
 times full training steps (forward, cross-entropy, backward, Adam step) on random inputs of the
@@ -32,6 +33,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from mercore.io import atomic_write_text
 
 HERE = Path(__file__).resolve().parent
 METHODS = {"ststnet": None, "htnet": None, "ahmsanet": None, "dfrnet": None, "rrmfnet": "base"}
@@ -119,11 +122,16 @@ def main() -> None:
     parser.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--peak-gflops", type=float, default=None)
+    parser.add_argument("--report-only", action="store_true", help="rewrite throughput.md from throughput.json")
+    parser.add_argument("--note", default="", help="what else ran on the machine meanwhile (printed with the table)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     peak = args.peak_gflops or 2 * 8 * 2 * clock_ghz()
     measured = {(name, setting) for name in args.only for setting in args.settings}
     rows = [r for r in earlier_rows() if (r["method"], r["setting"]) not in measured]
+    if args.report_only:
+        write_page(json.loads((HERE / "throughput.json").read_text()))
+        return
     for name in args.only:
         flops = flops_per_sample(name, METHODS[name])
         for setting in args.settings:
@@ -141,9 +149,42 @@ def main() -> None:
     order = {name: i for i, name in enumerate(METHODS)}
     rows.sort(key=lambda r: (order[r["method"]], SETTINGS.index(r["setting"])))
     record = {"date": time.strftime("%Y-%m-%d"), "machine": f"{platform.machine()}, {os.cpu_count()} cores",
-              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "torch": torch.__version__,
-              "threads": 1, "peak_gflops_one_core": round(peak, 1), "rows": rows}
-    (HERE / "throughput.json").write_text(json.dumps(record, indent=1))
+              "cpu_capability": torch.backends.cpu.get_cpu_capability(), "avx512_bf16": has_flag("avx512_bf16"),
+              "torch": torch.__version__, "threads": 1, "peak_gflops_one_core": round(peak, 1),
+              "note": args.note, "rows": rows}
+    atomic_write_text(HERE / "throughput.json", json.dumps(record, indent=1))
+    write_page(record)
+
+
+def has_flag(flag: str) -> bool:
+    """Whether /proc/cpuinfo lists ``flag`` (False where there is no /proc/cpuinfo)."""
+    try:
+        return flag in Path("/proc/cpuinfo").read_text().split()
+    except OSError:
+        return False
+
+
+#: a setting counts as faster when it beats fp32 by this factor: the benchmark's noise under load
+#: reaches about 30 % (see the page)
+FASTER = 1.3
+
+
+def speedups(rows: list[dict[str, Any]]) -> dict[str, list[tuple[str, float]]]:
+    """Per method, the settings at least :data:`FASTER` times fp32's samples/s, fastest first."""
+    out: dict[str, list[tuple[str, float]]] = {}
+    for name in dict.fromkeys(r["method"] for r in rows):
+        base = next((r for r in rows if r["method"] == name and r["setting"] == "fp32" and "samples_per_s" in r), None)
+        if base is None:
+            continue
+        faster = [(r["setting"], r["samples_per_s"] / base["samples_per_s"]) for r in rows
+                  if r["method"] == name and r["setting"] != "fp32" and "samples_per_s" in r
+                  and r["samples_per_s"] >= FASTER * base["samples_per_s"]]
+        out[name] = sorted(faster, key=lambda f: -f[1])
+    return out
+
+
+def write_page(record: dict[str, Any]) -> None:
+    rows = record["rows"]
     lines = ["| method | setting | batch | ms / step | samples / s | train MFLOP / sample | GFLOP/s | of peak | compile s | measured |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in rows:
@@ -153,23 +194,33 @@ def main() -> None:
             lines.append(f"| {r['method']} | {r['setting']} | {r['batch_size']} | {r['ms_per_step']} | {r['samples_per_s']} "
                          f"| {r['train_mflops_per_sample']} | {r['achieved_gflops']} | {r['share_of_peak']:.1%} "
                          f"| {r['compile_s'] if r['compile_s'] is not None else '-'} | {r['date']} |")
-    (HERE / "throughput.md").write_text(f"""# Training throughput on this CPU
+    found = speedups(rows)
+    verdicts = "\n".join(f"- {name}: " + (", ".join(f"{setting} {x:.2f}x" for setting, x in faster) if faster
+                                          else "none") for name, faster in found.items())
+    atomic_write_text(HERE / "throughput.md", f"""# Training throughput on this CPU
 
-Written by `python benchmarks/throughput.py` ({record['machine']}, torch {torch.__version__},
-kernels: {record['cpu_capability']}, one torch thread; each row's date in its last column, the last run on {record['date']}). Full training steps (forward, loss, backward,
-Adam) on random inputs of the composite profile's shapes; CPU time of this process, so other jobs
-on the machine do not inflate it as they do wall time. Peak of one core assumed {record['peak_gflops_one_core']}
-GFLOP/s (FP32, 2 FMA units x 8 lanes x 2 x clock). FLOPs: 3 x the forward's
-(`torch.utils.flop_counter`).
+Written by `python benchmarks/throughput.py` ({record['machine']}, torch {record['torch']},
+kernels: {record['cpu_capability']}, AVX-512 BF16: {'yes' if record.get('avx512_bf16') else 'no'}, one torch thread;
+each row's date in its last column, the last run on {record['date']}). Full training steps (forward, loss,
+backward, Adam) on random inputs of the composite profile's shapes; CPU time of this process, so
+other jobs on the machine do not inflate it as they do wall time. Peak of one core assumed
+{record['peak_gflops_one_core']} GFLOP/s (FP32, 2 FMA units x 8 lanes x 2 x clock; the bf16 rows are
+read against the same figure, though BF16 dot-product instructions, where the CPU has them, double
+it). FLOPs: 3 x the forward's (`torch.utils.flop_counter`).{(" Load: " + record["note"] + ".") if record.get("note") else ""}
 
 {chr(10).join(lines)}
 
-CPU time still grows when other processes compete for caches and memory bandwidth: the first
-run here (2026-12-07, 10 steps per setting, while two composite fold processes used both cores)
-read STSTNet fp32 at 12.0 ms/step, a second partial run under the same load at 16.9 ms/step.
-Differences under about 30 % between settings are within that noise; bf16 autocast is far
-slower on this CPU (its kernels report {record['cpu_capability']}, no AVX-512 BF16), and
-`torch.compile` paid for itself only on HTNet (compile time per fold process beside it).
+Settings at least {FASTER}x as fast as fp32 here (below that, within the noise said next):
+
+{verdicts}
+
+CPU time still grows when other processes compete for caches and memory bandwidth: on an earlier
+machine (2026-12-07, AVX2 kernels, no AVX-512 BF16) a run while two composite fold processes
+used both cores read STSTNet fp32 at 12.0 ms/step, a second partial run under the same load at
+16.9 ms/step; differences under about 30 % between settings are within that noise. That
+machine's table (`git show 333e547:benchmarks/throughput.md`) found bf16 autocast far slower
+(HTNet 28 times) and `torch.compile` faster only on HTNet (1.56x). Which of these settings a
+profile uses is fixed by a rule before a composite run, never by its result (docs/protocols.md).
 """)
 
 

@@ -230,3 +230,30 @@ def test_a_non_finite_loss_stops_training_with_a_clear_error(tmp_path):
     with pytest.raises(NonFiniteLoss, match="epoch 0"):
         train_epochs(model, model.parameters(), ctx_for(tmp_path, []), stage="s", epochs=2,
                      optimisation=Optimisation("sgd", 0.1), batches=lambda epoch: [1.0, float("nan")], step=step)
+
+
+# --- reduced precision ------------------------------------------------------------------------------
+
+def test_precision_on_cpu_bf16_when_asked_fp32_by_default_fp16_refused():
+    from mercore.training.device import amp_dtype
+
+    cpu = torch.device("cpu")
+    assert amp_dtype(cpu, "auto") is None and amp_dtype(cpu, "fp32") is None
+    assert amp_dtype(cpu, "bf16") is torch.bfloat16
+    with pytest.raises(ValueError, match="run.precision=fp16 needs a CUDA device"):
+        amp_dtype(cpu, "fp16")
+
+
+def test_bf16_autocast_trains_on_cpu_with_fp32_weights_and_changes_the_arithmetic(tmp_path):
+    def fit(amp):
+        torch.manual_seed(0)
+        model = Embedder()
+        ctx = ctx_for(tmp_path, [])
+        ctx.amp_dtype = amp
+        SupervisedTrainer.from_config({"epochs": 3, "batch_size": 8, "lr": 0.1, "optimizer": "adam"}).fit(model, fold(), ctx)
+        return model
+
+    plain, reduced = fit(None), fit(torch.bfloat16)
+    assert all(p.dtype == torch.float32 and torch.isfinite(p).all() for p in reduced.parameters())
+    assert not torch.equal(plain.lin.weight, reduced.lin.weight)  # the forward ran in bf16
+    assert torch.allclose(plain.lin.weight, reduced.lin.weight, atol=0.1)  # and learned the same thing

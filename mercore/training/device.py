@@ -27,8 +27,16 @@ def resolve_device(spec: str = "auto") -> torch.device:
 
 
 def amp_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
-    """Autocast dtype: bf16 on GPUs that support it, fp16 on older ones, none on CPU or when off."""
-    if precision in ("fp32", "off", "none") or device.type != "cuda":
+    """Autocast dtype: with ``auto``, bf16 on GPUs that support it, fp16 on older ones and none on
+    CPU; ``bf16`` asked for on a CPU is honoured (CPUs with AVX-512 BF16 train some models faster
+    with it: benchmarks/throughput.md), ``fp16`` on a CPU is refused (no loss scaling there)."""
+    if precision in ("fp32", "off", "none"):
+        return None
+    if device.type != "cuda":
+        if precision == "bf16" and device.type == "cpu":
+            return torch.bfloat16
+        if precision == "fp16":
+            raise ValueError(f"run.precision=fp16 needs a CUDA device, not {device.type}: use bf16 or fp32")
         return None
     if precision == "fp16":
         return torch.float16
