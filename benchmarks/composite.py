@@ -409,7 +409,8 @@ def folds_lines(found: dict[str, dict[int, Any]]) -> str:
 def best_line(found: dict[str, dict[int, Any]]) -> str:
     from mercore.evaluation.results import SeedsResult
 
-    scored = [(statistics.mean(r.scores().uf1 for r in runs.values()), name, runs) for name, runs in found.items()]
+    scored = [(statistics.mean(r.scores().uf1 for r in runs.values()), name, runs) for name, runs in found.items()
+              if name not in SPEED_ONLY]  # a speed-only entry repeats its base entry: no second draw
     if not scored:
         return "No composite run is committed yet."
     uf1, name, runs = max(scored, key=lambda x: x[0])
@@ -438,7 +439,8 @@ def aims_lines(found: dict[str, dict[int, Any]], ensembles: list[EnsembleRow]) -
     """How far the best honest figures are from the issues' aims, what was tried (with the paired
     differences measured above), and why a method below 0.60 is there (benchmarks/composite_fit.py)."""
     singles = {name: (statistics.mean(r.scores().uf1 for r in runs.values()),
-                      statistics.mean(r.scores().uar for r in runs.values())) for name, runs in found.items()}
+                      statistics.mean(r.scores().uar for r in runs.values())) for name, runs in found.items()
+               if name not in SPEED_ONLY}
     if not singles:
         return "No composite run is committed yet."
     candidates = [(uf1, uar, f"{name} (single model, mean of {len(found[name])} seed(s))")

@@ -93,3 +93,11 @@ def test_an_unmeasured_fit_is_said_not_guessed(composite, tmp_path, monkeypatch)
     text = composite.aims_lines(found, [])
     assert f"- {name}: not measured yet" in text
     assert "how far" in text and f"UF1 >= {composite.ANCHOR_UF1}" in text
+
+
+def test_a_speed_only_entry_is_never_the_best_figure(composite, monkeypatch):
+    found = composite.load_entries()
+    best = composite.best_line(found).split("**")[1].split()[0]  # "entry:variant"
+    monkeypatch.setattr(composite, "SPEED_ONLY", (best,))
+    assert f"**{best} " not in composite.best_line(found)
+    assert f"{best} (single model" not in composite.aims_lines(found, [])
