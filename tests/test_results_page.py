@@ -101,3 +101,13 @@ def test_a_speed_only_entry_is_never_the_best_figure(composite, monkeypatch):
     monkeypatch.setattr(composite, "SPEED_ONLY", (best,))
     assert f"**{best} " not in composite.best_line(found)
     assert f"{best} (single model" not in composite.aims_lines(found, [])
+
+
+def test_what_was_tried_is_measured_over_the_seeds_both_entries_have(composite):
+    found = composite.load_entries()
+    for a, b in composite.PAIRS:
+        seeds = sorted(set(found.get(a, {})) & set(found.get(b, {})))
+        if seeds and a.split(":")[0] == b.split(":")[0] and b not in composite.SPEED_ONLY:
+            delta = sum(found[b][s].scores().uf1 - found[a][s].scores().uf1 for s in seeds) / len(seeds)
+            line = next(x for x in composite.aims_lines(found, []).splitlines() if x.startswith(f"- {b} against {a}"))
+            assert f"{delta:+.3f} UF1 over the same seeds" in line
