@@ -12,10 +12,9 @@ import time
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Mapping, Sequence, cast
+from typing import Any, Callable, Mapping, Sequence
 
 import torch
-from torch import nn
 
 from ..core_settings import CoreSettings
 from ..data.dataset import Dataset, LoadedDataset
@@ -27,6 +26,7 @@ from ..method import Method
 from ..nn.base import check_modules, watch_outputs
 from ..protocols import Fold, validation_split
 from ..sample import Sample
+from ..training.compiled import compile_model
 from ..training.device import amp_dtype, resolve_device, seed_everything
 from ..training.supervised import predict_logits
 from .fold_store import FoldStore
@@ -127,7 +127,7 @@ def fit_model(method: Method, full: TensorSet, fold: Fold, requests: Mapping[str
         # Module.to takes memory_format (as Tensor.to does); torch's overloads omit it
         model = model.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
     if core.run.compile:
-        model = cast(nn.Module, torch.compile(model))  # an OptimizedModule; typed as a plain callable
+        model = compile_model(model)
     stages = list(method.stages(config))
     for index, stage in enumerate(stages):
         ctx.stage = getattr(stage, "stage_name", stage.name)
