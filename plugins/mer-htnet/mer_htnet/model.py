@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from mercore import PositiveInt, Probability, Settings
+from mercore import DeclaredFeatures, PositiveInt, Probability, Settings, SupervisedTrainer
 
 
 class ChannelLayerNorm(nn.Module):
@@ -175,6 +175,25 @@ class HTNetModel(nn.Module):
         return self.head(x)  # (B, num_classes)
 
 
-def build_model(model_cfg: Mapping[str, Any], num_classes: int) -> HTNetModel:
-    return HTNetModel(num_classes, HTNetConfig.from_config(model_cfg))
+@dataclass(frozen=True, kw_only=True)
+class HTNetSettings(Settings):
+    """HTNet's sections of a resolved config (the method's ``config_class``), each typed: its input
+    stream, its network and its one supervised stage. The core checks them before any work."""
+
+    section = ""  # the top level: each field is a section
+
+    features: DeclaredFeatures
+    model: HTNetConfig
+    train: SupervisedTrainer
+
+    def __post_init__(self) -> None:
+        if self.features.size != self.model.image_size:
+            raise ValueError(f"features.size ({self.features.size}) must equal model.image_size "
+                             f"({self.model.image_size}): the map the network reads")
+
+
+def build_model(model_cfg: Mapping[str, Any] | HTNetConfig, num_classes: int) -> HTNetModel:
+    """The model from the config's ``model`` section (a ConfigError names a bad key)."""
+    cfg = model_cfg if isinstance(model_cfg, HTNetConfig) else HTNetConfig.from_config(model_cfg)
+    return HTNetModel(num_classes, cfg)
 

@@ -1,12 +1,15 @@
-"""The HTNet method as the mer core sees it: config (its input stream, roi_flow, declared there), model."""
+"""The HTNet method as the mer core sees it: config (its input stream, roi_flow, declared there; its
+sections typed by ``config_class``, checked by the core before any work), model."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mercore import FeatureRequest, Method, hookimpl
+from mercore import Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+    from .model import HTNetSettings
 
 
 class HTNet(Method):
@@ -23,18 +26,15 @@ class HTNet(Method):
     inputs = ("clips", "flow-release")
     config_package = "mer_htnet"
 
-    def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """The declared ``flow`` stream, once ``features.size`` is checked against the network's input."""
-        requests = super().features(config)
-        size, image_size = config["features"]["size"], config["model"]["image_size"]
-        if size != image_size:
-            raise ValueError(f"features.size ({size}) must equal model.image_size ({image_size})")
-        return requests
+    def config_class(self) -> type[HTNetSettings]:
+        from .model import HTNetSettings  # imports torch: only when asked, not when the plugin loads
+
+        return HTNetSettings
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
-        return build_model(config["model"], num_classes)
+        return build_model(self.settings(config).model, num_classes)
 
 
 @hookimpl

@@ -11,7 +11,8 @@ import mer_htnet.plugin
 from mer_htnet.model import Attention, HTNetConfig, HTNetModel, Transformer, build_model, from_blocks, to_blocks
 from mer_htnet.plugin import HTNet
 from mercore import FeatureRequest, FoldData, StageContext, SupervisedTrainer, TensorSet
-from mercore.config import resolve_config
+from mercore.config import ConfigError, resolve_config
+from mercore.runner import check_method
 
 torch.set_num_threads(1)
 
@@ -107,8 +108,28 @@ def test_config_features_stages():
     assert (stage.optimizer, stage.lr, stage.batch_size, stage.epochs) == ("adam", 5e-5, 256, 800)
     assert stage.early_stopping.patience is None  # fixed epochs: no selection on the test subject
     cfg["features"]["size"] = 32
-    with pytest.raises(ValueError):
-        method.features(cfg)
+    with pytest.raises(ConfigError, match=r"features.size \(32\) must equal model.image_size \(28\)"):
+        check_method(method, cfg, 3)
+
+
+def test_the_sections_are_declared_typed_and_checked_before_any_work():
+    """config_class: the core checks HTNet's sections against it once, and build_model reads typed values."""
+    from mer_htnet.model import HTNetSettings
+
+    method = HTNet()
+    cfg = resolve_config(method, profile="quick", sets=["model.dropout=0.25"])
+    settings = method.settings(cfg)
+    assert isinstance(settings, HTNetSettings) and isinstance(settings.model, HTNetConfig)
+    assert settings.model.depths == tuple(cfg["model"]["depths"]) and settings.model.dropout == 0.25 and settings.features.size == 28
+    assert isinstance(settings.train, SupervisedTrainer) and settings.train.epochs == cfg["train"]["epochs"]
+    with torch.device("meta"):
+        assert method.build_model(cfg, 3).cfg == settings.model
+    cfg["extras"] = {"x": 1}  # a section the class does not declare
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['extras'\]"):
+        check_method(method, cfg, 3)
+    cfg = resolve_config(method, sets=["model.heads=0"])
+    with pytest.raises(ConfigError, match="heads"):
+        check_method(method, cfg, 3)
 
 
 def test_variants_and_profiles_resolve():
