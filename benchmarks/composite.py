@@ -406,6 +406,50 @@ def folds_lines(found: dict[str, dict[int, Any]]) -> str:
     return "\n".join(rows) if len(rows) > 2 else ""
 
 
+#: docs/protocols.md, "Compiled and reduced-precision training" (fixed before any such run): a speed
+#: setting is adopted only if the LOSO is this much faster on the same machine and the paired UF1
+#: difference with its base entry is within SPEED_MAX_DELTA with a 95% interval that contains 0
+SPEED_MIN_RATIO, SPEED_MAX_DELTA = 1.3, 0.02
+
+
+def speed_rule_lines(found: dict[str, dict[int, Any]]) -> str:
+    """The rule's verdict for each speed-only entry: wall time against the base entry's runs on
+    the same machine (any seed with a whole LOSO timed; runs beside other work are not told apart
+    here, the folds table shows them) and the paired UF1 difference over the seeds both have."""
+    from mercore.compare import compare
+    from mercore.evaluation.results import SeedsResult
+
+    lines = []
+    for name in SPEED_ONLY:
+        base = next(a for a, b in PAIRS if b == name)
+        if name not in found:
+            lines.append(f"- {name}: not run yet.")
+            continue
+        seeds = sorted(set(found[name]) & set(found.get(base, {})))
+        timing = {e: {s: json.loads((stored_folder(e, s) / "folds.json").read_text()) for s in found.get(e, {})}
+                  for e in (name, base)}
+        machine = next(iter(timing[name].values()))["machine"]
+        fast = [t["loso_wall_s"] for t in timing[name].values() if t["loso_wall_s"] and t["machine"] == machine]
+        slow = {s: t["loso_wall_s"] for s, t in timing[base].items() if t["loso_wall_s"] and t["machine"] == machine}
+        if not seeds or not fast or not slow:
+            why = "no seed in common with " + base if not seeds else f"no timed {base} run on its machine ({machine})"
+            lines.append(f"- {name}: no verdict yet ({why}).")
+            continue
+        d = next(iter(compare(*(SeedsResult([found[e][s] for s in seeds], RESULTS)
+                               for e in (base, name))).parts.values()))["uf1"]
+        ratio = statistics.mean(slow.values()) / statistics.mean(fast)
+        same = abs(d.delta) <= SPEED_MAX_DELTA and d.interval.low <= 0 <= d.interval.high
+        adopt = ratio >= SPEED_MIN_RATIO and same
+        lines.append(
+            f"- {name}: LOSO {statistics.mean(fast) / 60:.1f} min against {statistics.mean(slow.values()) / 60:.1f} "
+            f"for {base} (seed(s) {', '.join(map(str, sorted(slow)))}) on {machine}: **{ratio:.2f}x** "
+            f"({'at least' if ratio >= SPEED_MIN_RATIO else 'under'} {SPEED_MIN_RATIO}x); paired UF1 "
+            f"{d.delta:+.3f} [{d.interval.low:+.3f}, {d.interval.high:+.3f}] over seed(s) {', '.join(map(str, seeds))} "
+            f"({'within' if same else 'not within'} +-{SPEED_MAX_DELTA} with 0 inside). "
+            + ("**Adopted** by the rule." if adopt else "**Not adopted.**"))
+    return "\n".join(lines)
+
+
 def best_line(found: dict[str, dict[int, Any]]) -> str:
     from mercore.evaluation.results import SeedsResult
 
@@ -578,6 +622,14 @@ seeds, standing as each seed's partner).
 {("Not a result: what choosing each fold's best epoch on its test subject would have reported "
   "(the leakage audit; it shows how much test-epoch selection inflates a figure):" + chr(10) + chr(10) + audit)
  if audit else ""}
+
+### Speed settings
+
+Compiled training and bfloat16 autocast change how fast a method trains, not what it learns; the
+rule of [protocols.md](protocols.md#compiled-and-reduced-precision-training-runcompile-runprecision)
+(fixed before any such run) adopts one only at an unchanged result:
+
+{speed_rule_lines(found)}
 
 ### Learning rates and time per run
 

@@ -111,3 +111,30 @@ def test_what_was_tried_is_measured_over_the_seeds_both_entries_have(composite):
             delta = sum(found[b][s].scores().uf1 - found[a][s].scores().uf1 for s in seeds) / len(seeds)
             line = next(x for x in composite.aims_lines(found, []).splitlines() if x.startswith(f"- {b} against {a}"))
             assert f"{delta:+.3f} UF1 over the same seeds" in line
+
+
+def _set_timing(composite, entry: str, wall: float | None, machine: str) -> None:
+    for folder in composite.stored_folder(entry, 0).parent.glob("seed*"):
+        info = json.loads((folder / "folds.json").read_text())
+        info.update(loso_wall_s=wall, machine=machine)
+        (folder / "folds.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("fast_wall, machine, verdict", [
+    (600.0, "m1", "**Adopted** by the rule"),        # 1.5x faster, same machine
+    (750.0, "m1", "under 1.3x"),                     # 1.2x: not enough
+    (600.0, "m2", "no timed ststnet:base run on its machine (m2)"),  # another machine: no speed verdict
+])
+def test_a_speed_setting_is_judged_by_the_written_rule(composite, tmp_path, monkeypatch, fast_wall, machine, verdict):
+    """The rule of docs/protocols.md, with SWA standing in for a speed setting (its result is within
+    +-0.02 of ststnet:base over three seeds): wall time on the same machine decides."""
+    found = composite.load_entries()
+    if not {"ststnet:base", "ststnet:swa"} <= set(found):
+        pytest.skip("ststnet runs not committed")
+    copy_of_results(composite, tmp_path, monkeypatch)
+    monkeypatch.setattr(composite, "SPEED_ONLY", ("ststnet:swa",))
+    _set_timing(composite, "ststnet:base", 900.0, "m1")
+    _set_timing(composite, "ststnet:swa", fast_wall, machine)
+    line = composite.speed_rule_lines(found)
+    assert line.startswith("- ststnet:swa") and verdict in line
+    assert ("**Adopted**" in line) == (verdict == "**Adopted** by the rule")
