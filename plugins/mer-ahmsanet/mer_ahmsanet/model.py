@@ -15,12 +15,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Annotated, Any, Mapping, Sequence
+from typing import Annotated, Any, Literal, Mapping, Sequence
 
 import torch
 from torch import nn
 
-from mercore import AtLeast, PositiveInt, Probability, Settings
+from mercore import AtLeast, FeatureRequest, PositiveInt, Probability, Settings, SupervisedTrainer
 from mercore.nn.attention import ChannelAttention
 
 
@@ -244,6 +244,46 @@ class AHMSANet(nn.Module):
         return self.head(self.features(batch[self.stream])[-1])  # (B, num_classes)
 
 
+@dataclass(frozen=True, kw_only=True)
+class AHMSANetFeatures(Settings):
+    """The ``features`` section: ``stream`` names the extractor of the one ``flow`` input, whose
+    parameters are its own section here (regions, whole face from clips, a release's map as is);
+    ``align`` goes to the extractors that read clip frames."""
+
+    section = "features"
+
+    stream: Literal["roi_flow", "flow_uvs", "release_flow"]
+    align: Literal["auto", "dlib", "none"]
+    roi_flow: Mapping[str, Any]
+    flow_uvs: Mapping[str, Any]
+    release_flow: Mapping[str, Any]
+
+    def request(self) -> FeatureRequest:
+        """The ``flow`` stream's request: the chosen extractor with its section's parameters."""
+        params = dict(getattr(self, self.stream))
+        if self.stream == "flow_uvs" or self.stream == "roi_flow" and params.get("source", "clips") == "clips":
+            params.setdefault("align", self.align)
+        return FeatureRequest(self.stream, params)
+
+
+@dataclass(frozen=True, kw_only=True)
+class AHMSANetSettings(Settings):
+    """AHMSA-Net's sections of a resolved config (the method's ``config_class``), each typed: its
+    input stream, its network and its one supervised stage. The core checks them before any work."""
+
+    section = ""  # the top level: each field is a section
+
+    features: AHMSANetFeatures
+    model: AHMSANetConfig
+    train: SupervisedTrainer
+
+    def __post_init__(self) -> None:
+        size = self.features.request().params.get("size")
+        if size is not None and int(size) != self.model.image_size:
+            raise ValueError(f"features.{self.features.stream}.size {size} differs from model.image_size "
+                             f"{self.model.image_size}")
+
+
 def build_model(cfg: Mapping[str, Any] | AHMSANetConfig, num_classes: int) -> AHMSANet:
     """The model of a ``model`` config section."""
     config = cfg if isinstance(cfg, AHMSANetConfig) else AHMSANetConfig.from_config(cfg)
@@ -254,6 +294,6 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-__all__: Sequence[str] = ("AHMSANet", "AHMSANetConfig", "AdaptiveDownsampling", "ChannelLayerNorm", "FeedForward",
+__all__: Sequence[str] = ("AHMSANet", "AHMSANetConfig", "AHMSANetFeatures", "AHMSANetSettings", "AdaptiveDownsampling", "ChannelLayerNorm", "FeedForward",
                           "Level", "MultiScaleAttentionBlock", "PatchSpatialAttention", "build_model",
                           "count_parameters")

@@ -1,4 +1,5 @@
-"""The AHMSA-Net method as the mer core sees it: config, input stream, model, trainer stage."""
+"""The AHMSA-Net method as the mer core sees it: config (its sections typed by ``config_class``,
+checked by the core before any work), input stream, model, trainer stage."""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, Callable, Mapping
@@ -8,8 +9,7 @@ from mercore import FeatureRequest, Method, hookimpl
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
 
-
-NOT_STREAMS = ("stream", "align")  # keys of `features` that are not an extractor's section
+    from .model import AHMSANetSettings
 
 
 class AHMSANet(Method):
@@ -27,26 +27,19 @@ class AHMSANet(Method):
     inputs = ("clips", "flow-release")
     config_package = "mer_ahmsanet"
 
+    def config_class(self) -> type[AHMSANetSettings]:
+        from .model import AHMSANetSettings  # imports torch: only when asked, not when the plugin loads
+
+        return AHMSANetSettings
+
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
-        """The ``features.stream`` extractor with its section's parameters; ``features.align`` goes to
-        the extractors that read clip frames (``roi_flow`` from clips, ``flow_uvs``)."""
-        feats = config["features"]
-        stream = feats["stream"]
-        if stream not in feats or stream in NOT_STREAMS:
-            options = sorted(k for k in feats if k not in NOT_STREAMS)
-            raise ValueError(f"features.stream {stream!r} has no parameter section; choose one of: {', '.join(options)}")
-        params = dict(feats[stream] or {})
-        if stream == "flow_uvs" or stream == "roi_flow" and params.get("source", "clips") == "clips":
-            params.setdefault("align", feats.get("align", "none"))
-        if "size" in params and int(params["size"]) != int(config["model"]["image_size"]):
-            raise ValueError(f"features.{stream}.size {params['size']} differs from model.image_size "
-                             f"{config['model']['image_size']}")
-        return {"flow": FeatureRequest(stream, params)}
+        """The ``features.stream`` extractor with its section's parameters (AHMSANetFeatures)."""
+        return {"flow": self.settings(config).features.request()}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
-        return build_model(config["model"], num_classes)
+        return build_model(self.settings(config).model, num_classes)
 
 
 @hookimpl

@@ -16,6 +16,8 @@ from mer_ahmsanet.model import (AdaptiveDownsampling, AHMSANetConfig, ChannelLay
 from mer_ahmsanet.plugin import AHMSANet
 from mercore import FeatureRequest, SupervisedTrainer
 from mercore.nn.attention import ChannelAttention
+from mercore.config import ConfigError
+from mercore.runner import check_method
 
 torch.set_num_threads(1)
 SMALL = {"dim": 8, "heads": 2}  # narrow widths keep the tests fast; the structure is the paper's
@@ -211,11 +213,30 @@ def test_features_follow_variants():
     assert method.features(resolve_config(method, variant="whole-face", inputs="flow-release"))["flow"] == (
         FeatureRequest("release_flow", {"size": 28}))
     cfg = resolve_config(method, sets=["features.stream=optical_flow"])
-    with pytest.raises(ValueError, match="no parameter section"):
-        method.features(cfg)
+    with pytest.raises(ConfigError, match="'features.stream': 'optical_flow' is not allowed; expected one of roi_flow"):
+        check_method(method, cfg, 3)
     cfg = resolve_config(method, sets=["features.roi_flow.size=32"])
-    with pytest.raises(ValueError, match="image_size"):
-        method.features(cfg)
+    with pytest.raises(ConfigError, match="features.roi_flow.size 32 differs from model.image_size 28"):
+        check_method(method, cfg, 3)
+
+
+def test_the_sections_are_declared_typed_and_checked_before_any_work():
+    """config_class: the core checks AHMSA-Net's sections against it once; features and model read typed values."""
+    from mer_ahmsanet.model import AHMSANetSettings
+
+    from mercore.config import resolve_config
+
+    method = AHMSANet()
+    cfg = resolve_config(method, profile="quick", inputs="flow-release", sets=["model.dropout=0.25"])
+    settings = method.settings(cfg)
+    assert isinstance(settings, AHMSANetSettings) and isinstance(settings.model, AHMSANetConfig)
+    assert settings.model.dim == 32 and settings.model.dropout == 0.25 and settings.features.stream == "roi_flow"
+    assert isinstance(settings.train, SupervisedTrainer) and settings.train.epochs == cfg["train"]["epochs"] == 45
+    with torch.device("meta"):
+        assert method.build_model(cfg, 3).config == settings.model
+    cfg["extras"] = {"x": 1}  # a section the class does not declare
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['extras'\]"):
+        check_method(method, cfg, 3)
 
 
 def test_registers_through_pluggy():
