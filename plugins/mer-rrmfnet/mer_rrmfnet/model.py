@@ -21,8 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from mercore import (AtLeast, Encoder, Fusion, NonNegativeInt, PositiveFloat, PositiveInt, Probability,
-                     Settings)
+from mercore import (AtLeast, DeclaredFeatures, Encoder, Fusion, NonNegativeInt, PositiveFloat, PositiveInt,
+                     Probability, Settings, SupervisedTrainer)
 from mercore.nn.attention import CBAM
 from mercore.nn.init import init_resnet_style
 from mercore.nn.rep import RepConv, reparameterize
@@ -458,6 +458,26 @@ class RRMFNetModel(nn.Module):
         return self
 
 
-def build_model(model_cfg: Mapping[str, object], num_classes: int) -> RRMFNetModel:
+@dataclass(frozen=True, kw_only=True)
+class RRMFNetSettings(Settings):
+    """RRMFNet's sections of a resolved config (the method's ``config_class``), each typed: its
+    declared input streams, its network and its one supervised stage (with perturbation training
+    in ``train.perturbation``). The core checks them before any work."""
+
+    section = ""  # the top level: each field is a section
+
+    features: DeclaredFeatures
+    model: RRMFNetConfig
+    train: SupervisedTrainer
+
+    def __post_init__(self) -> None:
+        missing = [s for s in self.model.streams if s not in self.features.streams]
+        if missing:
+            raise ValueError(f"model.streams names {missing}, which features.streams does not declare "
+                             f"(it declares {sorted(self.features.streams)})")
+
+
+def build_model(model_cfg: Mapping[str, object] | RRMFNetConfig, num_classes: int) -> RRMFNetModel:
     """An RRMFNet from the ``model`` config section."""
-    return RRMFNetModel(RRMFNetConfig.from_config(model_cfg), num_classes)
+    cfg = model_cfg if isinstance(model_cfg, RRMFNetConfig) else RRMFNetConfig.from_config(model_cfg)
+    return RRMFNetModel(cfg, num_classes)

@@ -1,4 +1,5 @@
-"""The RRMFNet + PT method as the mer core sees it: config, input streams, model, trainer stage.
+"""The RRMFNet + PT method as the mer core sees it: config (its sections typed by ``config_class``,
+checked by the core before any work), input streams, model, trainer stage.
 
 Perturbation training is the core's (``mercore.training.perturbation``), switched on through
 ``train.perturbation`` in this plugin's config; the ``base`` variant turns it off.
@@ -11,6 +12,8 @@ from mercore import FeatureRequest, Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     from torch import nn
+
+    from .model import RRMFNetSettings
 
 
 class RRMFNet(Method):
@@ -27,18 +30,21 @@ class RRMFNet(Method):
     inputs = ("clips", "flow-release")
     config_package = "mer_rrmfnet"
 
+    def config_class(self) -> type[RRMFNetSettings]:
+        from .model import RRMFNetSettings  # imports torch: only when asked, not when the plugin loads
+
+        return RRMFNetSettings
+
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """The declared streams that ``model.streams`` names (Table 4: flow, apex or both)."""
-        from .model import RRMFNetConfig
-
-        streams = RRMFNetConfig.from_config(config["model"]).streams
+        streams = self.settings(config).model.streams
         requests = super().features(config)
         return {name: requests[name] for name in streams}
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
-        return build_model(config["model"], num_classes)
+        return build_model(self.settings(config).model, num_classes)
 
 
 @hookimpl

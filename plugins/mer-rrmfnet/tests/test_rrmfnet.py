@@ -184,8 +184,10 @@ def test_bad_model_options_are_errors():
 
 def test_paper_size_near_43_7m_parameters_and_5_9_gmacs():
     """Built on the meta device (no memory, no init cost); FLOPs counted on meta tensors."""
+    from mercore.config import resolve_config
+
     method = RRMFNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)  # the paper's setup: no profile
     size = cfg["features"]["size"]
     with torch.device("meta"):
         model = method.build_model(cfg, 3).eval()
@@ -219,6 +221,30 @@ def test_features_follow_config():
     cfg["model"]["streams"] = ["flow"]
     assert set(method.features(cfg)) == {"flow"}
     assert "flow-release" in method.inputs and "clips" in method.inputs
+
+
+def test_the_sections_are_declared_typed_and_checked_before_any_work():
+    """config_class: the core checks RRMFNet's sections against it once; features and model read typed values."""
+    from mer_rrmfnet.model import RRMFNetSettings
+
+    from mercore.config import ConfigError, resolve_config
+    from mercore.runner import check_method
+
+    method = RRMFNet()
+    cfg = resolve_config(method, profile="quick", inputs="flow-release", sets=["model.dropout=0.25"])
+    settings = method.settings(cfg)
+    assert isinstance(settings, RRMFNetSettings) and isinstance(settings.model, RRMFNetConfig)
+    assert settings.model.dropout == 0.25 and settings.model.streams == ("flow", "apex")
+    assert isinstance(settings.train, SupervisedTrainer) and settings.train.perturbation.enabled
+    with torch.device("meta"):
+        assert method.build_model(cfg, 3).cfg == settings.model
+    cfg["extras"] = {"x": 1}  # a section the class does not declare
+    with pytest.raises(ConfigError, match=r"unknown config section\(s\) \['extras'\]"):
+        check_method(method, cfg, 3)
+    cfg = resolve_config(method)
+    del cfg["features"]["streams"]["apex"]
+    with pytest.raises(ConfigError, match=r"model.streams names \['apex'\], which features.streams does not declare"):
+        check_method(method, cfg, 3)
 
 
 def test_variants_profiles_and_stage():
