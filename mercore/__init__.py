@@ -21,7 +21,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .nn.base import Encoder, Fusion
     from .sample import Sample
     from .spec import ExecutionOptions, RunSpec
-    from .streams import DeclaredFeatures
+    from .streams import DeclaredFeatures, StreamSource
     from .settings import (Above, AtLeast, Between, NonNegativeFloat, NonNegativeInt, PositiveFloat, PositiveInt,
                            Probability, Settings, runtime)
     from .training.episodic import EpisodicTrainer, PrototypeClassifier, PrototypeModel
@@ -45,7 +45,7 @@ _SOURCES = {
     **dict.fromkeys(("Encoder", "Fusion"), ".nn.base"),
     "Sample": ".sample",
     **dict.fromkeys(("ExecutionOptions", "RunSpec"), ".spec"),
-    "DeclaredFeatures": ".streams",
+    **dict.fromkeys(("DeclaredFeatures", "StreamSource"), ".streams"),
     **dict.fromkeys(("Above", "AtLeast", "Between", "NonNegativeFloat", "NonNegativeInt", "PositiveFloat",
                      "PositiveInt", "Probability", "Settings", "runtime"), ".settings"),
     **dict.fromkeys(("EarlyStopping", "SupervisedTrainer", "predict_logits"), ".training.supervised"),

@@ -237,6 +237,7 @@ class DFRNetModel(nn.Module):
         return self.head(self.dropout(pooled))  # (B, num_classes)
 
 
-def build_model(model_cfg: Mapping[str, object], num_classes: int) -> DFRNetModel:
+def build_model(model_cfg: Mapping[str, object] | DFRNetConfig, num_classes: int) -> DFRNetModel:
     """A DFR-Net from the ``model`` config section."""
-    return DFRNetModel(DFRNetConfig.from_config(model_cfg), num_classes)
+    cfg = model_cfg if isinstance(model_cfg, DFRNetConfig) else DFRNetConfig.from_config(model_cfg)
+    return DFRNetModel(cfg, num_classes)

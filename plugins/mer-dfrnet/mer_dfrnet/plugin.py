@@ -1,10 +1,10 @@
-"""The DFR-Net method as the mer core sees it: config, input streams, model, trainer stages."""
+"""The DFR-Net method as the mer core sees it: config (its sections typed in ``settings.py``, checked
+by the core before any work), input streams, model, trainer stages."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Mapping
 
-from mercore import FeatureRequest, Method, NonNegativeFloat, Probability, Settings, hookimpl
+from mercore import FeatureRequest, Method, hookimpl
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -12,16 +12,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
     from mercore import SupervisedTrainer
 
-
-@dataclass(frozen=True, kw_only=True)
-class Augment(Settings):
-    """The ``augment`` section, checked before any work (read first inside a fold)."""
-
-    section = "augment"
-
-    flip: Probability
-    crop_pad: NonNegativeFloat
-    flow_streams: tuple[str, ...]
+    from .settings import DFRNetSettings
 
 
 class DFRNet(Method):
@@ -38,39 +29,25 @@ class DFRNet(Method):
     inputs = ("clips", "flow-release")
     config_package = "mer_dfrnet"
 
+    def config_class(self) -> type[DFRNetSettings]:
+        from .settings import DFRNetSettings  # imports torch: only when asked, not when the plugin loads
+
+        return DFRNetSettings
+
     def features(self, config: Mapping[str, Any]) -> dict[str, FeatureRequest]:
         """One request per branch; ``features.size`` goes to every stream, ``features.align`` to
         the clip extractors (a release's maps are already cropped), unless a stream's params set them."""
-        from .model import STREAM_OF, DFRNetConfig
-
-        branches = DFRNetConfig.from_config(config["model"]).branches
-        feats = config["features"]
-        size = feats.get("size")
-        out = {}
-        for branch in branches:
-            stream = STREAM_OF[branch]
-            spec = feats[stream]
-            params = dict(spec.get("params") or {})
-            if not str(spec["extractor"]).startswith("release_"):
-                params = {"align": feats.get("align", "none"), **params}
-            if size is not None:
-                params = {"size": size, **params}
-            out[stream] = FeatureRequest(spec["extractor"], params)
-        return out
+        return self.settings(config).streams()
 
     def build_model(self, config: Mapping[str, Any], num_classes: int) -> nn.Module:
         from .model import build_model  # imports torch: only when a model is built, not when the plugin loads
 
-        return build_model(config["model"], num_classes)
+        return build_model(self.settings(config).model, num_classes)
 
     def augment(self, config: Mapping[str, Any]) -> Callable[[dict[str, torch.Tensor], torch.Generator], dict[str, torch.Tensor]] | None:
         from .augment import FlipCropAugment
 
-        spec = Augment.from_config(config["augment"])
-        unknown = sorted(set(spec.flow_streams) - set(self.features(config)))
-        if not spec.flow_streams or unknown:
-            raise ValueError(f"augment.flow_streams {list(spec.flow_streams)} must name the flow streams (their u is "
-                             f"mirrored on a flip) among the method's streams {sorted(self.features(config))}")
+        spec = self.settings(config).augment
         if spec.flip == 0 and spec.crop_pad == 0:
             return None
         return FlipCropAugment(spec.flip, spec.crop_pad, spec.flow_streams)

@@ -225,13 +225,15 @@ def test_crop_is_a_shared_translation():
 
 
 def test_augment_from_config():
+    from mercore.config import resolve_config
+
     method = DFRNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)  # the paper's setup: no profile
     aug = method.augment(cfg)
     assert isinstance(aug, FlipCropAugment) and aug.flip == 0.5 and aug.flow_streams == ("flow",)
     cfg["augment"] = {**cfg["augment"], "flip": 0.0, "crop_pad": 0.0}
     assert method.augment(cfg) is None
-    stage, = method.stages(method.default_config())
+    stage, = method.stages(resolve_config(method))
     assert isinstance(stage, SupervisedTrainer)
     assert (stage.lr, stage.batch_size, stage.epochs, stage.optimizer) == (1e-5, 32, 100, "adam")
     assert (stage.early_stopping.patience, stage.early_stopping.monitor) == (10, "val_loss")
@@ -265,6 +267,29 @@ def test_features_follow_config():
                                            "flow": FeatureRequest("release_flow", {"size": 128})}
     cfg = resolve_config(method, inputs="flow-release", sets=["features.size=null"])
     assert method.features(cfg) == {"apex": FeatureRequest("release_apex", {}), "flow": FeatureRequest("release_flow", {})}
+
+
+def test_the_sections_are_declared_typed_and_checked_before_any_work():
+    """config_class: the core checks DFR-Net's sections against it once; streams, model and augmentation read them."""
+    from mer_dfrnet.settings import DFRNetSettings
+
+    from mercore.config import ConfigError, resolve_config
+    from mercore.runner import check_method
+
+    method = DFRNet()
+    cfg = resolve_config(method, profile="quick", inputs="flow-release", sets=["model.dropout=0.25"])
+    settings = method.settings(cfg)
+    assert isinstance(settings, DFRNetSettings) and isinstance(settings.model, DFRNetConfig)
+    assert settings.model.dropout == 0.25 and settings.model.branches == ("spatial", "temporal")
+    assert settings.augment.flow_streams == ("flow",) and isinstance(settings.train, SupervisedTrainer)
+    with torch.device("meta"):
+        assert method.build_model(cfg, 3).cfg == settings.model
+    for section, value, message in (("extras", {"x": 1}, r"unknown config section\(s\) \['extras'\]"),
+                                    ("augment", {**cfg["augment"], "flow_streams": ["diff"]},
+                                     r"augment.flow_streams \['diff'\] must name the flow streams"),
+                                    ("features", {**cfg["features"], "align": "mtcnn"}, "features.align")):
+        with pytest.raises(ConfigError, match=message):
+            check_method(method, {**cfg, section: value}, 3)
 
 
 def test_the_paper_profile_follows_eqs_7_and_13_and_quick_keeps_what_it_was_measured_with():
@@ -306,8 +331,10 @@ def test_registers_through_pluggy():
 
 
 def test_one_training_stage_runs(tmp_path: Path):
+    from mercore.config import resolve_config
+
     method = DFRNet()
-    cfg = method.default_config()
+    cfg = resolve_config(method)
     cfg["train"].update(epochs=2, batch_size=4, lr=1e-3)
     g = torch.Generator().manual_seed(0)
 
