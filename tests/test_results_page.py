@@ -123,7 +123,7 @@ def _set_timing(composite, entry: str, wall: float | None, machine: str) -> None
 @pytest.mark.parametrize("fast_wall, machine, verdict", [
     (600.0, "m1", "**Adopted** by the rule"),        # 1.5x faster, same machine
     (750.0, "m1", "under 1.3x"),                     # 1.2x: not enough
-    (600.0, "m2", "no timed ststnet:base run on its machine (m2)"),  # another machine: no speed verdict
+    (600.0, "m2", "no ststnet:base run on its machine (m2)"),  # another machine: no speed verdict
 ])
 def test_a_speed_setting_is_judged_by_the_written_rule(composite, tmp_path, monkeypatch, fast_wall, machine, verdict):
     """The rule of docs/protocols.md, with SWA standing in for a speed setting (its result is within
@@ -138,3 +138,21 @@ def test_a_speed_setting_is_judged_by_the_written_rule(composite, tmp_path, monk
     line = composite.speed_rule_lines(found)
     assert line.startswith("- ststnet:swa") and verdict in line
     assert ("**Adopted**" in line) == (verdict == "**Adopted** by the rule")
+
+
+def test_a_loso_wall_time_is_measured_or_summed_over_its_fold_processes(composite):
+    """The fallback for runs that reused folds: their folds' wall times over the fold processes.
+    Checked against every committed run whose whole LOSO was timed (the docstring's 1 %)."""
+    info = {"loso_wall_s": None, "workers": "auto", "machine": "x86_64, AMD EPYC, 2 cores",
+            "fold_wall_s": [30.0, 50.0, 40.0], "fold_cpu_s": [20.0, 45.0, 25.0], "trainings": [1, 2, 1]}
+    assert composite.loso_wall_s(info) == 60.0 and composite.loso_wall_s({**info, "workers": "3"}) == 40.0
+    assert composite.loso_wall_s({**info, "loso_wall_s": 75.0}) == 75.0
+    assert composite.cpu_per_training(info) == 22.5
+    assert composite.cpu_per_training({k: v for k, v in info.items() if k != "trainings"}) is None
+    timed = [json.loads(f.read_text()) for f in composite.RESULTS.glob("*/seed*/folds.json")]
+    timed = [t for t in timed if t.get("loso_wall_s")]
+    if not timed:
+        pytest.skip("no fully timed run committed")
+    for t in timed:
+        summed = composite.loso_wall_s({**t, "loso_wall_s": None})
+        assert abs(summed - t["loso_wall_s"]) <= 0.01 * t["loso_wall_s"], t["run_folder"]
