@@ -72,7 +72,11 @@ def check_run_options(config: dict[str, Any]) -> CoreSettings:
 
     core = validate_config(config)
     try:
-        resolve_device(core.run.device)
+        device = resolve_device(core.run.device)
+        if core.run.compile:
+            from .training.compiled import check_compiler
+
+            check_compiler(device)
     except (ValueError, RuntimeError) as exc:
         raise ConfigError(str(exc)) from None
     return core

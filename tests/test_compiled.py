@@ -64,3 +64,19 @@ def test_the_limit_is_never_lowered():
     dynamo_config.recompile_limit = 500
     compile_model(RankSum(), backend="eager")
     assert dynamo_config.recompile_limit == 500
+
+
+def test_a_missing_cpp_compiler_is_a_config_error_before_any_work(monkeypatch):
+    """Inductor on a CPU needs a C++ compiler: without one the run stops at once, naming the option."""
+    from mer_ststnet.plugin import STSTNet
+
+    from mercore.config import ConfigError, resolve_config
+    from mercore.runner import check_run_options
+
+    on = resolve_config(STSTNet(), sets=["run.compile=true", "run.device=cpu"])
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: f"/usr/bin/{name}")
+    check_run_options(on)  # a compiler found: nothing to say
+    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
+    with pytest.raises(ConfigError, match=r"run.compile=true: torch.compile on a CPU needs a C\+\+ compiler"):
+        check_run_options(on)
+    check_run_options(resolve_config(STSTNet(), sets=["run.compile=false", "run.device=cpu"]))  # off: no check

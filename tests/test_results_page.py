@@ -142,7 +142,7 @@ def test_a_speed_setting_is_judged_by_the_written_rule(composite, tmp_path, monk
 
 def test_a_loso_wall_time_is_measured_or_summed_over_its_fold_processes(composite):
     """The fallback for runs that reused folds: their folds' wall times over the fold processes.
-    Checked against every committed run whose whole LOSO was timed (the docstring's 1 %)."""
+    Checked against every committed run whose whole LOSO was timed (the docstring's 1 to 1.3 %)."""
     info = {"loso_wall_s": None, "workers": "auto", "machine": "x86_64, AMD EPYC, 2 cores",
             "fold_wall_s": [30.0, 50.0, 40.0], "fold_cpu_s": [20.0, 45.0, 25.0], "trainings": [1, 2, 1]}
     assert composite.loso_wall_s(info) == 60.0 and composite.loso_wall_s({**info, "workers": "3"}) == 40.0
@@ -155,4 +155,21 @@ def test_a_loso_wall_time_is_measured_or_summed_over_its_fold_processes(composit
         pytest.skip("no fully timed run committed")
     for t in timed:
         summed = composite.loso_wall_s({**t, "loso_wall_s": None})
-        assert abs(summed - t["loso_wall_s"]) <= 0.01 * t["loso_wall_s"], t["run_folder"]
+        assert abs(summed - t["loso_wall_s"]) <= 0.015 * t["loso_wall_s"], t["run_folder"]
+
+
+def test_a_profile_uses_a_speed_setting_exactly_when_the_rule_adopted_it(composite):
+    """The real-data profile of each speed-only entry's method turns its setting on if and only if
+    the page's verdict is 'Adopted' (docs/protocols.md: nothing else may turn it on)."""
+    from mercore.config import resolve_config
+    from mercore.runner import load_method
+
+    lines = composite.speed_rule_lines(composite.load_entries()).splitlines()
+    for name in composite.SPEED_ONLY:
+        entry = composite.BY_NAME[name]
+        (key, value), = entry.overrides.items()
+        _, method = load_method(None, entry.method)
+        config = resolve_config(method, variant=entry.variant, profile="quick", inputs="flow-release")
+        section, option = key.split(".")
+        adopted = any(line.startswith(f"- {name}:") and "**Adopted**" in line for line in lines)
+        assert (config[section][option] == value) == adopted, name

@@ -10,6 +10,7 @@ and reaching it is made an error: a fold either runs compiled or fails by name.
 """
 from __future__ import annotations
 
+import shutil
 from typing import cast
 
 import torch
@@ -17,6 +18,24 @@ import torch._dynamo.config as dynamo_config
 from torch import nn
 
 COMPILED_VARIANTS = 64  # per forward function and process; the composite HTNet run needed 9+ in one process
+
+
+def check_compiler(device: torch.device) -> None:
+    """On a CPU, inductor writes C++ and needs a compiler: without one every fold would fail at
+    its first step, so say so before any work (a ValueError naming the option)."""
+    if device.type != "cpu":
+        return
+    from torch._inductor.cpp_builder import get_cpp_compiler
+
+    try:
+        compiler = get_cpp_compiler()
+    except Exception as exc:  # torch raises its own error types when none is configured or found
+        compiler, reason = None, str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    else:
+        reason = f"{compiler!r} is not on PATH"
+    if compiler is None or shutil.which(compiler) is None:
+        raise ValueError(f"run.compile=true: torch.compile on a CPU needs a C++ compiler ({reason}); "
+                         "install one (g++ or clang++) or set run.compile=false")
 
 
 def compile_model(model: nn.Module, backend: str = "inductor") -> nn.Module:
