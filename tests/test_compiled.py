@@ -73,10 +73,15 @@ def test_a_missing_cpp_compiler_is_a_config_error_before_any_work(monkeypatch):
     from mercore.config import ConfigError, resolve_config
     from mercore.runner import check_run_options
 
+    from torch._inductor import cpp_builder
+
+    def no_compiler() -> str:
+        raise RuntimeError("no g++ found")
+
     on = resolve_config(STSTNet(), sets=["run.compile=true", "run.device=cpu"])
-    monkeypatch.setattr(compiled.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", lambda: "g++")
     check_run_options(on)  # a compiler found: nothing to say
-    monkeypatch.setattr(compiled.shutil, "which", lambda name: None)
+    monkeypatch.setattr(cpp_builder, "get_cpp_compiler", no_compiler)
     with pytest.raises(ConfigError, match=r"run.compile=true: torch.compile on a CPU needs a C\+\+ compiler"):
         check_run_options(on)
     check_run_options(resolve_config(STSTNet(), sets=["run.compile=false", "run.device=cpu"]))  # off: no check
