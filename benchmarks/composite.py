@@ -435,10 +435,10 @@ def cpu_per_training(info: dict[str, Any]) -> float | None:
 
 
 def speed_rule_lines(found: dict[str, dict[int, Any]]) -> str:
-    """The rule's verdict for each speed-only entry: wall time against the base entry's runs on
-    the same machine (any seed; runs beside other work are not told apart here, the folds table
-    shows them), with fold CPU per training as a cross-check, and the paired UF1 difference over
-    the seeds both have."""
+    """The rule's verdict for each speed-only entry: wall time against the quickest of the base
+    entry's runs on the same machine (any seed; the others may have had other work beside them,
+    the folds table shows their times), with fold CPU per training as a cross-check, and the
+    paired UF1 difference over the seeds both have."""
     from mercore.compare import compare
     from mercore.evaluation.results import SeedsResult
 
@@ -460,7 +460,8 @@ def speed_rule_lines(found: dict[str, dict[int, Any]]) -> str:
             continue
         d = next(iter(compare(*(SeedsResult([found[e][s] for s in seeds], RESULTS)
                                for e in (base, name))).parts.values()))["uf1"]
-        ratio = statistics.mean(slow.values()) / statistics.mean(fast)
+        quickest = min(slow, key=lambda seed: slow[seed])  # the least disturbed: load on a base run must not favour it
+        ratio = slow[quickest] / statistics.mean(fast)
         same = abs(d.delta) <= SPEED_MAX_DELTA and d.interval.low <= 0 <= d.interval.high
         adopt = ratio >= SPEED_MIN_RATIO and same
         cpu = {e: [c for t in timing[e].values() if t["machine"] == machine and (c := cpu_per_training(t))]
@@ -469,8 +470,8 @@ def speed_rule_lines(found: dict[str, dict[int, Any]]) -> str:
                  f"{statistics.mean(cpu[name]):.1f} s, {statistics.mean(cpu[base]) / statistics.mean(cpu[name]):.2f}x."
                  if all(cpu.values()) else "")
         lines.append(
-            f"- {name}: LOSO {statistics.mean(fast) / 60:.1f} min against {statistics.mean(slow.values()) / 60:.1f} "
-            f"for {base} (seed(s) {', '.join(map(str, sorted(slow)))}) on {machine}: **{ratio:.2f}x** "
+            f"- {name}: LOSO {statistics.mean(fast) / 60:.1f} min against {slow[quickest] / 60:.1f} for {base} "
+            f"(seed {quickest}, its quickest of {len(slow)} run(s)) on {machine}: **{ratio:.2f}x** "
             f"({'at least' if ratio >= SPEED_MIN_RATIO else 'under'} {SPEED_MIN_RATIO}x); paired UF1 "
             f"{d.delta:+.3f} [{d.interval.low:+.3f}, {d.interval.high:+.3f}] over seed(s) {', '.join(map(str, seeds))} "
             f"({'within' if same else 'not within'} +-{SPEED_MAX_DELTA} with 0 inside). "
